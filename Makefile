@@ -1,0 +1,49 @@
+# Retro ML — set-up is two commands: `make run` and `make test`.
+#
+# torch: pyproject asks for a range (torch>=2.3) so a machine with an NVIDIA GPU gets pip's
+# CUDA build. On a machine without one, the CPU build is installed first (torch==2.13.0, a
+# few hundred MB instead of several GB), and it satisfies the range.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUNS_DIR ?= runs
+CPU_TORCH ?= torch==2.13.0
+
+.PHONY: run runner test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: installing PyTorch's CUDA build from the range in pyproject"; \
+	else \
+		echo "no NVIDIA GPU: installing the CPU build of PyTorch ($(CPU_TORCH))"; \
+		$(BIN)/pip install --quiet "$(CPU_TORCH)"; \
+	fi
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: install on first use, then start the runner supervisor on ./runs
+run: $(STAMP)
+	$(BIN)/python -m runner --runs-dir $(RUNS_DIR)
+
+## make test: install on first use, then ruff (lint + format check) and the whole suite
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

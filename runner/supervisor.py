@@ -1,0 +1,366 @@
+"""The runner supervisor: queue intake, one training process per run, requests, adoption.
+
+It is the only component that starts or signals training processes, and the only writer of
+run.json. Everything it decides comes from the store (queue files, request files, status.json)
+and from the process table, so a new supervisor can pick up exactly where a killed one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from filelock import Timeout
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from runner import process
+from runner.process import Handle
+from runstore import checkpoints
+from runstore.atomic import remove_stale_temp_files
+from runstore.config import ConfigError
+from runstore.models import RESUMABLE_STATES, RunnerInfo, RunRecord, RunState
+from runstore.store import Request, RunStore
+
+log = logging.getLogger("runner")
+
+VERSION = "0.1.0"
+HEARTBEAT_SECONDS = 5.0
+# An invalid queue file this fresh may still be being written; look again before rejecting.
+FRESH_FILE_SECONDS = 1.0
+
+
+class AlreadyRunningError(RuntimeError):
+    pass
+
+
+class _Wake(FileSystemEventHandler):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self.event.set()
+
+
+class Supervisor:
+    def __init__(
+        self,
+        store: RunStore,
+        max_concurrent: int = 1,
+        stop_grace: float = 30.0,
+        poll: float = 0.5,
+    ):
+        self.store = store
+        self.max_concurrent = max_concurrent
+        self.stop_grace = stop_grace
+        self.poll = poll
+        self.handles: dict[str, Handle] = {}
+        self.deadlines: dict[str, float] = {}
+        self.wake = threading.Event()
+        self.shutdown = threading.Event()
+        self._lock = store.runner_lock()
+        self._observer: Observer | None = None
+        self._watched: set[str] = set()
+        self._started = time.time()
+        self._next_heartbeat = 0.0
+
+    # -- life of the supervisor -----------------------------------------------------------
+
+    def start(self) -> None:
+        self.store.ensure_layout()
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            info = self.store.read_runner_info()
+            who = f" (pid {info.pid} on {info.host})" if info else ""
+            raise AlreadyRunningError(
+                f"another runner{who} is already supervising {self.store.root}; "
+                "stop it first, or use --runs-dir for another folder"
+            ) from None
+        remove_stale_temp_files(self.store.root)
+        for restored in self.store.recover_partial():
+            log.warning("put back %s from a run folder a killed runner left half-made", restored)
+        self.adopt()
+        self.heartbeat(force=True)
+        self._observer = Observer()
+        self._observer.schedule(_Wake(self.wake), str(self.store.queue_dir), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()
+        for run_id in self.store.run_ids():
+            self._watch_requests(run_id)
+        log.info(
+            "supervising %s (max_concurrent=%d, pid %d)",
+            self.store.root,
+            self.max_concurrent,
+            os.getpid(),
+        )
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self.shutdown.is_set():
+                self.step()
+                self.wake.wait(self.poll)
+                self.wake.clear()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Leave training processes running: a new supervisor adopts them."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+        if self._lock.is_locked:
+            self._lock.release()
+        log.info("runner stopped; %d training process(es) left running", len(self.handles))
+
+    def step(self) -> None:
+        """One pass: intake, requests, process checks, scheduling. Safe to call any time."""
+        self.intake()
+        for run_id in self.store.run_ids():
+            self.handle_requests(run_id)
+        self.check_processes()
+        self.schedule()
+        self.heartbeat()
+
+    def heartbeat(self, force: bool = False) -> None:
+        now = time.time()
+        if force or now >= self._next_heartbeat:
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
+            self.store.write_runner_info(
+                RunnerInfo(
+                    pid=os.getpid(),
+                    host=socket.gethostname(),
+                    started=self._started,
+                    heartbeat_at=now,
+                    version=VERSION,
+                    max_concurrent=self.max_concurrent,
+                )
+            )
+
+    # -- intake ---------------------------------------------------------------------------
+
+    def intake(self) -> None:
+        for path in self.store.queue_files():
+            try:
+                config = self.store.read_queue_file(path)
+            except FileNotFoundError:
+                continue  # claimed or removed meanwhile
+            except ConfigError as exc:
+                if self._is_fresh(path):
+                    continue
+                target = self.store.reject(path, exc.problems)
+                log.warning("rejected %s: %s", path.name, "; ".join(exc.problems))
+                log.info("moved to %s", target)
+                continue
+            except OSError as exc:
+                self.store.reject(path, [f"could not read the file: {exc}"])
+                continue
+            record = self.store.accept(path, config)
+            if record is not None:
+                log.info("queued %s from %s", record.id, path.name)
+                self._watch_requests(record.id)
+
+    def _is_fresh(self, path: Path) -> bool:
+        try:
+            return time.time() - path.stat().st_mtime < FRESH_FILE_SECONDS
+        except OSError:
+            return False
+
+    def _watch_requests(self, run_id: str) -> None:
+        if self._observer is None or run_id in self._watched:
+            return
+        folder = self.store.paths(run_id).requests
+        folder.mkdir(exist_ok=True)
+        self._observer.schedule(_Wake(self.wake), str(folder), recursive=False)
+        self._watched.add(run_id)
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        free = self.max_concurrent - len(self.handles)
+        if free <= 0:
+            return
+        queued = []
+        for run_id in self.store.run_ids():
+            record = self.store.read_run(run_id)
+            if record is not None and record.state == RunState.QUEUED:
+                queued.append(record)
+        queued.sort(key=lambda r: (r.queued_at, r.id))
+        for record in queued[:free]:
+            self.launch(record)
+
+    def launch(self, record: RunRecord) -> None:
+        paths = self.store.paths(record.id)
+        record.attempts += 1
+        record.started_at = record.started_at or time.time()
+        record.exit_code = None
+        record.reason = ""
+        record.ended_at = None
+        self._set_state(record, RunState.STARTING, "spawning the training process")
+        _rotate(paths.trainer_log)
+        try:
+            handle = process.spawn_trainer(paths.dir, paths.trainer_log)
+        except OSError as exc:
+            record.reason = f"could not start the training process: {exc}"
+            self._set_state(record, RunState.FAILED, record.reason)
+            return
+        record.pid, record.pgid, record.create_time = handle.pid, handle.pgid, handle.create_time
+        record.record("spawned", f"pid {handle.pid}")
+        self.store.write_run(record)
+        self.handles[record.id] = handle
+        log.info("started %s (pid %d)", record.id, handle.pid)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def handle_requests(self, run_id: str) -> None:
+        try:
+            requests, invalid = self.store.pending_requests(run_id)
+        except OSError:
+            return
+        for path in invalid:
+            log.warning("ignored %s: not a request file", path)
+            path.unlink(missing_ok=True)
+        for request in requests:
+            record = self.store.read_run(run_id)
+            if record is not None:
+                self.apply(record, request)
+            request.path.unlink(missing_ok=True)
+
+    def apply(self, record: RunRecord, request: Request) -> None:
+        action, state = request.action, record.state
+        handle = self.handles.get(record.id)
+        note = f"{action} requested ({request.source})"
+        if action == "pause" and state in (RunState.RUNNING, RunState.STARTING) and handle:
+            process.suspend(handle)
+            self._set_state(record, RunState.PAUSED, note)
+        elif action == "resume" and state == RunState.PAUSED and handle:
+            process.resume(handle)
+            self._set_state(record, RunState.RUNNING, note)
+        elif action == "resume" and state in RESUMABLE_STATES:
+            ckpt, _ = checkpoints.latest_complete(self.store.paths(record.id).checkpoints)
+            where = f"from {ckpt.dir.name}" if ckpt else "from the start (no checkpoint)"
+            record.queued_at = time.time()
+            record.reason = ""
+            self._set_state(record, RunState.QUEUED, f"{note}; will continue {where}")
+        elif action == "stop" and state.is_live and state != RunState.STOPPING and handle:
+            process.request_stop(handle)
+            self.deadlines[record.id] = time.monotonic() + self.stop_grace
+            self._set_state(record, RunState.STOPPING, note)
+        elif action == "stop" and state == RunState.QUEUED:
+            record.ended_at = time.time()
+            record.reason = "stopped before it started"
+            self._set_state(record, RunState.STOPPED, note)
+        else:
+            record.record("request-ignored", f"{action} does nothing in state {state.value}")
+            self.store.write_run(record)
+            log.info("%s: ignored %s in state %s", record.id, action, state.value)
+
+    # -- watching processes ---------------------------------------------------------------
+
+    def check_processes(self) -> None:
+        for run_id, handle in list(self.handles.items()):
+            record = self.store.read_run(run_id)
+            if record is None:  # the folder was deleted under us
+                process.kill(handle)
+                del self.handles[run_id]
+                continue
+            if not handle.is_alive():
+                self.finish(record, handle)
+                continue
+            if record.state == RunState.STARTING:
+                status = self.store.read_status(run_id)
+                if status and status.pid == handle.pid and status.phase != "starting":
+                    self._set_state(record, RunState.RUNNING, "training")
+            elif record.state == RunState.STOPPING:
+                deadline = self.deadlines.setdefault(run_id, time.monotonic() + self.stop_grace)
+                if time.monotonic() > deadline:
+                    log.warning("%s did not stop within %.0f s; killing it", run_id, self.stop_grace)
+                    record.record("killed", f"no exit {self.stop_grace:.0f} s after stop")
+                    process.kill(handle)
+
+    def finish(self, record: RunRecord, handle: Handle) -> None:
+        """The trainer exited: record the truth and clean up whatever is left of its group."""
+        process.kill(handle)  # stray env workers; the stored pgid still reaches them
+        self.handles.pop(record.id, None)
+        self.deadlines.pop(record.id, None)
+        status = self.store.read_status(record.id)
+        code = handle.exit_code()
+        record.exit_code = code
+        record.ended_at = time.time()
+        outcome = status.outcome if status and status.pid == handle.pid else None
+        if outcome in ("completed", "stopped", "failed"):
+            state = RunState(outcome)
+            record.reason = status.reason if status else ""
+            if state == RunState.COMPLETED and record.state == RunState.STOPPING:
+                state = RunState.STOPPED  # a stop that raced the last step
+        elif code is not None:
+            state = RunState.FAILED
+            sig = process.signal_name(code)
+            record.reason = (
+                f"the training process was killed by {sig} before it could record an outcome"
+                if sig
+                else f"the training process exited with code {code} without recording an outcome"
+            )
+            if record.state == RunState.STOPPING and sig == "SIGKILL":
+                state = RunState.STOPPED
+                record.reason = f"stopped by force after {self.stop_grace:.0f} s"
+        else:
+            state = RunState.LOST
+            record.reason = "the training process vanished without recording an outcome"
+        self._set_state(record, state, record.reason)
+        log.info("%s %s: %s", record.id, state.value, record.reason)
+
+    def adopt(self) -> None:
+        """Take over runs a previous supervisor left: live ones are adopted by (pid, create
+        time); those whose process is gone get the outcome they recorded, or ``lost``."""
+        for run_id in self.store.run_ids():
+            record = self.store.read_run(run_id)
+            if record is None or not record.state.is_live:
+                continue
+            remove_stale_temp_files(self.store.paths(run_id).dir)
+            proc = process.identify(record.pid, record.create_time)
+            if proc is None and record.pid is None:
+                found = process.find_trainers(self.store.paths(run_id).dir)
+                proc = found[0] if found else None
+            if proc is None:
+                self.finish(record, Handle(record.pid or 0, record.pgid or 0, 0.0))
+                continue
+            handle = Handle(
+                pid=proc.pid,
+                pgid=record.pgid or os.getpgid(proc.pid),
+                create_time=proc.create_time(),
+            )
+            self.handles[run_id] = handle
+            record.pid, record.pgid, record.create_time = handle.pid, handle.pgid, handle.create_time
+            # Re-assert the recorded state: the old runner may have died between a signal
+            # and its record.
+            if record.state == RunState.PAUSED:
+                process.suspend(handle)
+            elif record.state == RunState.STOPPING:
+                process.request_stop(handle)
+            else:
+                process.resume(handle)
+            record.record("adopted", f"by runner pid {os.getpid()}")
+            self.store.write_run(record)
+            log.info("adopted %s (pid %d, %s)", run_id, proc.pid, record.state.value)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _set_state(self, record: RunRecord, state: RunState, detail: str = "") -> None:
+        record.state = state
+        record.record(state.value, detail)
+        self.store.write_run(record)
+
+
+def _rotate(log_path: Path, max_bytes: int = 10 * 2**20) -> None:
+    """Keep the trainer's stdout log bounded: one previous generation at most."""
+    try:
+        if log_path.stat().st_size > max_bytes:
+            os.replace(log_path, log_path.with_suffix(".log.1"))
+    except FileNotFoundError:
+        pass

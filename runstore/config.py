@@ -1,0 +1,306 @@
+"""The run config: one typed model used by the runner (validation), the trainer
+(construction) and the dashboard (the new-run form).
+
+A user writes a short YAML file; ``resolve`` turns it into the complete config written to the
+run folder as ``config.yaml``, with every default filled in, so a run can be reproduced from
+its folder alone and the trainer never guesses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import random
+import re
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from runstore.envs import is_atari, registered_env_ids, unknown_env_message
+from runstore.hyperparams import (
+    HYPERPARAMS_BY_ALGO,
+    ZOO_ATARI,
+    DQNHyperparams,
+    Float,
+    Int,
+    PPOHyperparams,
+    StrictModel,
+)
+from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
+_DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|hours?|d|days?)?\s*$")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+
+
+class ConfigError(ValueError):
+    """A config that cannot run, with every problem in plain words."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+    def __str__(self) -> str:
+        return "\n".join(f"- {p}" for p in self.problems)
+
+
+class AtariSettings(StrictModel):
+    """The DeepMind preprocessing, written out so the resolved config says exactly what ran.
+
+    Defaults follow SB3's AtariWrapper and Machado et al. (2018): sticky actions with p=0.25
+    (ALE v5's default), frame skip 4 with max-pooling over the last two frames, 30 no-op
+    resets, fire on reset, 84x84 grayscale, 4 stacked frames. Episodic life and reward clipping
+    apply to the training env only; episode returns are reported in real game points.
+    Max-pooling and grayscale are always on (SB3's MaxAndSkipEnv and WarpFrame).
+    """
+
+    frame_skip: Int = Field(4, ge=1, le=16)
+    noop_max: Int = Field(30, ge=0, le=1000)
+    fire_reset: bool = True
+    terminal_on_life_loss: bool = True
+    clip_reward: bool = True
+    screen_size: Int = Field(84, ge=16, le=512)
+    frame_stack: Int = Field(4, ge=1, le=32)
+    repeat_action_probability: Float = Field(0.25, ge=0, le=1)
+    full_action_space: bool = False
+
+
+class RunConfig(StrictModel):
+    algo: Literal["ppo", "dqn"]
+    env: str
+    n_timesteps: Int = Field(gt=0, le=100_000_000_000)
+    name: str | None = None
+    seed: Int | None = Field(None, ge=0, le=2**31 - 1)
+    device: str = "auto"
+    vec_env: Literal["auto", "dummy", "subproc"] = "auto"
+    checkpoint_every: Int | None = Field(None, ge=1)
+    keep_checkpoints: Int = Field(3, ge=1, le=1000)
+    save_replay_buffer: bool = False
+    time_budget: Float | None = Field(
+        None, gt=0, description="seconds, or text like '2h' / '90m': stop gracefully when spent"
+    )
+    atari: AtariSettings | None = None
+    hyperparams: PPOHyperparams | DQNHyperparams | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid run name: use 1-64 letters, digits, spaces, '_', '.' "
+                "or '-', starting with a letter or digit (no '/' or '\\')"
+            )
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _DEVICE_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a device: use auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("time_budget", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and (match := _DURATION.match(value.lower())):
+            unit = (match["unit"] or "s").rstrip("s") or "s"
+            unit = {"hour": "h", "day": "d"}.get(unit, unit)
+            return float(match["n"]) * _UNIT_SECONDS.get(unit, 1)
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        if value not in registered_env_ids():
+            raise ValueError(unknown_env_message(value))
+        return value
+
+    @property
+    def is_atari(self) -> bool:
+        return is_atari(self.env)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or default_name(self.env, self.algo)
+
+
+def default_name(env_id: str, algo: str) -> str:
+    game = env_id.split("/")[-1].split("-v")[0].split("NoFrameskip")[0]
+    return f"{game}-{algo}".lower()
+
+
+def parse_config(data: bytes) -> RunConfig:
+    """Parse and validate a queue file, then fill every default (``resolve``)."""
+    try:
+        doc = load_yaml_mapping(data)
+    except ConfigSyntaxError as exc:
+        raise ConfigError([str(exc)]) from None
+    return resolve(doc)
+
+
+def resolve(doc: dict[str, Any]) -> RunConfig:
+    doc = dict(doc)
+    hp = doc.get("hyperparams")
+    # A pasted Zoo entry carries its own n_timesteps; accept it when the top level has none.
+    if isinstance(hp, dict) and "n_timesteps" in hp:
+        if "n_timesteps" not in doc:
+            doc["n_timesteps"] = hp["n_timesteps"]
+    unknown = _unknown_key_problems(doc)
+    doc = _known_keys_only(doc)
+    hp = doc.get("hyperparams")
+    atari = _env_is_atari(doc.get("env"))
+    if isinstance(hp, dict) or hp is None:
+        algo = doc.get("algo")
+        # Atari runs start from the Zoo's Atari entry; the keys a user gives override it.
+        base = dict(ZOO_ATARI.get(algo, {})) if atari else {}
+        doc["hyperparams"] = {**base, **(hp or {})}
+    try:
+        config = _validate(doc)
+    except ConfigError as exc:
+        raise ConfigError(unknown + exc.problems) from None
+    if unknown:
+        raise ConfigError(unknown)
+    return _fill_defaults(config)
+
+
+def _known_keys_only(doc: dict[str, Any]) -> dict[str, Any]:
+    """Drop unknown keys (already reported) so validation reports the remaining problems."""
+    doc = {k: v for k, v in doc.items() if k in RunConfig.model_fields}
+    hp_model = HYPERPARAMS_BY_ALGO.get(doc.get("algo"))  # type: ignore[arg-type]
+    if isinstance(doc.get("hyperparams"), dict) and hp_model is not None:
+        hp = doc["hyperparams"]
+        doc["hyperparams"] = {k: v for k, v in hp.items() if k in hp_model.model_fields}
+    if isinstance(doc.get("atari"), dict):
+        atari = doc["atari"]
+        doc["atari"] = {k: v for k, v in atari.items() if k in AtariSettings.model_fields}
+    return doc
+
+
+def _validate(doc: dict[str, Any]) -> RunConfig:
+    """Validate the top level and the hyperparams of the chosen algorithm, reporting both.
+
+    The hyperparams go through the one schema that applies, so errors name it instead of a
+    union of every algorithm's schema.
+    """
+    problems: list[str] = []
+    doc = dict(doc)
+    hp = doc.pop("hyperparams", None)
+    hp_model = HYPERPARAMS_BY_ALGO.get(doc.get("algo"))  # type: ignore[arg-type]
+    if hp_model is not None:
+        try:
+            hp = hp_model.model_validate({} if hp is None else hp)
+        except ValidationError as exc:
+            problems += [f"hyperparams.{p}" for p in format_validation_errors(exc)]
+            hp = None
+    try:
+        config = RunConfig.model_validate(doc)
+    except ValidationError as exc:
+        problems = format_validation_errors(exc) + problems
+    if problems:
+        raise ConfigError(problems)
+    return config.model_copy(update={"hyperparams": hp})
+
+
+def _fill_defaults(config: RunConfig) -> RunConfig:
+    hp = config.hyperparams
+    assert hp is not None
+    problems = []
+    # One number for the run's length: the top level (a Zoo entry's own is dropped).
+    updates: dict[str, Any] = {"hyperparams": hp.model_copy(update={"n_timesteps": None})}
+    if config.seed is None:
+        updates["seed"] = random.SystemRandom().randrange(2**31 - 1)
+    if config.name is None:
+        updates["name"] = default_name(config.env, config.algo)
+    if config.checkpoint_every is None:
+        updates["checkpoint_every"] = min(250_000, max(1_000, config.n_timesteps // 10))
+    if config.is_atari:
+        atari = config.atari or AtariSettings()
+        if hp.frame_stack is not None:
+            atari = atari.model_copy(update={"frame_stack": hp.frame_stack})
+        updates["atari"] = atari
+        updates["hyperparams"] = updates["hyperparams"].model_copy(update={"frame_stack": None})
+    elif config.atari is not None:
+        problems.append(f"atari: settings given but {config.env!r} is not an Atari game")
+    if isinstance(hp, PPOHyperparams) and hp.batch_size > hp.n_steps * hp.n_envs:
+        problems.append(
+            f"hyperparams.batch_size ({hp.batch_size}) is larger than n_steps x n_envs "
+            f"({hp.n_steps * hp.n_envs}), the rollout size; lower batch_size or raise n_steps"
+        )
+    if isinstance(hp, DQNHyperparams) and hp.batch_size > hp.buffer_size:
+        problems.append(
+            f"hyperparams.batch_size ({hp.batch_size}) is larger than buffer_size "
+            f"({hp.buffer_size}); raise buffer_size"
+        )
+    if problems:
+        raise ConfigError(problems)
+    return config.model_copy(update=updates)
+
+
+def _env_is_atari(env: Any) -> bool:
+    return isinstance(env, str) and env in registered_env_ids() and is_atari(env)
+
+
+def _unknown_key_problems(doc: dict[str, Any]) -> list[str]:
+    """Name unknown keys with the closest valid one, which pydantic alone does not do."""
+    problems = []
+    problems += _unknown(doc, RunConfig.model_fields, "")
+    algo = doc.get("algo")
+    hp = doc.get("hyperparams")
+    if isinstance(hp, dict) and algo in HYPERPARAMS_BY_ALGO:
+        fields = HYPERPARAMS_BY_ALGO[algo].model_fields
+        other = {k for a, m in HYPERPARAMS_BY_ALGO.items() if a != algo for k in m.model_fields}
+        for key in hp:
+            if key not in fields and key in other:
+                problems.append(f"hyperparams.{key}: not a {algo.upper()} hyperparameter")
+            elif key not in fields:
+                problems += _unknown({key: None}, fields, "hyperparams.")
+    if isinstance(doc.get("atari"), dict):
+        problems += _unknown(doc["atari"], AtariSettings.model_fields, "atari.")
+    return problems
+
+
+def _unknown(doc: dict[str, Any], known: Any, prefix: str) -> list[str]:
+    problems = []
+    for key in doc:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problems.append(f"{prefix}{key}: unknown key{hint}")
+    return problems
+
+
+def format_validation_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not _is_union_branch(p))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "required but missing"
+        elif "input" in err and err["type"] not in ("value_error",):
+            msg = f"{msg} (got {_short(err['input'])})"
+        problems.append(f"{loc or 'config'}: {msg}")
+    return problems
+
+
+def _is_union_branch(part: Any) -> bool:
+    return isinstance(part, str) and (
+        part.endswith("Hyperparams") or part in ("int", "float", "str", "tuple[int,str]")
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def to_yaml(config: RunConfig) -> str:
+    """The resolved config as YAML, in the field order of the schema."""
+    return yaml.safe_dump(
+        config.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
+    )
+
+
+def load_resolved(text: str) -> RunConfig:
+    """Read a run folder's ``config.yaml`` (already resolved; validated again all the same)."""
+    return _validate(load_yaml_mapping(text.encode("utf-8")))

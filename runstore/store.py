@@ -1,0 +1,297 @@
+"""The run store: one object that reads and writes the runs folder for every process.
+
+Writers: the runner owns ``run.json``, ``runner.json`` and queue intake; the trainer owns
+``status.json`` and the run's outputs; the dashboard and the CLI only add queue files and
+request files. All writes are atomic (``runstore.atomic``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from runstore.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from runstore.config import ConfigError, RunConfig, load_resolved, parse_config, to_yaml
+from runstore.models import RunnerInfo, RunRecord, RunState, TrainStatus
+from runstore.paths import (
+    RunPaths,
+    UnsafePathError,
+    contained_run_dir,
+    is_run_id,
+    new_run_id,
+)
+
+log = logging.getLogger(__name__)
+
+QUEUE_SUFFIXES = (".yaml", ".yml")
+# Editors and copy tools write these while a file is still being written; never claim them.
+_IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".swp", ".crdownload", "~")
+REQUEST_ACTIONS = ("stop", "pause", "resume")
+MAX_QUEUE_NAME = 200
+
+
+@dataclass(frozen=True)
+class Request:
+    path: Path
+    action: str
+    at: float
+    source: str
+
+
+class RunStore:
+    """Paths and documents of one runs folder."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root).absolute()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.root / "queue"
+
+    @property
+    def rejected_dir(self) -> Path:
+        return self.queue_dir / "rejected"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".runner.lock"
+
+    @property
+    def runner_json(self) -> Path:
+        return self.root / "runner.json"
+
+    def ensure_layout(self) -> None:
+        self.rejected_dir.mkdir(parents=True, exist_ok=True)
+
+    def paths(self, run_id: str) -> RunPaths:
+        """Paths of a run, refusing ids that are not ours or that escape the folder."""
+        return RunPaths(contained_run_dir(self.root, run_id))
+
+    def runner_lock(self) -> FileLock:
+        """The supervisor's lock: a kernel lock (flock), freed when its holder dies."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.lock_path), is_singleton=False)
+
+    def runner_is_alive(self) -> bool:
+        """True when some process holds the runner lock on this folder."""
+        lock = self.runner_lock()
+        try:
+            lock.acquire(timeout=0)
+        except Exception:
+            return True
+        lock.release()
+        return False
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        """Ids of every run folder with a run.json, oldest first."""
+        if not self.root.is_dir():
+            return []
+        ids = []
+        for entry in os.scandir(self.root):
+            if is_run_id(entry.name) and entry.is_dir(follow_symlinks=False):
+                if os.path.exists(os.path.join(entry.path, "run.json")):
+                    ids.append(entry.name)
+        return sorted(ids)
+
+    def read_run(self, run_id: str) -> RunRecord | None:
+        data = read_json(self.paths(run_id).run_json)
+        if data is None:
+            return None
+        try:
+            return RunRecord.model_validate(data)
+        except ValueError:
+            return None
+
+    def write_run(self, record: RunRecord) -> None:
+        atomic_write_json(self.paths(record.id).run_json, record.model_dump(mode="json"))
+
+    def read_status(self, run_id: str) -> TrainStatus | None:
+        return read_status_file(self.paths(run_id).status_json)
+
+    def read_config(self, run_id: str) -> RunConfig:
+        return load_resolved(self.paths(run_id).config.read_text(encoding="utf-8"))
+
+    def delete_run(self, run_id: str) -> None:
+        shutil.rmtree(self.paths(run_id).dir)
+
+    # -- queue intake (runner) ------------------------------------------------------------
+
+    def queue_files(self) -> list[Path]:
+        """Files waiting in the queue, oldest first (FIFO by arrival)."""
+        if not self.queue_dir.is_dir():
+            return []
+        files = []
+        for entry in os.scandir(self.queue_dir):
+            name = entry.name
+            if name.startswith(".") or name.endswith(_IN_PROGRESS_SUFFIXES):
+                continue
+            if entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                try:
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                except FileNotFoundError:
+                    continue
+                files.append((mtime, name, Path(entry.path)))
+        return [p for _, _, p in sorted(files)]
+
+    def read_queue_file(self, path: Path) -> RunConfig:
+        """Validate a queue file; raises ConfigError with every problem in plain words."""
+        if path.is_symlink():
+            raise ConfigError(["the queue file is a symlink; copy the file itself into the queue"])
+        if not path.name.endswith(QUEUE_SUFFIXES):
+            raise ConfigError([f"{path.name!r} is not a .yaml or .yml file"])
+        if len(path.name) > MAX_QUEUE_NAME:
+            raise ConfigError([f"the file name is longer than {MAX_QUEUE_NAME} characters"])
+        with open(path, "rb") as fh:
+            data = fh.read(1024 * 1024)
+        return parse_config(data)
+
+    def reject(self, path: Path, problems: list[str]) -> Path:
+        """Move a bad queue file to queue/rejected/ with NAME.error.txt beside it."""
+        self.rejected_dir.mkdir(parents=True, exist_ok=True)
+        target = self.rejected_dir / path.name
+        if target.exists() or len(path.name) > MAX_QUEUE_NAME:
+            stem = path.name[:MAX_QUEUE_NAME]
+            target = self.rejected_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
+        os.replace(path, target)
+        text = (
+            f"{path.name} was not started:\n"
+            + "\n".join(f"- {p}" for p in problems)
+            + "\n\nFix the file and drop it into the queue again.\n"
+        )
+        atomic_write_text(target.with_name(target.name + ".error.txt"), text)
+        return target
+
+    def accept(self, path: Path, config: RunConfig) -> RunRecord | None:
+        """Turn a valid queue file into a queued run, atomically.
+
+        The run folder is assembled under a hidden name (queue file moved in, config.yaml and
+        run.json written) and renamed into place, so a crash at any point leaves either the
+        queue file or a complete run — ``recover_partial`` puts a half-made one back.
+        Returns None if another process claimed the file first.
+        """
+        run_id = new_run_id(config.display_name)
+        staging = self.root / f".partial-{run_id}"
+        staging.mkdir(parents=True)
+        run = RunPaths(staging)
+        try:
+            os.rename(path, run.source)
+        except FileNotFoundError:
+            staging.rmdir()
+            return None
+        run.make_dirs()
+        atomic_write_text(run.config, to_yaml(config))
+        record = RunRecord(
+            id=run_id, name=config.display_name, host=socket.gethostname(), source_file=path.name
+        )
+        record.record("queued", f"from {path.name}")
+        atomic_write_json(run.run_json, record.model_dump(mode="json"))
+        os.rename(staging, self.root / run_id)
+        return record
+
+    def recover_partial(self) -> list[Path]:
+        """Put back queue files of run folders a killed runner left half-made."""
+        restored = []
+        for staging in self.root.glob(".partial-*"):
+            source = staging / "source.yaml"
+            if source.exists():
+                original = self.queue_dir / f"recovered-{staging.name.removeprefix('.partial-')}"
+                os.replace(source, original.with_suffix(".yaml"))
+                restored.append(original.with_suffix(".yaml"))
+            shutil.rmtree(staging, ignore_errors=True)
+        return restored
+
+    def submit(self, yaml_text: str, filename: str) -> Path:
+        """Drop a config into the queue (dashboard, tests): hidden temp name, then rename."""
+        name = Path(filename).name
+        if not name.endswith(QUEUE_SUFFIXES):
+            name += ".yaml"
+        self.queue_dir.mkdir(parents=True, exist_ok=True)
+        target = self.queue_dir / name
+        tmp = self.queue_dir / f".{name}.submit"
+        atomic_write_bytes(tmp, yaml_text.encode("utf-8"))
+        os.replace(tmp, target)
+        return target
+
+    # -- requests (dashboard/CLI write, runner consumes) -----------------------------------
+
+    def write_request(self, run_id: str, action: str, source: str = "cli") -> Path:
+        if action not in REQUEST_ACTIONS:
+            raise ValueError(f"unknown action {action!r}; one of {', '.join(REQUEST_ACTIONS)}")
+        run = self.paths(run_id)
+        if not run.run_json.exists():
+            raise UnsafePathError(f"no run {run_id} in {self.root}")
+        run.requests.mkdir(exist_ok=True)
+        now = time.time()
+        path = run.requests / f"{time.time_ns()}-{action}.json"
+        atomic_write_json(path, {"action": action, "at": now, "source": source})
+        return path
+
+    def pending_requests(self, run_id: str) -> tuple[list[Request], list[Path]]:
+        """Valid requests oldest first, and files in requests/ that are not requests."""
+        folder = self.paths(run_id).requests
+        valid: list[Request] = []
+        invalid: list[Path] = []
+        if not folder.is_dir():
+            return valid, invalid
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith("."):
+                continue
+            data = read_json(path) if path.is_file() and not path.is_symlink() else None
+            action = data.get("action") if isinstance(data, dict) else None
+            if action in REQUEST_ACTIONS and path.name.endswith(f"-{action}.json"):
+                at = data.get("at")
+                valid.append(
+                    Request(
+                        path=path,
+                        action=action,
+                        at=float(at) if isinstance(at, int | float) else 0.0,
+                        source=str(data.get("source", "?"))[:40],
+                    )
+                )
+            else:
+                invalid.append(path)
+        return valid, invalid
+
+    # -- runner heartbeat -----------------------------------------------------------------
+
+    def write_runner_info(self, info: RunnerInfo) -> None:
+        atomic_write_json(self.runner_json, info.model_dump(mode="json"))
+
+    def read_runner_info(self) -> RunnerInfo | None:
+        data = read_json(self.runner_json)
+        try:
+            return RunnerInfo.model_validate(data) if data else None
+        except ValueError:
+            return None
+
+
+def read_status_file(path: Path) -> TrainStatus | None:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return TrainStatus.model_validate(data)
+    except ValueError:
+        return None
+
+
+def write_status_file(path: Path, status: TrainStatus) -> None:
+    atomic_write_json(path, status.model_dump(mode="json"))
+
+
+
+
+
+
+__all__ = ["Request", "RunStore", "read_status_file", "write_status_file"]

@@ -1,0 +1,76 @@
+"""Load a user's YAML without ever executing or expanding anything.
+
+``yaml.safe_load`` refuses Python object tags but still expands aliases, so a few hundred bytes
+can become billions of nodes (the "billion laughs" bomb). Configs need neither anchors nor custom
+tags, so both are refused before anything is constructed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+MAX_CONFIG_BYTES = 64 * 1024
+
+# The YAML core scalar tags are harmless and appear in pasted RL Zoo entries (`!!float 1e7`).
+_ALLOWED_TAGS = {
+    f"tag:yaml.org,2002:{name}" for name in ("float", "int", "str", "bool", "null", "map", "seq")
+}
+
+
+class ConfigSyntaxError(ValueError):
+    """The document is not a plain YAML mapping we are willing to read."""
+
+
+def load_yaml_mapping(data: bytes) -> dict[str, Any]:
+    """Parse ``data`` as one YAML mapping, refusing anything but plain data."""
+    if len(data) == 0 or not data.strip():
+        raise ConfigSyntaxError("the file is empty: write a YAML mapping such as 'algo: ppo'")
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigSyntaxError(
+            f"the file is {len(data):,} bytes; a run config is at most {MAX_CONFIG_BYTES:,} bytes"
+        )
+    if b"\x00" in data:
+        raise ConfigSyntaxError("the file is binary (it contains NUL bytes), not YAML text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigSyntaxError(
+            f"the file is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ConfigSyntaxError(
+                    "YAML anchors and aliases (&name / *name) are not allowed in run configs: "
+                    "write the values out in full"
+                )
+            tag = getattr(event, "tag", None)
+            if tag is not None and _expand_tag(tag) not in _ALLOWED_TAGS:
+                raise ConfigSyntaxError(
+                    f"YAML tag {tag!r} is not allowed: configs are plain data; remove the tag"
+                )
+        doc = yaml.safe_load(text)
+    except ConfigSyntaxError:
+        raise
+    except yaml.YAMLError as exc:
+        raise ConfigSyntaxError(f"the file is not valid YAML: {_one_line(exc)}") from None
+    if not isinstance(doc, dict):
+        kind = "empty" if doc is None else type(doc).__name__
+        raise ConfigSyntaxError(
+            f"the file holds a {kind}, not a mapping: a run config looks like "
+            "'algo: ppo\\nenv: ALE/Pong-v5\\nn_timesteps: 1000000'"
+        )
+    bad_keys = [k for k in doc if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigSyntaxError(f"keys must be text, got {bad_keys[0]!r}")
+    return doc
+
+
+def _expand_tag(tag: str) -> str:
+    return "tag:yaml.org,2002:" + tag[2:] if tag.startswith("!!") else tag
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,115 @@
+"""The one SB3 callback that tracks a run: status, episodes, checkpoints, stop, NaN guard.
+
+One callback instead of a CallbackList keeps the per-step cost to a single Python call; the
+work itself runs only when a step crosses a threshold (a second passed, an episode ended, a
+checkpoint is due), never on every step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import TensorBoardOutputFormat
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
+from training.status import StatusWriter
+
+log = logging.getLogger(__name__)
+
+NAN_CHECK_SECONDS = 5.0
+
+
+class StopReason:
+    def __init__(self) -> None:
+        self.reason: str | None = None  # "stop" (request/signal) or "time_budget"
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+
+class RunCallback(BaseCallback):
+    def __init__(
+        self,
+        status: StatusWriter,
+        stop: StopReason,
+        save_checkpoint: Callable[[], None],
+        checkpoint_every: int,
+        start_step: int,
+        time_budget: float | None,
+    ):
+        super().__init__()
+        self.status = status
+        self.stop = stop
+        self.save_checkpoint = save_checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.start_step = start_step
+        self.time_budget = time_budget
+        self.next_checkpoint = (start_step // checkpoint_every + 1) * checkpoint_every
+        self._tb = None
+        self._next_nan_check = 0.0
+
+    def _on_training_start(self) -> None:
+        for fmt in self.model.logger.output_formats:
+            if isinstance(fmt, TensorBoardOutputFormat):
+                self._tb = fmt.writer
+        if self.start_step > 0 and self._tb is not None:
+            # Tell TensorBoard the run restarted here: steps past the checkpoint written by
+            # the crashed session are purged instead of drawn twice.
+            event = Event(
+                step=self.start_step,
+                wall_time=time.time(),
+                session_log=SessionLog(status=SessionLog.START),
+            )
+            self._tb._get_file_writer().add_event(event)
+        self.status.write(self.num_timesteps, phase="training")
+
+    def _on_step(self) -> bool:
+        n = self.num_timesteps
+        dones = self.locals.get("dones")
+        if dones is not None and dones.any():
+            self._episodes(n, dones)
+        self.status.tick(n)
+        if n >= self.next_checkpoint:
+            self.next_checkpoint = (n // self.checkpoint_every + 1) * self.checkpoint_every
+            self.save_checkpoint()
+        if self.time_budget is not None and self.status.train_seconds >= self.time_budget:
+            self.stop.request("time_budget")
+        return self.stop.reason is None
+
+    def _episodes(self, n: int, dones: np.ndarray) -> None:
+        infos = self.locals.get("infos") or ()
+        n_envs = len(dones)
+        for i in np.flatnonzero(dones):
+            episode = infos[i].get("episode") if i < len(infos) else None
+            if episode is None:  # episodic life: a life ended, not the game
+                continue
+            ret, length = float(episode["r"]), int(episode["l"])
+            self.status.episode(ret)
+            if self._tb is not None:
+                # Each env's own step inside this vector step, so no two points share a step.
+                step = n - n_envs + int(i) + 1
+                self._tb.add_scalar("episode/return", ret, step)
+                self._tb.add_scalar("episode/length", length, step)
+
+    def _on_rollout_end(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_nan_check:
+            self._next_nan_check = now + NAN_CHECK_SECONDS
+            check_finite(self.model.policy, self.num_timesteps)
+
+
+def check_finite(policy: torch.nn.Module, step: int) -> None:
+    """Raise when training has diverged; SB3 would otherwise go on with NaN weights."""
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if not torch.isfinite(param).all():
+                raise FloatingPointError(
+                    f"NaN or inf in the model parameters ({name}) at step {step}: the loss "
+                    "diverged. Lower learning_rate, check reward scale, or use max_grad_norm."
+                )

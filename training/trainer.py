@@ -1,0 +1,230 @@
+"""Train one run in its folder: fresh, or resumed from its newest complete checkpoint.
+
+A resumed run is the same run: ``reset_num_timesteps=False`` with the *remaining* steps keeps
+the step count, the schedules (learning rate, DQN's epsilon) and the TensorBoard folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from runstore import checkpoints
+from runstore.config import RunConfig, load_resolved
+from runstore.paths import RunPaths
+from training.callbacks import RunCallback, StopReason, check_finite
+from training.envs import make_train_env
+from training.failures import explain
+from training.sb3_kwargs import ALGORITHMS, model_kwargs, schedule_overrides
+from training.status import StatusWriter
+
+log = logging.getLogger(__name__)
+
+TB_LOG_NAME = "train"
+
+
+class DeviceUnavailableError(RuntimeError):
+    pass
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` picks CUDA when usable; an explicit CUDA request on a machine without it fails
+    loudly instead of silently training on the CPU for days."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            build = torch.version.cuda or "none (CPU-only build)"
+            raise DeviceUnavailableError(
+                f"CUDA was requested (device: {requested}) but torch.cuda.is_available() is "
+                f"False (torch {torch.__version__}, CUDA build {build}). Set device: cpu or "
+                "auto, or install a CUDA build of PyTorch that matches the NVIDIA driver."
+            )
+        index = int(requested.split(":")[1]) if ":" in requested else 0
+        if index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(
+                f"CUDA was requested (device: {requested}) but only "
+                f"{torch.cuda.device_count()} GPU(s) are visible; use cuda:0..."
+            )
+    return requested
+
+
+@dataclass
+class Outcome:
+    outcome: str  # completed | stopped | failed
+    reason: str
+
+
+class Trainer:
+    def __init__(self, paths: RunPaths, config: RunConfig, status: StatusWriter):
+        self.paths = paths
+        self.config = config
+        self.status = status
+        self.stop = StopReason()
+        self.model: BaseAlgorithm | None = None
+        self.env: VecEnv | None = None
+
+    def request_stop(self, *_: object) -> None:
+        self.stop.request("stop")
+
+    def run(self) -> Outcome:
+        config = self.config
+        device = resolve_device(config.device)
+        self.status.write(0, total_timesteps=config.n_timesteps, device=device, phase="starting")
+        ckpt, skipped = checkpoints.latest_complete(self.paths.checkpoints)
+        for bad in skipped:
+            log.warning("checkpoint %s is incomplete or corrupt; skipped", bad.dir.name)
+        start_step = ckpt.step if ckpt else 0
+        seed = (config.seed or 0) + start_step
+        set_random_seed(seed)
+        self.env = make_train_env(config, seed=seed)
+        if ckpt is not None:
+            self.model = self._load(ckpt, device)
+            start_step = self.model.num_timesteps
+            self.status.write(
+                start_step, start_timesteps=start_step, resumed_from=ckpt.dir.name
+            )
+            log.info("resumed from %s at step %d", ckpt.dir.name, start_step)
+        else:
+            algo = ALGORITHMS[config.algo]
+            assert config.hyperparams is not None
+            self.model = algo(
+                config.hyperparams.policy,
+                self.env,
+                seed=config.seed,
+                device=device,
+                tensorboard_log=str(self.paths.tb),
+                verbose=0,
+                **model_kwargs(config),
+            )
+        remaining = config.n_timesteps - start_step
+        if remaining <= 0:
+            return Outcome("completed", "already trained for n_timesteps")
+        if self.stop.reason is None:
+            callback = RunCallback(
+                status=self.status,
+                stop=self.stop,
+                save_checkpoint=self.save_checkpoint,
+                checkpoint_every=config.checkpoint_every or config.n_timesteps,
+                start_step=start_step,
+                time_budget=config.time_budget,
+            )
+            self.model.learn(
+                total_timesteps=remaining,
+                callback=callback,
+                reset_num_timesteps=start_step == 0,
+                tb_log_name=TB_LOG_NAME,
+                progress_bar=False,
+            )
+        check_finite(self.model.policy, self.model.num_timesteps)
+        self.save_checkpoint()
+        if self.stop.reason == "stop":
+            return Outcome("stopped", f"stopped on request at step {self.model.num_timesteps}")
+        if self.stop.reason == "time_budget":
+            return Outcome("completed", f"time budget of {config.time_budget:.0f} s spent")
+        return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
+
+    def _load(self, ckpt: checkpoints.Checkpoint, device: str) -> BaseAlgorithm:
+        algo = ALGORITHMS[self.config.algo]
+        if ckpt.vecnormalize is not None and isinstance(self.env, VecNormalize):
+            self.env = VecNormalize.load(str(ckpt.vecnormalize), self.env.venv)
+        model = algo.load(
+            ckpt.model,
+            env=self.env,
+            device=device,
+            custom_objects=schedule_overrides(self.config),
+        )
+        model.tensorboard_log = str(self.paths.tb)
+        if ckpt.replay_buffer is not None and self.config.save_replay_buffer:
+            model.load_replay_buffer(ckpt.replay_buffer)
+        return model
+
+    def save_checkpoint(self) -> None:
+        model = self.model
+        assert model is not None
+        step = model.num_timesteps
+        self.status.write(step, phase="saving")
+        staging = checkpoints.staging_dir(self.paths.checkpoints, step)
+        model.save(staging / checkpoints.MODEL)
+        if self.config.save_replay_buffer and hasattr(model, "replay_buffer"):
+            model.save_replay_buffer(staging / checkpoints.REPLAY_BUFFER)
+        if isinstance(self.env, VecNormalize):
+            self.env.save(str(staging / checkpoints.VECNORMALIZE))
+        ckpt = checkpoints.commit(staging, step, {"algo": self.config.algo})
+        checkpoints.prune(self.paths.checkpoints, self.config.keep_checkpoints)
+        self.status.write(step, phase="training", last_checkpoint=ckpt.dir.name)
+        log.info("checkpoint %s", ckpt.dir.name)
+
+    def close(self) -> None:
+        if self.env is not None:
+            try:
+                self.env.close()
+            except Exception:  # workers may already be gone (killed, broken pipe)
+                log.debug("env close failed", exc_info=True)
+
+
+def train(run_dir: Path) -> int:
+    """Entry point of ``python -m training RUN_DIR``; returns the exit code."""
+    paths = RunPaths(Path(run_dir).absolute())
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    _setup_logging(paths)
+    status = StatusWriter(paths)
+    trainer: Trainer | None = None
+    try:
+        config = load_resolved(paths.config.read_text(encoding="utf-8"))
+        trainer = Trainer(paths, config, status)
+        signal.signal(signal.SIGTERM, trainer.request_stop)
+        signal.signal(signal.SIGINT, trainer.request_stop)
+        result = trainer.run()
+    except BaseException as exc:  # noqa: BLE001 - every failure must end in status.json
+        return _fail(paths, status, exc, trainer)
+    finally:
+        if trainer is not None:
+            trainer.close()
+    status.write(phase="finished", outcome=result.outcome, reason=result.reason)
+    log.info("%s: %s", result.outcome, result.reason)
+    return 0
+
+
+def _fail(paths: RunPaths, status: StatusWriter, exc: BaseException, trainer) -> int:
+    text = "".join(traceback.format_exception(exc))
+    log.error("training failed:\n%s", text)
+    diagnosis = explain(text, type(exc).__name__)
+    try:
+        paths.traceback.write_text(text, encoding="utf-8")
+    except OSError:
+        pass  # the disk may be full; the reason still goes to status.json below
+    try:
+        status.write(
+            phase="finished",
+            outcome="failed",
+            reason=f"{diagnosis.title}: {_last_line(exc)}",
+            diagnosis=diagnosis.to_dict(),
+        )
+    except OSError:
+        log.exception("could not write status.json")
+    return 1
+
+
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
+
+
+def _setup_logging(paths: RunPaths) -> None:
+    from logging.handlers import RotatingFileHandler
+
+    handler = RotatingFileHandler(paths.train_log, maxBytes=5 * 2**20, backupCount=2)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[handler, logging.StreamHandler()],
+    )
