@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stop-grace", type=float, default=30.0, help="seconds a stop may take before a kill"
     )
+    parser.add_argument(
+        "--poll", type=float, default=0.5, help="seconds between process checks (files wake it)"
+    )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("ls", parents=[common], help="list runs")
     for action, text in (
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     store = RunStore(args.runs_dir or default_runs_dir())
     if args.command is None:
-        return supervise(store, args.max_concurrent, args.stop_grace)
+        return supervise(store, args.max_concurrent, args.stop_grace, args.poll)
     if args.command == "ls":
         print(format_table(store))
         return 0
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def supervise(store: RunStore, max_concurrent: int, stop_grace: float) -> int:
+def supervise(store: RunStore, max_concurrent: int, stop_grace: float, poll: float = 0.5) -> int:
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -83,7 +86,7 @@ def supervise(store: RunStore, max_concurrent: int, stop_grace: float) -> int:
     if max_concurrent < 1:
         print("error: --max-concurrent must be at least 1", file=sys.stderr)
         return 2
-    supervisor = Supervisor(store, max_concurrent=max_concurrent, stop_grace=stop_grace)
+    supervisor = Supervisor(store, max_concurrent=max_concurrent, stop_grace=stop_grace, poll=poll)
 
     def _shutdown(signum: int, _frame: object) -> None:
         logging.getLogger("runner").info("%s received; shutting down", signal.strsignal(signum))

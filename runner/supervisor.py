@@ -281,6 +281,7 @@ class Supervisor:
                 if time.monotonic() > deadline:
                     log.warning("%s did not stop within %.0f s; killing it", run_id, self.stop_grace)
                     record.record("killed", f"no exit {self.stop_grace:.0f} s after stop")
+                    self.store.write_run(record)
                     process.kill(handle)
 
     def finish(self, record: RunRecord, handle: Handle) -> None:
@@ -306,9 +307,11 @@ class Supervisor:
                 if sig
                 else f"the training process exited with code {code} without recording an outcome"
             )
-            if record.state == RunState.STOPPING and sig == "SIGKILL":
+            if record.state == RunState.STOPPING and sig in ("SIGKILL", "SIGTERM"):
+                # SIGTERM before the trainer installed its handler (still importing), or the
+                # kill after the grace period: either way the stop the user asked for.
                 state = RunState.STOPPED
-                record.reason = f"stopped by force after {self.stop_grace:.0f} s"
+                record.reason = f"stopped ({sig} before it could save a checkpoint)"
         else:
             state = RunState.LOST
             record.reason = "the training process vanished without recording an outcome"

@@ -116,7 +116,7 @@ class CommonHyperparams(StrictModel):
     n_envs: Int = Field(1, ge=1, le=256)
     frame_stack: Int | None = Field(None, ge=1, le=32)
     normalize: bool = False
-    env_wrapper: str | None = None
+    env_wrapper: str | list[str] | None = None
     env_kwargs: dict[str, int | float | bool | str] = Field(default_factory=dict)
     n_timesteps: Float | None = Field(None, gt=0, le=1e11)
     learning_rate: Schedule = 3e-4
@@ -129,9 +129,11 @@ class CommonHyperparams(StrictModel):
 
     @field_validator("env_wrapper")
     @classmethod
-    def _only_atari_wrapper(cls, value: str | None) -> str | None:
-        if value is None or value.rsplit(".", 1)[-1] == "AtariWrapper":
-            return None if value is None else ATARI_WRAPPER
+    def _only_atari_wrapper(cls, value: str | list[str] | None) -> str | None:
+        # The Zoo writes it as a string or as a one-item list.
+        names = [value] if isinstance(value, str) else list(value or [])
+        if all(name.rsplit(".", 1)[-1] == "AtariWrapper" for name in names):
+            return ATARI_WRAPPER if names else None
         raise ValueError(
             f"{value!r} cannot be used: wrappers are not imported by name from a config; "
             "Atari envs get the AtariWrapper preprocessing automatically (see the 'atari' block)"

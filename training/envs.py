@@ -7,6 +7,8 @@ the wrappers skip frames themselves (``ALE/*-v5`` skips 4 by default, which woul
 
 from __future__ import annotations
 
+import functools
+
 import gymnasium as gym
 from stable_baselines3.common.atari_wrappers import (
     ClipRewardEnv,
@@ -26,6 +28,7 @@ from stable_baselines3.common.vec_env import (
 )
 
 from runstore.config import AtariSettings, RunConfig
+from runstore.envs import atari_env_ids
 
 
 def register_atari() -> None:
@@ -48,6 +51,14 @@ def atari_wrapper(env: gym.Env, settings: AtariSettings, training: bool = True) 
     if training and settings.clip_reward:
         env = ClipRewardEnv(env)
     return env
+
+
+def make_env(env_id: str, **kwargs: object) -> gym.Env:
+    """Create one env; module-level so SubprocVecEnv workers (forkserver/spawn, a fresh
+    interpreter) can unpickle it, and registering ale-py there too."""
+    if env_id in atari_env_ids():
+        register_atari()
+    return gym.make(env_id, **kwargs)
 
 
 def vec_env_class(config: RunConfig) -> type[VecEnv]:
@@ -82,7 +93,7 @@ def make_train_env(config: RunConfig, seed: int) -> VecEnv:
         wrapper_kwargs = {"settings": settings}
         stack = settings.frame_stack
     env = make_vec_env(
-        config.env,
+        functools.partial(make_env, config.env),
         n_envs=hp.n_envs,
         seed=seed,
         env_kwargs=env_kwargs,

@@ -194,7 +194,9 @@ def train(run_dir: Path) -> int:
     return 0
 
 
-def _fail(paths: RunPaths, status: StatusWriter, exc: BaseException, trainer) -> int:
+def _fail(
+    paths: RunPaths, status: StatusWriter, exc: BaseException, trainer: Trainer | None
+) -> int:
     text = "".join(traceback.format_exception(exc))
     log.error("training failed:\n%s", text)
     diagnosis = explain(text, type(exc).__name__)
@@ -202,8 +204,10 @@ def _fail(paths: RunPaths, status: StatusWriter, exc: BaseException, trainer) ->
         paths.traceback.write_text(text, encoding="utf-8")
     except OSError:
         pass  # the disk may be full; the reason still goes to status.json below
+    model = trainer.model if trainer is not None else None
     try:
         status.write(
+            model.num_timesteps if model is not None else None,
             phase="finished",
             outcome="failed",
             reason=f"{diagnosis.title}: {_last_line(exc)}",
