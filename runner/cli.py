@@ -45,8 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (
         ("stop", "stop a run (it saves a checkpoint first)"),
         ("pause", "pause a run (its processes are suspended)"),
-        ("resume", "continue a paused run, or restart a stopped/failed/lost one from its "
-         "latest checkpoint"),
+        (
+            "resume",
+            "continue a paused run, or restart a stopped/failed/lost one from its "
+            "latest checkpoint",
+        ),
     ):
         p = sub.add_parser(action, parents=[common], help=text)
         p.add_argument("run", help="run id, a unique prefix of it, or a run name")

@@ -8,6 +8,7 @@ Object here and psutil's suspend/resume on each process of the tree.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -130,10 +131,8 @@ def request_stop(handle: Handle) -> None:
     """
     proc = identify(handle.pid, handle.create_time)
     if proc is not None:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
     signal_group(handle.pgid, signal.SIGCONT)
 
 
@@ -141,10 +140,8 @@ def kill(handle: Handle) -> None:
     """SIGKILL the whole group (workers included); the stored pgid works after reaping."""
     signal_group(handle.pgid, signal.SIGKILL)
     if handle.popen is not None:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             handle.popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def signal_name(code: int | None) -> str | None:

@@ -279,7 +279,9 @@ class Supervisor:
             elif record.state == RunState.STOPPING:
                 deadline = self.deadlines.setdefault(run_id, time.monotonic() + self.stop_grace)
                 if time.monotonic() > deadline:
-                    log.warning("%s did not stop within %.0f s; killing it", run_id, self.stop_grace)
+                    log.warning(
+                        "%s did not stop within %.0f s; killing it", run_id, self.stop_grace
+                    )
                     record.record("killed", f"no exit {self.stop_grace:.0f} s after stop")
                     self.store.write_run(record)
                     process.kill(handle)
@@ -339,7 +341,11 @@ class Supervisor:
                 create_time=proc.create_time(),
             )
             self.handles[run_id] = handle
-            record.pid, record.pgid, record.create_time = handle.pid, handle.pgid, handle.create_time
+            record.pid, record.pgid, record.create_time = (
+                handle.pid,
+                handle.pgid,
+                handle.create_time,
+            )
             # Re-assert the recorded state: the old runner may have died between a signal
             # and its record.
             if record.state == RunState.PAUSED:

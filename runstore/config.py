@@ -143,9 +143,8 @@ def resolve(doc: dict[str, Any]) -> RunConfig:
     doc = dict(doc)
     hp = doc.get("hyperparams")
     # A pasted Zoo entry carries its own n_timesteps; accept it when the top level has none.
-    if isinstance(hp, dict) and "n_timesteps" in hp:
-        if "n_timesteps" not in doc:
-            doc["n_timesteps"] = hp["n_timesteps"]
+    if isinstance(hp, dict) and "n_timesteps" in hp and "n_timesteps" not in doc:
+        doc["n_timesteps"] = hp["n_timesteps"]
     unknown = _unknown_key_problems(doc)
     doc = _known_keys_only(doc)
     hp = doc.get("hyperparams")

@@ -19,7 +19,7 @@ from filelock import FileLock
 
 from runstore.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from runstore.config import ConfigError, RunConfig, load_resolved, parse_config, to_yaml
-from runstore.models import RunnerInfo, RunRecord, RunState, TrainStatus
+from runstore.models import RunnerInfo, RunRecord, TrainStatus
 from runstore.paths import (
     RunPaths,
     UnsafePathError,
@@ -99,9 +99,12 @@ class RunStore:
             return []
         ids = []
         for entry in os.scandir(self.root):
-            if is_run_id(entry.name) and entry.is_dir(follow_symlinks=False):
-                if os.path.exists(os.path.join(entry.path, "run.json")):
-                    ids.append(entry.name)
+            if (
+                is_run_id(entry.name)
+                and entry.is_dir(follow_symlinks=False)
+                and os.path.exists(os.path.join(entry.path, "run.json"))
+            ):
+                ids.append(entry.name)
         return sorted(ids)
 
     def read_run(self, run_id: str) -> RunRecord | None:
@@ -288,10 +291,6 @@ def read_status_file(path: Path) -> TrainStatus | None:
 
 def write_status_file(path: Path, status: TrainStatus) -> None:
     atomic_write_json(path, status.model_dump(mode="json"))
-
-
-
-
 
 
 __all__ = ["Request", "RunStore", "read_status_file", "write_status_file"]

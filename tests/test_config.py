@@ -95,34 +95,55 @@ def test_readme_examples_are_valid(name):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {learning_rat: 0.1}",
-         "did you mean 'learning_rate'"),
+        (
+            "algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {learning_rat: 0.1}",
+            "did you mean 'learning_rate'",
+        ),
         ("algo: ppo\nenv: CartPole-v1\nn_timestep: 10", "did you mean 'n_timesteps'"),
         ("algo: a2c\nenv: CartPole-v1\nn_timesteps: 10", "algo"),
         ("algo: ppo\nenv: ALE/Pongg-v5\nn_timesteps: 10", "did you mean 'ALE/Pong-v5'"),
         ("algo: ppo\nenv: CartPole-v1\nn_timesteps: -5", "n_timesteps"),
         ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 1e30", "n_timesteps"),
-        ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {n_envs: 5000000}",
-         "n_envs"),
-        ("algo: dqn\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {buffer_size: 0}",
-         "buffer_size"),
-        ("algo: dqn\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {n_steps: 5}",
-         "not a DQN hyperparameter"),
+        ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {n_envs: 5000000}", "n_envs"),
+        (
+            "algo: dqn\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {buffer_size: 0}",
+            "buffer_size",
+        ),
+        (
+            "algo: dqn\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {n_steps: 5}",
+            "not a DQN hyperparameter",
+        ),
         ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\nname: ../../etc/x", "name"),
         ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\nname: a\\b", "name"),
         ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\ndevice: gpu", "device"),
-        ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\n"
-         "hyperparams: {policy_kwargs: \"dict(net_arch=[64, 64])\"}", "never evaluated"),
-        ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\n"
-         "hyperparams: {policy_kwargs: {activation_fn: os.system}}", "activation_fn"),
-        ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\n"
-         "hyperparams: {learning_rate: \"__import__('os').getcwd()\"}", "learning_rate"),
-        ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\n"
-         "hyperparams: {env_wrapper: my.module.Evil}", "not imported by name"),
-        ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {batch_size: 4096}",
-         "larger than n_steps x n_envs"),
-        ("algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\natari: {frame_skip: 2}",
-         "not an Atari game"),
+        (
+            "algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\n"
+            'hyperparams: {policy_kwargs: "dict(net_arch=[64, 64])"}',
+            "never evaluated",
+        ),
+        (
+            "algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\n"
+            "hyperparams: {policy_kwargs: {activation_fn: os.system}}",
+            "activation_fn",
+        ),
+        (
+            "algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\n"
+            "hyperparams: {learning_rate: \"__import__('os').getcwd()\"}",
+            "learning_rate",
+        ),
+        (
+            "algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\n"
+            "hyperparams: {env_wrapper: my.module.Evil}",
+            "not imported by name",
+        ),
+        (
+            "algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\nhyperparams: {batch_size: 4096}",
+            "larger than n_steps x n_envs",
+        ),
+        (
+            "algo: ppo\nenv: CartPole-v1\nn_timesteps: 10\natari: {frame_skip: 2}",
+            "not an Atari game",
+        ),
         ("", "empty"),
         ("   \n", "empty"),
         ("- a\n- b\n", "not a mapping"),

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import psutil
-import pytest
 
 from runner import process
 from runstore import RunState, checkpoints
@@ -114,8 +113,10 @@ def test_forced_stop_kills_the_whole_group_after_the_grace_period(runs: Runs, tm
     """A trainer that ignores SIGTERM, with a worker child: both die after the grace period."""
     from runner.supervisor import Supervisor
 
-    record = runs.store.accept(runs.submit(cartpole(), "x.yaml"), runs.store.read_queue_file(
-        runs.store.queue_dir / "x.yaml"))
+    record = runs.store.accept(
+        runs.submit(cartpole(), "x.yaml"),
+        runs.store.read_queue_file(runs.store.queue_dir / "x.yaml"),
+    )
     stubborn = subprocess.Popen(
         [
             sys.executable,

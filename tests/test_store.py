@@ -74,8 +74,18 @@ def test_read_json_treats_garbage_as_unknown(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "bad",
-    ["../x", "..", "a/b", "/etc", "20261124-031205-pong/../../x", "x" * 300, "a\x00b", "",
-     "20261124-031205-Pong-ppo-3f9a", "CON"],
+    [
+        "../x",
+        "..",
+        "a/b",
+        "/etc",
+        "20261124-031205-pong/../../x",
+        "x" * 300,
+        "a\x00b",
+        "",
+        "20261124-031205-Pong-ppo-3f9a",
+        "CON",
+    ],
 )
 def test_run_ids_that_could_escape_are_refused(tmp_path: Path, bad: str):
     store = RunStore(tmp_path)
@@ -153,8 +163,9 @@ def test_queue_skips_files_still_being_written(tmp_path: Path):
 def test_requests_are_validated(tmp_path: Path):
     store = RunStore(tmp_path)
     store.ensure_layout()
-    record = store.accept(store.submit(cartpole(steps=500), "r.yaml"), parse_config(
-        cartpole(steps=500).encode()))
+    record = store.accept(
+        store.submit(cartpole(steps=500), "r.yaml"), parse_config(cartpole(steps=500).encode())
+    )
     good = store.write_request(record.id, "pause")
     requests = store.paths(record.id).requests
     (requests / "123-delete.json").write_text(json.dumps({"action": "rm -rf /"}))

@@ -99,9 +99,11 @@ class Diagnosis:
 
 def parse_cuda_version(value: object) -> tuple[int, int] | None:
     """Read a CUDA version in any of the forms we meet: "12.8", "12.8.1", 12080 (the integer the
-    CUDA driver API and PyTorch's "found version 12080" use), or "12080"."""
+    CUDA driver API, NVML and PyTorch's "found version 12080" use), "12080", or (12, 8)."""
     if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (int(value[0]), int(value[1]))
     if isinstance(value, int):
         return (value // 1000, (value % 1000) // 10) if value > 0 else None
     text = str(value).strip()
@@ -189,15 +191,18 @@ def _kernel_image_steps(text: str) -> tuple[str, ...]:
     # torch >= 2.9 prints the exact command itself ("For CUDA 12.8 use pip install torch==...").
     suggested = re.findall(r"pip install torch==\S+ --index-url \S+", text)
     if suggested:
-        steps.append(f"PyTorch suggests a build that supports this GPU: {suggested[-1]}")
+        # The first is the oldest CUDA, so the one that asks least of the driver.
+        steps.append(f"PyTorch suggests a build that supports this GPU: {suggested[0]}")
     cap = re.search(r"capability sm_(\d+)", text) or re.search(
         r"compute capability \(CC\) (\d+)\.(\d+)", text
     )
     if cap is not None:
         value = cap[1] if cap.lastindex == 1 else f"{cap[1]}{cap[2]}"
+        base = f"sm_{int(value) // 10}0"
+        same_gen = f" or {base} (same generation)" if base != f"sm_{value}" else ""
         steps.append(
-            f"Your GPU is sm_{value}; install a PyTorch whose build list (torch.cuda.get_arch_list())"
-            f" contains sm_{value}, or an older sm_{value[:-1]}x entry of the same generation."
+            f"Your GPU is sm_{value}: install a PyTorch whose torch.cuda.get_arch_list() includes "
+            f"sm_{value}{same_gen}."
         )
     return tuple(steps)
 
@@ -497,7 +502,9 @@ _RULES: tuple[_Rule, ...] = (
             "install torch --index-url https://download.pytorch.org/whl/cu126 (pick the cuXYZ "
             "for the CUDA version nvidia-smi shows; https://pytorch.org/get-started/locally/).",
         ),
-        patterns=_rx(r"Torch not compiled with CUDA enabled", r"CUDA build none \(CPU-only build\)"),
+        patterns=_rx(
+            r"Torch not compiled with CUDA enabled", r"CUDA build none \(CPU-only build\)"
+        ),
     ),
     _Rule(
         code="cuda_unavailable",
@@ -594,7 +601,7 @@ _RULES: tuple[_Rule, ...] = (
         steps=(
             "Check the env id's spelling and version, e.g. ALE/Pong-v5, ALE/Breakout-v5, "
             "ALE/SpaceInvaders-v5.",
-            "List the valid ids: python -c \"import gymnasium as gym, ale_py; "
+            'List the valid ids: python -c "import gymnasium as gym, ale_py; '
             "gym.register_envs(ale_py); print(sorted(k for k in gym.envs.registry "
             "if k.startswith('ALE/')))\"",
         ),
@@ -637,6 +644,26 @@ CODES: tuple[str, ...] = (
     "unexpected_error",
 )
 
+_CUDA_CODES = frozenset(
+    {
+        "cuda_driver_too_old",
+        "nvidia_driver_missing",
+        "cuda_no_kernel_image",
+        "cuda_oom",
+        "cuda_device_assert",
+        "cuda_illegal_memory_access",
+        "cudnn_error",
+        "cuda_init_failed",
+        "nccl_error",
+    }
+)
+# Codes whose text match is more precise than the match by exception type of the key's rule.
+_REFINES: dict[str, frozenset[str]] = {
+    "cuda_error": _CUDA_CODES,
+    "env_not_found": frozenset({"ale_not_registered"}),
+    "nccl_error": _CUDA_CODES - {"nccl_error"},
+}
+
 _CRASH_SIGNALS = {
     int(getattr(signal, name)): name
     for name in ("SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL", "SIGFPE")
@@ -667,6 +694,30 @@ def _last_line(text: str) -> str:
 
 def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
+
+
+def _match_text(text: str) -> tuple[_Rule, str] | None:
+    """The first rule (in specificity order) with a pattern in the text, and the line it hit."""
+    for rule in _RULES:
+        for pattern in rule.patterns:
+            match = pattern.search(text)
+            if match:
+                return rule, _line_at(text, match.start())
+    return None
+
+
+def _evidence(rule: _Rule, text: str, exc_type: str) -> str:
+    """The most telling line for a match made by exception type: the rule's own pattern if the
+    text has it, else the line that names the exception, else the last line."""
+    for pattern in rule.patterns:
+        match = pattern.search(text)
+        if match:
+            return _line_at(text, match.start())
+    named = [line.strip() for line in text.splitlines() if f"{exc_type}:" in line]
+    if named:
+        return named[-1][:300]
+    line = _last_line(text)
+    return f"{exc_type}: {line}" if line else exc_type
 
 
 def _host_oom_rule() -> _Rule:
@@ -751,24 +802,16 @@ def diagnose(
         if found is not None and found.code == "host_oom":
             return found
 
-    if short:
-        for rule in _RULES:
-            if short in rule.exc_types:
-                # The text may still name a more specific case of the same family
-                # (NamespaceNotFound for ALE is "ale_not_registered", not a typo).
-                for other in _RULES:
-                    if other is not rule and short in other.exc_types:
-                        continue
-                    if other.code == "ale_not_registered" and other.patterns[0].search(text):
-                        return other.diagnosis(text, _line_at(text, other.patterns[0].search(text).start()))
-                line = _last_line(text)
-                return rule.diagnosis(text, f"{short}: {line}" if line else short)
-
-    for rule in _RULES:
-        for pattern in rule.patterns:
-            match = pattern.search(text)
-            if match:
-                return rule.diagnosis(text, _line_at(text, match.start()))
+    text_match = _match_text(text)
+    exc_rule = next((rule for rule in _RULES if short and short in rule.exc_types), None)
+    if exc_rule is not None:
+        # A generic exception type (AcceleratorError, NamespaceNotFound) defers to the text when
+        # the text names a more specific case of the same family.
+        if text_match is not None and text_match[0].code in _REFINES.get(exc_rule.code, ()):
+            return text_match[0].diagnosis(text, text_match[1])
+        return exc_rule.diagnosis(text, _evidence(exc_rule, text, str(short)))
+    if text_match is not None:
+        return text_match[0].diagnosis(text, text_match[1])
 
     if sig:
         return _signal_diagnosis(sig, rss_bytes, mem_total_bytes)

@@ -55,6 +55,9 @@ def model_kwargs(config: RunConfig) -> dict[str, Any]:
             value = (int(value[0]), value[1])
         kwargs[name] = value
     kwargs["policy_kwargs"] = policy_kwargs(config)
+    if getattr(hp, "optimize_memory_usage", False):
+        # SB3 refuses the memory-saving buffer together with timeout handling.
+        kwargs["replay_buffer_kwargs"] = {"handle_timeout_termination": False}
     return kwargs
 
 

@@ -6,9 +6,11 @@ the step count, the schedules (learning rate, DQN's epsilon) and the TensorBoard
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +43,18 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            available = torch.cuda.is_available()
+        if not available:
             build = torch.version.cuda or "none (CPU-only build)"
+            # torch explains *why* (driver too old, no driver) only in a warning; keep it.
+            why = " ".join(str(w.message) for w in caught)
             raise DeviceUnavailableError(
                 f"CUDA was requested (device: {requested}) but torch.cuda.is_available() is "
                 f"False (torch {torch.__version__}, CUDA build {build}). Set device: cpu or "
                 "auto, or install a CUDA build of PyTorch that matches the NVIDIA driver."
+                + (f" PyTorch said: {why}" if why else "")
             )
         index = int(requested.split(":")[1]) if ":" in requested else 0
         if index >= torch.cuda.device_count():
@@ -89,9 +97,7 @@ class Trainer:
         if ckpt is not None:
             self.model = self._load(ckpt, device)
             start_step = self.model.num_timesteps
-            self.status.write(
-                start_step, start_timesteps=start_step, resumed_from=ckpt.dir.name
-            )
+            self.status.write(start_step, start_timesteps=start_step, resumed_from=ckpt.dir.name)
             log.info("resumed from %s at step %d", ckpt.dir.name, start_step)
         else:
             algo = ALGORITHMS[config.algo]
@@ -145,6 +151,7 @@ class Trainer:
         model.tensorboard_log = str(self.paths.tb)
         if ckpt.replay_buffer is not None and self.config.save_replay_buffer:
             model.load_replay_buffer(ckpt.replay_buffer)
+            log.info("replay buffer loaded: %d transitions", model.replay_buffer.size())
         return model
 
     def save_checkpoint(self) -> None:
@@ -200,10 +207,11 @@ def _fail(
     text = "".join(traceback.format_exception(exc))
     log.error("training failed:\n%s", text)
     diagnosis = explain(text, type(exc).__name__)
-    try:
+    if diagnosis.code == "disk_full":
+        # Free what the failed save took, so the reason below still fits on the disk.
+        checkpoints.prune(paths.checkpoints, trainer.config.keep_checkpoints if trainer else 1000)
+    with contextlib.suppress(OSError):  # a full disk must not hide the reason below
         paths.traceback.write_text(text, encoding="utf-8")
-    except OSError:
-        pass  # the disk may be full; the reason still goes to status.json below
     model = trainer.model if trainer is not None else None
     try:
         status.write(
