@@ -1,0 +1,388 @@
+"""Benchmark: runstore.metrics.load_scalars against TensorBoard's EventAccumulator.
+
+    python bench/bench_metrics.py                      # 100 runs x 10 tags x 10,000 steps
+    python bench/bench_metrics.py --runs 10 --steps 2000
+
+Generates runs of event files shaped like SB3's (one scalar per record, a file-version record
+first, plus per-episode ``episode/return`` and ``episode/length``), then measures, each side in
+its own fresh process so peak RSS is its own:
+
+* cold load: nothing cached, no Parquet cache on disk (ours writes the cache during it);
+* fresh process with the Parquet cache (ours only);
+* warm reload with nothing changed;
+* reload after 1% more events were appended to every event file;
+* peak RSS.
+
+EventAccumulator is slow (about 16 µs a record), so by default it runs on the first
+``--ea-runs`` runs only; the side-by-side ratio compares both readers on those same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TAGS = (
+    "rollout/ep_rew_mean",
+    "rollout/ep_len_mean",
+    "time/fps",
+    "train/approx_kl",
+    "train/clip_fraction",
+    "train/entropy_loss",
+    "train/explained_variance",
+    "train/learning_rate",
+    "train/loss",
+    "train/value_loss",
+)
+STEP_SIZE = 128  # global steps between two logged points
+EPISODE_EVERY = 10  # one finished episode per this many logged points
+
+
+# --- event file generation (vectorised; the writer itself is not what is measured) ----------
+
+
+def _varint(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Protobuf varints of non-negative int64s: (bytes as an (n, 10) matrix, lengths)."""
+    v = values.astype(np.uint64)
+    out = np.zeros((len(v), 10), dtype=np.uint8)
+    lengths = np.ones(len(v), dtype=np.int64)
+    for i in range(10):
+        low = (v & np.uint64(0x7F)).astype(np.uint8)
+        v = v >> np.uint64(7)
+        more = v > 0
+        out[:, i] = low | np.where(more, 0x80, 0).astype(np.uint8)
+        lengths += more
+        if not more.any():
+            break
+    return out, lengths
+
+
+def encode_scalars(
+    tags: list[str], tag_idx: np.ndarray, steps: np.ndarray, walls: np.ndarray, values: np.ndarray
+) -> bytes:
+    """TFRecords of ``Event{wall_time, step, summary{value{tag, simple_value}}}``."""
+    from runstore.metrics import _crc32c_many, _mask
+
+    n = len(steps)
+    raw_tags = [t.encode() for t in tags]
+    tag_len = np.array([len(t) for t in raw_tags], dtype=np.int64)[tag_idx]
+    vint, vlen = _varint(steps)
+    has_step = steps != 0
+    step_bytes = np.where(has_step, 1 + vlen, 0)
+    data_len = 9 + step_bytes + 6 + tag_len + 5
+    total = data_len + 16
+    start = np.concatenate([[0], np.cumsum(total)[:-1]])
+    buf = np.zeros(int(total.sum()), dtype=np.uint8)
+    hdr = data_len.astype("<u8").view(np.uint8).reshape(n, 8)
+    for k in range(8):
+        buf[start + k] = hdr[:, k]
+    d = start + 12
+    buf[d] = 0x09
+    wall_b = walls.astype("<f8").view(np.uint8).reshape(n, 8)
+    for k in range(8):
+        buf[d + 1 + k] = wall_b[:, k]
+    buf[d + 9] = np.where(has_step, 0x10, buf[d + 9])
+    for k in range(10):
+        sel = has_step & (k < vlen)
+        buf[(d + 10 + k)[sel]] = vint[sel, k]
+    q = d + 9 + step_bytes
+    buf[q] = 0x2A
+    buf[q + 1] = (tag_len + 9).astype(np.uint8)
+    buf[q + 2] = 0x0A
+    buf[q + 3] = (tag_len + 7).astype(np.uint8)
+    buf[q + 4] = 0x0A
+    buf[q + 5] = tag_len.astype(np.uint8)
+    for t, raw in enumerate(raw_tags):
+        rows = np.flatnonzero(tag_idx == t)
+        cols = np.frombuffer(raw, dtype=np.uint8)
+        buf[(q[rows] + 6)[:, None] + np.arange(len(raw))[None, :]] = cols[None, :]
+    v = q + 6 + tag_len
+    buf[v] = 0x15
+    val_b = values.astype("<f4").view(np.uint8).reshape(n, 4)
+    for k in range(4):
+        buf[v + 1 + k] = val_b[:, k]
+    padded = np.concatenate([np.zeros(64, np.uint8), buf, np.zeros(256, np.uint8)])
+    hcrc = _mask(_crc32c_many(padded, start, np.full(n, 8, dtype=np.int64)))
+    dcrc = _mask(_crc32c_many(padded, d, data_len))
+    hb = hcrc.astype("<u4").view(np.uint8).reshape(n, 4)
+    db = dcrc.astype("<u4").view(np.uint8).reshape(n, 4)
+    for k in range(4):
+        buf[start + 8 + k] = hb[:, k]
+        buf[d + data_len + k] = db[:, k]
+    return buf.tobytes()
+
+
+def file_version_record(wall: float) -> bytes:
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    data = Event(wall_time=wall, file_version="brain.Event:2").SerializeToString()
+    header = len(data).to_bytes(8, "little")
+    return (
+        header
+        + masked_crc32c(header).to_bytes(4, "little")
+        + data
+        + masked_crc32c(data).to_bytes(4, "little")
+    )
+
+
+def points(first: int, count: int, t0: float, rng: np.random.Generator) -> bytes:
+    """Records for logged points first..first+count-1: every tag, and an episode every 10th."""
+    idx = np.arange(first, first + count)
+    steps = np.repeat(idx * STEP_SIZE, len(TAGS))
+    tag_idx = np.tile(np.arange(len(TAGS)), count)
+    ep = idx[idx % EPISODE_EVERY == 0]
+    ep_steps = np.repeat(ep * STEP_SIZE + 1, 2)
+    ep_tag = np.tile([len(TAGS), len(TAGS) + 1], len(ep))
+    steps = np.concatenate([steps, ep_steps])
+    tag_idx = np.concatenate([tag_idx, ep_tag])
+    order = np.argsort(steps, kind="stable")
+    steps, tag_idx = steps[order], tag_idx[order]
+    walls = t0 + steps / 5000.0
+    values = rng.standard_normal(len(steps)).astype(np.float32)
+    tags = [*TAGS, "episode/return", "episode/length"]
+    return encode_scalars(tags, tag_idx, steps, walls, values)
+
+
+def generate(root: Path, runs: int, steps: int) -> tuple[int, int]:
+    rng = np.random.default_rng(0)
+    total_bytes = 0
+    for r in range(runs):
+        folder = root / f"run{r:04d}" / "tb" / "PPO_1"
+        folder.mkdir(parents=True)
+        t0 = 1.7e9 + r * 1000
+        data = file_version_record(t0) + points(0, steps, t0, rng)
+        (folder / f"events.out.tfevents.{int(t0)}.bench.{r}.0").write_bytes(data)
+        total_bytes += len(data)
+    records = runs * (steps * len(TAGS) + 2 * len(range(0, steps, EPISODE_EVERY)) + 1)
+    return records, total_bytes
+
+
+def append_one_percent(run: Path, steps: int) -> None:
+    extra = max(1, steps // 100)
+    (path,) = [p for p in run.rglob("*") if "tfevents" in p.name and p.is_file()]
+    rng = np.random.default_rng(1)
+    with path.open("ab") as fh:
+        fh.write(points(steps, extra, 1.7e9, rng))
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.name.startswith("run"))
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --- the two sides, each in its own process -------------------------------------------------
+
+
+def phase_ours(root: Path, steps: int) -> dict[str, float]:
+    from runstore import metrics
+
+    warm_up = root.parent / "warmup"  # pay imports and first-call costs outside the timing
+    if warm_up.exists():
+        metrics.load_scalars(warm_up)
+        metrics.clear_cache()
+    runs = run_dirs(root)
+    base_rss = rss_mb()
+    out: dict[str, float] = {}
+    per_run = []
+    rows = 0
+    t_all = time.perf_counter()
+    for run in runs:
+        t = time.perf_counter()
+        rows += metrics.load_scalars(run).height
+        per_run.append(time.perf_counter() - t)
+    out["cold_total_s"] = time.perf_counter() - t_all
+    out["cold_per_run_s"] = out["cold_total_s"] / len(runs)
+    out["cold_per_run_list"] = per_run  # type: ignore[assignment]
+    out["rows"] = rows
+
+    t = time.perf_counter()
+    episodes = sum(metrics.load_episodes(run).height for run in runs)
+    out["episodes_per_run_s"] = (time.perf_counter() - t) / len(runs)
+    out["episodes"] = episodes
+
+    metrics.clear_cache()
+    t = time.perf_counter()
+    for run in runs:
+        metrics.load_scalars(run)
+    out["parquet_per_run_s"] = (time.perf_counter() - t) / len(runs)
+
+    t = time.perf_counter()
+    for run in runs:
+        metrics.load_scalars(run)
+    out["warm_per_run_s"] = (time.perf_counter() - t) / len(runs)
+
+    for run in runs:
+        append_one_percent(run, steps)
+    t = time.perf_counter()
+    for run in runs:
+        metrics.load_scalars(run)
+    out["append_per_run_s"] = (time.perf_counter() - t) / len(runs)
+    out["peak_rss_mb"] = rss_mb()
+    out["base_rss_mb"] = base_rss
+    return out
+
+
+def phase_ea(root: Path, ea_runs: int, steps: int) -> dict[str, float]:
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    runs = run_dirs(root)[:ea_runs]
+    base_rss = rss_mb()
+    accs = []
+    per_run = []
+    rows = 0
+    for run in runs:
+        t = time.perf_counter()
+        acc = ea.EventAccumulator(
+            str(run / "tb" / "PPO_1"), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0}
+        )
+        acc.Reload()
+        rows += sum(len(acc.Scalars(tag)) for tag in acc.Tags()["scalars"])
+        per_run.append(time.perf_counter() - t)
+        accs.append(acc)
+    out: dict[str, float] = {"cold_per_run_list": per_run, "rows": rows}  # type: ignore[dict-item]
+    out["cold_per_run_s"] = sum(per_run) / len(runs)
+    t = time.perf_counter()
+    for acc in accs:
+        acc.Reload()
+    out["warm_per_run_s"] = (time.perf_counter() - t) / len(runs)
+    for run in runs:
+        append_one_percent(run, steps)
+    t = time.perf_counter()
+    for acc in accs:
+        acc.Reload()
+    out["append_per_run_s"] = (time.perf_counter() - t) / len(runs)
+    out["peak_rss_mb"] = rss_mb()
+    out["base_rss_mb"] = base_rss
+    return out
+
+
+def child(phase: str, args: argparse.Namespace) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--phase",
+        phase,
+        "--dir",
+        str(args.dir),
+        "--steps",
+        str(args.steps),
+        "--ea-runs",
+        str(args.ea_runs),
+    ]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:10.2f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=10_000, help="logged points per tag")
+    parser.add_argument(
+        "--ea-runs",
+        type=int,
+        default=10,
+        help="runs EventAccumulator reads (it is slow); ratios use these runs",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--phase", choices=["ours", "ea"], help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.phase:
+        root = args.dir / "runs"
+        if args.phase == "ours":
+            result = phase_ours(root, args.steps)
+        else:
+            result = phase_ea(root, args.ea_runs, args.steps)
+        print(json.dumps(result))
+        return
+
+    args.ea_runs = min(args.ea_runs, args.runs)
+    args.dir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    try:
+        t = time.perf_counter()
+        records, size = generate(args.dir / "runs", args.runs, args.steps)
+        generate(args.dir / "warmup", 1, 50)
+        print(
+            f"generated {args.runs} runs x {len(TAGS)} tags x {args.steps} steps + episodes: "
+            f"{records:,} records, {size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s"
+        )
+        sizes = {p: p.stat().st_size for p in (args.dir / "runs").rglob("*tfevents*")}
+
+        ea_res = child("ea", args)
+        for path, original in sizes.items():  # undo EventAccumulator's 1% append
+            os.truncate(path, original)
+        ours = child("ours", args)
+
+        k = args.ea_runs
+        ours_k = sum(ours["cold_per_run_list"][:k]) / k  # type: ignore[arg-type]
+        ea_k = ea_res["cold_per_run_s"]
+        rows_k = ea_res["rows"] / k
+        print(f"\n{'':44}{'load_scalars':>14}{'EventAccumulator':>18}{'ratio':>9}")
+        print(
+            f"{f'cold load, per run (same {k} runs)':44}{ms(ours_k)}{ms(ea_k):>18}"
+            f"{ea_k / ours_k:8.1f}x"
+        )
+        print(f"{'  records/s':44}{rows_k / ours_k / 1e6:11.2f} M{rows_k / ea_k / 1e6:15.2f} M")
+        print(
+            f"{f'cold load, all {args.runs} runs':44}{ours['cold_total_s']:11.2f} s"
+            f"{'':>18}  ({ours['rows']:,} rows)"
+        )
+        warm_ratio = ea_res["warm_per_run_s"] / ours["warm_per_run_s"]
+        print(f"{'fresh process, Parquet cache, per run':44}{ms(ours['parquet_per_run_s'])}")
+        print(
+            f"{'load_episodes after load_scalars, per run':44}{ms(ours['episodes_per_run_s'])}"
+            f"{'':>18}  ({ours['episodes']:,} episodes)"
+        )
+        print(
+            f"{'warm reload, nothing changed, per run':44}{ms(ours['warm_per_run_s'])}"
+            f"{ms(ea_res['warm_per_run_s']):>18}{warm_ratio:8.1f}x"
+        )
+        print(
+            f"{'reload after +1% events, per run':44}{ms(ours['append_per_run_s'])}"
+            f"{ms(ea_res['append_per_run_s']):>18}"
+            f"{ea_res['append_per_run_s'] / ours['append_per_run_s']:8.1f}x"
+        )
+        print(
+            f"{'peak RSS':44}{ours['peak_rss_mb']:10.0f} MB{ea_res['peak_rss_mb']:15.0f} MB"
+            f"   ({args.runs} vs {k} runs held)"
+        )
+        print(
+            f"{'  per run held (peak - after imports)':44}"
+            f"{(ours['peak_rss_mb'] - ours['base_rss_mb']) / args.runs:10.1f} MB"
+            f"{(ea_res['peak_rss_mb'] - ea_res['base_rss_mb']) / k:15.1f} MB"
+        )
+        print(
+            "\nEventAccumulator reloads: Reload() on the kept accumulators (reads new events "
+            "only), not counting building a frame from them."
+        )
+    finally:
+        if args.keep:
+            print(f"files kept in {args.dir}")
+        else:
+            shutil.rmtree(args.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
