@@ -29,6 +29,12 @@ class Handle:
     pgid: int
     create_time: float
     popen: subprocess.Popen | None = field(default=None, repr=False)
+    peak_rss: int = 0
+
+    def sample_rss(self) -> None:
+        """Track the trainer's peak memory, to tell an OOM kill from another SIGKILL."""
+        with contextlib.suppress(psutil.Error):
+            self.peak_rss = max(self.peak_rss, psutil.Process(self.pid).memory_info().rss)
 
     def is_alive(self) -> bool:
         if self.popen is not None:

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 from filelock import Timeout
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -25,6 +26,7 @@ from runstore.atomic import remove_stale_temp_files
 from runstore.config import ConfigError
 from runstore.models import RESUMABLE_STATES, RunnerInfo, RunRecord, RunState
 from runstore.store import Request, RunStore
+from training.failures import explain
 
 log = logging.getLogger("runner")
 
@@ -103,7 +105,10 @@ class Supervisor:
         self.start()
         try:
             while not self.shutdown.is_set():
-                self.step()
+                try:
+                    self.step()
+                except Exception:  # one bad run or a full disk must not end supervision
+                    log.exception("supervisor step failed; retrying")
                 self.wake.wait(self.poll)
                 self.wake.clear()
         finally:
@@ -272,6 +277,7 @@ class Supervisor:
             if not handle.is_alive():
                 self.finish(record, handle)
                 continue
+            handle.sample_rss()
             if record.state == RunState.STARTING:
                 status = self.store.read_status(run_id)
                 if status and status.pid == handle.pid and status.phase != "starting":
@@ -295,6 +301,7 @@ class Supervisor:
         code = handle.exit_code()
         record.exit_code = code
         record.ended_at = time.time()
+        record.diagnosis = status.diagnosis if status and status.pid == handle.pid else None
         outcome = status.outcome if status and status.pid == handle.pid else None
         if outcome in ("completed", "stopped", "failed"):
             state = RunState(outcome)
@@ -304,6 +311,13 @@ class Supervisor:
         elif code is not None:
             state = RunState.FAILED
             sig = process.signal_name(code)
+            record.diagnosis = explain(
+                _tail(self.store.paths(record.id).trainer_log),
+                None,
+                exit_signal=-code if code < 0 else None,
+                rss_bytes=handle.peak_rss or None,
+                mem_total_bytes=psutil.virtual_memory().total,
+            ).to_dict()
             record.reason = (
                 f"the training process was killed by {sig} before it could record an outcome"
                 if sig
@@ -364,6 +378,15 @@ class Supervisor:
         record.state = state
         record.record(state.value, detail)
         self.store.write_run(record)
+
+
+def _tail(path: Path, size: int = 16_384) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - size))
+            return fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _rotate(log_path: Path, max_bytes: int = 10 * 2**20) -> None:

@@ -69,6 +69,7 @@ class RunRecord(_Doc):
     attempts: int = 0
     exit_code: int | None = None
     reason: str = ""
+    diagnosis: dict[str, Any] | None = None
     source_file: str = ""
     events: list[RunEvent] = Field(default_factory=list)
 

@@ -103,6 +103,11 @@ class RunPaths:
     def traceback(self) -> Path:
         return self.logs / "traceback.txt"
 
+    @property
+    def disk_reserve(self) -> Path:
+        """Ballast the trainer deletes when the disk fills, so its last status still fits."""
+        return self.logs / ".disk-reserve"
+
     def make_dirs(self) -> None:
         for sub in (self.requests, self.tb, self.checkpoints, self.videos, self.logs):
             sub.mkdir(parents=True, exist_ok=True)

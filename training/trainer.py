@@ -31,6 +31,7 @@ from training.status import StatusWriter
 log = logging.getLogger(__name__)
 
 TB_LOG_NAME = "train"
+DISK_RESERVE_BYTES = 256 * 1024
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -183,6 +184,8 @@ def train(run_dir: Path) -> int:
     paths = RunPaths(Path(run_dir).absolute())
     paths.logs.mkdir(parents=True, exist_ok=True)
     _setup_logging(paths)
+    with contextlib.suppress(OSError):
+        paths.disk_reserve.write_bytes(bytes(DISK_RESERVE_BYTES))
     status = StatusWriter(paths)
     trainer: Trainer | None = None
     try:
@@ -196,6 +199,7 @@ def train(run_dir: Path) -> int:
     finally:
         if trainer is not None:
             trainer.close()
+        paths.disk_reserve.unlink(missing_ok=True)
     status.write(phase="finished", outcome=result.outcome, reason=result.reason)
     log.info("%s: %s", result.outcome, result.reason)
     return 0
@@ -205,15 +209,13 @@ def _fail(
     paths: RunPaths, status: StatusWriter, exc: BaseException, trainer: Trainer | None
 ) -> int:
     text = "".join(traceback.format_exception(exc))
-    log.error("training failed:\n%s", text)
     diagnosis = explain(text, type(exc).__name__)
     if diagnosis.code == "disk_full":
-        # Free what the failed save took, so the reason below still fits on the disk.
+        # Free the ballast and what the failed save took, so the reason below still fits.
+        paths.disk_reserve.unlink(missing_ok=True)
         checkpoints.prune(paths.checkpoints, trainer.config.keep_checkpoints if trainer else 1000)
-    with contextlib.suppress(OSError):  # a full disk must not hide the reason below
-        paths.traceback.write_text(text, encoding="utf-8")
     model = trainer.model if trainer is not None else None
-    try:
+    try:  # the reason first: on a full disk it is the one thing that must get written
         status.write(
             model.num_timesteps if model is not None else None,
             phase="finished",
@@ -223,6 +225,9 @@ def _fail(
         )
     except OSError:
         log.exception("could not write status.json")
+    log.error("training failed:\n%s", text)
+    with contextlib.suppress(OSError):
+        paths.traceback.write_text(text, encoding="utf-8")
     return 1
 
 
