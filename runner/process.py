@@ -18,6 +18,9 @@ from pathlib import Path
 
 import psutil
 
+from runner.resources import Plan
+from runner.resources import apply as apply_resources
+
 _DEAD = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
@@ -30,6 +33,7 @@ class Handle:
     create_time: float
     popen: subprocess.Popen | None = field(default=None, repr=False)
     peak_rss: int = 0
+    notes: list[str] = field(default_factory=list)  # resources that could not be applied
 
     def sample_rss(self) -> None:
         """Track the trainer's peak memory, to tell an OOM kill from another SIGKILL."""
@@ -46,9 +50,12 @@ class Handle:
         return self.popen.returncode if self.popen is not None else None
 
 
-def spawn_trainer(run_dir: Path, log_path: Path) -> Handle:
-    """Start ``python -m training RUN_DIR`` as the leader of a new process group."""
+def spawn_trainer(run_dir: Path, log_path: Path, resources: Plan | None = None) -> Handle:
+    """Start ``python -m training RUN_DIR`` as the leader of a new process group, with the
+    cores, nice level and GPU of its ``resources`` plan (runner/resources.py)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if resources is not None:
+        env.update(resources.env)
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(
             [sys.executable, "-m", "training", str(run_dir)],
@@ -66,7 +73,8 @@ def spawn_trainer(run_dir: Path, log_path: Path) -> Handle:
         create_time = 0.0
     # The pgid equals the pid for a new session leader; stored because getpgid() fails once
     # the leader is reaped while its workers may live on.
-    return Handle(pid=popen.pid, pgid=popen.pid, create_time=create_time, popen=popen)
+    notes = apply_resources(popen.pid, resources) if resources is not None else []
+    return Handle(pid=popen.pid, pgid=popen.pid, create_time=create_time, popen=popen, notes=notes)
 
 
 def identify(pid: int | None, create_time: float | None) -> psutil.Process | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ from filelock import Timeout
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from runner import process
+from runner import process, resources
 from runner.process import Handle
 from runstore import checkpoints
 from runstore.atomic import remove_stale_temp_files
@@ -67,6 +68,7 @@ class Supervisor:
         self._lock = store.runner_lock()
         self._observer: Observer | None = None
         self._watched: set[str] = set()
+        self._records: dict[str, tuple[tuple[int, int], RunRecord]] = {}
         self._started = time.time()
         self._next_heartbeat = 0.0
 
@@ -192,7 +194,7 @@ class Supervisor:
             return
         queued = []
         for run_id in self.store.run_ids():
-            record = self.store.read_run(run_id)
+            record = self._read_run(run_id)
             if record is not None and record.state == RunState.QUEUED:
                 queued.append(record)
         queued.sort(key=lambda r: (r.queued_at, r.id))
@@ -208,14 +210,25 @@ class Supervisor:
         record.ended_at = None
         self._set_state(record, RunState.STARTING, "spawning the training process")
         _rotate(paths.trainer_log)
+        try:  # cores, nice, GPU and the memory preflight (runner/resources.py)
+            plan, warnings = resources.prepare(self.store.read_config(record.id))
+        except (ValueError, OSError) as exc:
+            record.reason = f"cannot start: {exc}"
+            self._set_state(record, RunState.FAILED, record.reason)
+            return
+        for warning in warnings:
+            record.record("preflight-warning", warning)
         try:
-            handle = process.spawn_trainer(paths.dir, paths.trainer_log)
+            handle = process.spawn_trainer(paths.dir, paths.trainer_log, plan)
         except OSError as exc:
             record.reason = f"could not start the training process: {exc}"
             self._set_state(record, RunState.FAILED, record.reason)
             return
         record.pid, record.pgid, record.create_time = handle.pid, handle.pgid, handle.create_time
         record.record("spawned", f"pid {handle.pid}")
+        record.record("resources", plan.describe())
+        for note in handle.notes:
+            record.record("resources-warning", note)
         self.store.write_run(record)
         self.handles[record.id] = handle
         log.info("started %s (pid %d)", record.id, handle.pid)
@@ -231,7 +244,7 @@ class Supervisor:
             log.warning("ignored %s: not a request file", path)
             path.unlink(missing_ok=True)
         for request in requests:
-            record = self.store.read_run(run_id)
+            record = self._read_run(run_id)
             if record is not None:
                 self.apply(record, request)
             request.path.unlink(missing_ok=True)
@@ -240,7 +253,9 @@ class Supervisor:
         action, state = request.action, record.state
         handle = self.handles.get(record.id)
         note = f"{action} requested ({request.source})"
-        if action == "pause" and state in (RunState.RUNNING, RunState.STARTING) and handle:
+        if action == "delete":
+            self.delete(record, handle)
+        elif action == "pause" and state in (RunState.RUNNING, RunState.STARTING) and handle:
             process.suspend(handle)
             self._set_state(record, RunState.PAUSED, note)
         elif action == "resume" and state == RunState.PAUSED and handle:
@@ -265,11 +280,30 @@ class Supervisor:
             self.store.write_run(record)
             log.info("%s: ignored %s in state %s", record.id, action, state.value)
 
+    def delete(self, record: RunRecord, handle: Handle | None) -> None:
+        """Delete a run: its process group is killed first (a checkpoint about to be deleted
+        is not worth a graceful stop), then its folder goes."""
+        if handle is not None:
+            process.kill(handle)
+            deadline = time.monotonic() + 10
+            while handle.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        elif record.state.is_live and record.pgid:
+            process.signal_group(record.pgid, signal.SIGKILL)
+        self.handles.pop(record.id, None)
+        self.deadlines.pop(record.id, None)
+        try:
+            self.store.delete_run(record.id)
+        except OSError:  # a dying worker wrote one last file; the second pass gets it
+            time.sleep(0.5)
+            self.store.delete_run(record.id)
+        log.info("deleted %s (was %s)", record.id, record.state.value)
+
     # -- watching processes ---------------------------------------------------------------
 
     def check_processes(self) -> None:
         for run_id, handle in list(self.handles.items()):
-            record = self.store.read_run(run_id)
+            record = self._read_run(run_id)
             if record is None:  # the folder was deleted under us
                 process.kill(handle)
                 del self.handles[run_id]
@@ -338,7 +372,7 @@ class Supervisor:
         """Take over runs a previous supervisor left: live ones are adopted by (pid, create
         time); those whose process is gone get the outcome they recorded, or ``lost``."""
         for run_id in self.store.run_ids():
-            record = self.store.read_run(run_id)
+            record = self._read_run(run_id)
             if record is None or not record.state.is_live:
                 continue
             remove_stale_temp_files(self.store.paths(run_id).dir)
@@ -373,6 +407,26 @@ class Supervisor:
             log.info("adopted %s (pid %d, %s)", run_id, proc.pid, record.state.value)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _read_run(self, run_id: str) -> RunRecord | None:
+        """run.json, parsed again only when it changed on disk.
+
+        The loop looks at every run twice a second; with hundreds of run folders, parsing
+        each document every time would keep an idle runner busy.
+        """
+        try:
+            st = self.store.paths(run_id).run_json.stat()
+        except OSError:
+            self._records.pop(run_id, None)
+            return None
+        key = (st.st_mtime_ns, st.st_size)
+        cached = self._records.get(run_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        record = self.store.read_run(run_id)
+        if record is not None:
+            self._records[run_id] = (key, record)
+        return record
 
     def _set_state(self, record: RunRecord, state: RunState, detail: str = "") -> None:
         record.state = state

@@ -10,6 +10,7 @@ files on disk.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import zipfile
@@ -116,3 +117,80 @@ def prune(checkpoints_dir: Path, keep: int) -> list[Path]:
         shutil.rmtree(stale, ignore_errors=True)
         removed.append(stale)
     return removed
+
+
+# -- the best model by evaluation return, and naming a checkpoint to load -----------------
+
+BEST_MODEL = "best.zip"
+BEST_META = "best.json"
+BEST = "best"
+
+
+def best_model(checkpoints_dir: Path) -> Path | None:
+    """``checkpoints/best.zip``: the model with the highest evaluation return so far."""
+    path = checkpoints_dir / BEST_MODEL
+    return path if path.is_file() and not path.is_symlink() else None
+
+
+def read_best(checkpoints_dir: Path) -> dict | None:
+    """``{"step": ..., "eval_return": ...}`` of best.zip, or None when there is none."""
+    try:
+        data = json.loads((checkpoints_dir / BEST_META).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and best_model(checkpoints_dir) else None
+
+
+def best_staging(checkpoints_dir: Path) -> Path:
+    """Where the trainer saves a new best model before ``commit_best`` replaces the old."""
+    checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    return checkpoints_dir / ".staging-best.zip"
+
+
+def commit_best(staging: Path, step: int, eval_return: float, extra: dict | None = None) -> Path:
+    final = staging.parent / BEST_MODEL
+    with zipfile.ZipFile(staging) as zf:  # never replace a good best.zip by a torn one
+        if zf.testzip() is not None:
+            raise zipfile.BadZipFile(f"{staging} is corrupt")
+    os.replace(staging, final)
+    meta = {"step": step, "eval_return": eval_return, **(extra or {})}
+    atomic_write_json(staging.parent / BEST_META, meta)
+    return final
+
+
+class CheckpointNotFoundError(LookupError):
+    pass
+
+
+def resolve_model(checkpoints_dir: Path, name: str | None) -> tuple[Path, int]:
+    """The model zip a name points at, and its training step.
+
+    ``name`` is ``best``, a checkpoint folder name (``step-000000500000``) or None for the
+    newest complete checkpoint. Only files our trainer wrote in this folder qualify: a
+    name is never a path, so nothing outside the run is ever loaded this way.
+    """
+    if name in (None, ""):
+        ckpt, _ = latest_complete(checkpoints_dir)
+        if ckpt is None:
+            raise CheckpointNotFoundError(f"no complete checkpoint in {checkpoints_dir}")
+        return ckpt.model, ckpt.step
+    if name == BEST:
+        best = read_best(checkpoints_dir)
+        path = best_model(checkpoints_dir)
+        if path is None or best is None:
+            raise CheckpointNotFoundError(
+                f"no best model in {checkpoints_dir} yet (it is written by the first "
+                "evaluation; set eval_every in the config)"
+            )
+        return path, int(best.get("step", 0))
+    match = _CKPT.match(name)
+    if match is None:
+        raise CheckpointNotFoundError(
+            f"{name!r} is not a checkpoint name: use 'best' or a folder name like "
+            f"{checkpoint_name(500_000)}"
+        )
+    ckpt_dir = checkpoints_dir / name
+    if ckpt_dir.is_symlink() or not is_complete(ckpt_dir):
+        have = ", ".join(c.dir.name for c in list_checkpoints(checkpoints_dir)) or "none"
+        raise CheckpointNotFoundError(f"checkpoint {name} is missing or incomplete (have: {have})")
+    return ckpt_dir / MODEL, int(match[1])

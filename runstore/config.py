@@ -30,6 +30,9 @@ from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
+INIT_FROM_PATTERN = re.compile(
+    r"^[0-9]{8}-[0-9]{6}-[a-z0-9][a-z0-9-]{0,39}-[0-9a-f]{4}(/(best|step-[0-9]{12}))?$"
+)
 _DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|hours?|d|days?)?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 
@@ -66,6 +69,59 @@ class AtariSettings(StrictModel):
     full_action_space: bool = False
 
 
+NICE_BY_PRIORITY = {"low": 10, "normal": 0, "high": -5}
+
+
+class Resources(StrictModel):
+    """What a run may use, applied by the runner when it starts the trainer.
+
+    ``cpus``: a list of core numbers (affinity) or a count (the runner picks that many of its
+    own cores); torch/OpenMP threads follow. ``priority``: low/normal/high = nice 10/0/-5.
+    ``gpu``: ``auto`` (the GPU with the most free memory), an index (pinned through
+    CUDA_VISIBLE_DEVICES) or ``none`` (no GPU is visible: the run trains on the CPU).
+    """
+
+    cpus: list[int] | int | None = None
+    priority: Literal["low", "normal", "high"] = "normal"
+    gpu: Literal["auto", "none"] | int = "auto"
+
+    @field_validator("cpus", mode="before")
+    @classmethod
+    def _cpus(cls, value: Any) -> Any:
+        """Checked here in full so an error reads as one sentence, not a union's two."""
+        usage = "write a list of core numbers such as [0, 1], or a count such as 2"
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(f"{value} cores leaves nothing to run on; {usage}")
+            return value
+        if not isinstance(value, list):
+            raise ValueError(f"{value!r} is not cores; {usage}")
+        if not value:
+            raise ValueError("an empty list leaves no core to run on; leave cpus out for all")
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in value):
+            raise ValueError(f"{value} is not a list of core numbers (0, 1, ...); {usage}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value} names a core twice")
+        return value
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if value in ("auto", "none") or (
+            isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 63
+        ):
+            return value
+        raise ValueError(f"{value!r} is not a GPU choice: use auto, none or an index like 0")
+
+    @property
+    def nice(self) -> int:
+        return NICE_BY_PRIORITY[self.priority]
+
+
 class RunConfig(StrictModel):
     algo: Literal["ppo", "dqn"]
     env: str
@@ -74,14 +130,48 @@ class RunConfig(StrictModel):
     seed: Int | None = Field(None, ge=0, le=2**31 - 1)
     device: str = "auto"
     vec_env: Literal["auto", "dummy", "subproc"] = "auto"
+    backend: Literal["auto", "native", "sb3"] = Field(
+        "auto",
+        description="Atari env implementation: native (ale-py's C++ vector env), sb3 (SB3's "
+        "wrappers in a VecEnv) or auto (native for Atari when it can run the config)",
+    )
     checkpoint_every: Int | None = Field(None, ge=1)
     keep_checkpoints: Int = Field(3, ge=1, le=1000)
     save_replay_buffer: bool = False
     time_budget: Float | None = Field(
         None, gt=0, description="seconds, or text like '2h' / '90m': stop gracefully when spent"
     )
+    eval_every: Int | None = Field(
+        None,
+        ge=0,
+        description="steps between evaluations; 0 = off (default: 250,000 for "
+        "Atari runs of at least 500,000 steps, else off)",
+    )
+    eval_episodes: Int = Field(5, ge=1, le=100, description="full episodes per evaluation")
+    eval_deterministic: bool = True
+    video_every: Int | None = Field(
+        None,
+        ge=0,
+        description="steps between recorded evaluations; 0 = no clips (default: every evaluation)",
+    )
+    video_length: Int = Field(3000, ge=10, le=100_000, description="most frames in one clip")
+    video_overlay: bool = True
+    init_from: str | None = Field(
+        None, description="RUN_ID or RUN_ID/CHECKPOINT (step-NNN or best): start from its weights"
+    )
+    resources: Resources = Field(default_factory=Resources)
     atari: AtariSettings | None = None
     hyperparams: PPOHyperparams | DQNHyperparams | None = None
+
+    @field_validator("init_from")
+    @classmethod
+    def _init_from(cls, value: str | None) -> str | None:
+        if value is not None and not INIT_FROM_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a run to start from: write RUN_ID or RUN_ID/CHECKPOINT, e.g. "
+                "20261124-031205-pong-ppo-3f9a/best or .../step-000000500000"
+            )
+        return value
 
     @field_validator("name")
     @classmethod
@@ -173,6 +263,9 @@ def _known_keys_only(doc: dict[str, Any]) -> dict[str, Any]:
     if isinstance(doc.get("atari"), dict):
         atari = doc["atari"]
         doc["atari"] = {k: v for k, v in atari.items() if k in AtariSettings.model_fields}
+    if isinstance(doc.get("resources"), dict):
+        res = doc["resources"]
+        doc["resources"] = {k: v for k, v in res.items() if k in Resources.model_fields}
     return doc
 
 
@@ -213,6 +306,10 @@ def _fill_defaults(config: RunConfig) -> RunConfig:
         updates["name"] = default_name(config.env, config.algo)
     if config.checkpoint_every is None:
         updates["checkpoint_every"] = min(250_000, max(1_000, config.n_timesteps // 10))
+    if config.eval_every is None:  # evaluation costs real time: on for real Atari runs only
+        updates["eval_every"] = 250_000 if config.is_atari and config.n_timesteps >= 500_000 else 0
+    if config.video_every is None:
+        updates["video_every"] = updates.get("eval_every", config.eval_every)
     if config.is_atari:
         atari = config.atari or AtariSettings()
         if hp.frame_stack is not None:
@@ -221,6 +318,12 @@ def _fill_defaults(config: RunConfig) -> RunConfig:
         updates["hyperparams"] = updates["hyperparams"].model_copy(update={"frame_stack": None})
     elif config.atari is not None:
         problems.append(f"atari: settings given but {config.env!r} is not an Atari game")
+    if config.backend == "native" and not config.is_atari:
+        problems.append(
+            f"backend: native runs Atari games only, and {config.env!r} is not one; "
+            "use backend: auto or sb3"
+        )
+    problems += _resource_problems(config)
     if isinstance(hp, PPOHyperparams) and hp.batch_size > hp.n_steps * hp.n_envs:
         problems.append(
             f"hyperparams.batch_size ({hp.batch_size}) is larger than n_steps x n_envs "
@@ -234,6 +337,19 @@ def _fill_defaults(config: RunConfig) -> RunConfig:
     if problems:
         raise ConfigError(problems)
     return config.model_copy(update=updates)
+
+
+def _resource_problems(config: RunConfig) -> list[str]:
+    """Resources that contradict the device: the trainer would fail later, less clearly."""
+    gpu, device = config.resources.gpu, config.device
+    if gpu == "none" and device.startswith("cuda"):
+        return [f"resources.gpu: none hides every GPU, but device is {device}; use device: cpu"]
+    if isinstance(gpu, int) and device.startswith("cuda:") and device != "cuda:0":
+        return [
+            f"resources.gpu: {gpu} makes that GPU the only one the run sees (as cuda:0), so "
+            f"device: {device} does not exist; use device: cuda"
+        ]
+    return []
 
 
 def _env_is_atari(env: Any) -> bool:
@@ -256,6 +372,8 @@ def _unknown_key_problems(doc: dict[str, Any]) -> list[str]:
                 problems += _unknown({key: None}, fields, "hyperparams.")
     if isinstance(doc.get("atari"), dict):
         problems += _unknown(doc["atari"], AtariSettings.model_fields, "atari.")
+    if isinstance(doc.get("resources"), dict):
+        problems += _unknown(doc["resources"], Resources.model_fields, "resources.")
     return problems
 
 

@@ -52,6 +52,18 @@ class RunEvent(_Doc):
     detail: str = ""
 
 
+class MediaJob(_Doc):
+    """A short process the runner started for a run (``record`` or ``timelapse``), in its own
+    process group so it never disturbs the training; kept here so a restarted runner can end
+    it."""
+
+    action: str
+    pid: int
+    pgid: int
+    create_time: float
+    started_at: float
+
+
 class RunRecord(_Doc):
     """run.json — written by the runner only."""
 
@@ -72,6 +84,7 @@ class RunRecord(_Doc):
     diagnosis: dict[str, Any] | None = None
     source_file: str = ""
     events: list[RunEvent] = Field(default_factory=list)
+    media_job: MediaJob | None = None  # a clip or time-lapse being made beside the training
 
     def record(self, kind: str, detail: str = "", at: float | None = None) -> None:
         self.events.append(RunEvent(at=time.time() if at is None else at, kind=kind, detail=detail))
@@ -97,9 +110,20 @@ class TrainStatus(_Doc):
     device: str | None = None
     resumed_from: str | None = None
     last_checkpoint: str | None = None
+    last_eval_return: float | None = None  # mean real game score of the latest evaluation
+    last_eval_step: int | None = None
+    best_eval_return: float | None = None  # the evaluation that best.zip was saved at
+    best_eval_step: int | None = None
     outcome: str | None = None  # completed | stopped | failed, once training has ended
     reason: str = ""
     diagnosis: dict[str, Any] | None = None
+    # The run's own resource use (trainer + env workers), sampled every few seconds
+    # (training/system_sampler.py); cpu_percent is summed over processes (200 = two cores).
+    cpu_percent: float | None = None
+    rss_mb: float | None = None
+    gpu_util: float | None = None  # % of the busiest GPU the run uses; None without NVML
+    gpu_mem_mb: float | None = None
+    processes: int | None = None
 
     def heartbeat_age(self, now: float | None = None) -> float | None:
         if self.heartbeat_at is None:
@@ -116,3 +140,16 @@ class RunnerInfo(_Doc):
     heartbeat_at: float
     version: str
     max_concurrent: int = 1
+
+
+class TensorBoardInfo(_Doc):
+    """tensorboard.json — the TensorBoard the dashboard started on this runs folder, so a
+    restarted dashboard finds it again. Identity is (pid, create_time), never pid alone."""
+
+    pid: int
+    pgid: int
+    create_time: float
+    host: str
+    port: int
+    logdir: str
+    started: float

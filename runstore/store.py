@@ -19,7 +19,7 @@ from filelock import FileLock
 
 from runstore.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from runstore.config import ConfigError, RunConfig, load_resolved, parse_config, to_yaml
-from runstore.models import RunnerInfo, RunRecord, TrainStatus
+from runstore.models import RunnerInfo, RunRecord, TensorBoardInfo, TrainStatus
 from runstore.paths import (
     RunPaths,
     UnsafePathError,
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 QUEUE_SUFFIXES = (".yaml", ".yml")
 # Editors and copy tools write these while a file is still being written; never claim them.
 _IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".swp", ".crdownload", "~")
-REQUEST_ACTIONS = ("stop", "pause", "resume")
+REQUEST_ACTIONS = ("stop", "pause", "resume", "delete")
 MAX_QUEUE_NAME = 200
 
 
@@ -68,6 +68,11 @@ class RunStore:
     @property
     def runner_json(self) -> Path:
         return self.root / "runner.json"
+
+    @property
+    def runner_log(self) -> Path:
+        """Output of a runner the dashboard started in the background."""
+        return self.root / "runner.log"
 
     def ensure_layout(self) -> None:
         self.rejected_dir.mkdir(parents=True, exist_ok=True)
@@ -277,6 +282,29 @@ class RunStore:
             return RunnerInfo.model_validate(data) if data else None
         except ValueError:
             return None
+
+    # -- TensorBoard started by the dashboard ---------------------------------------------
+
+    @property
+    def tensorboard_json(self) -> Path:
+        return self.root / "tensorboard.json"
+
+    @property
+    def tensorboard_log(self) -> Path:
+        return self.root / "tensorboard.log"
+
+    def write_tensorboard_info(self, info: TensorBoardInfo) -> None:
+        atomic_write_json(self.tensorboard_json, info.model_dump(mode="json"))
+
+    def read_tensorboard_info(self) -> TensorBoardInfo | None:
+        data = read_json(self.tensorboard_json)
+        try:
+            return TensorBoardInfo.model_validate(data) if data else None
+        except ValueError:
+            return None
+
+    def clear_tensorboard_info(self) -> None:
+        self.tensorboard_json.unlink(missing_ok=True)
 
 
 def read_status_file(path: Path) -> TrainStatus | None:

@@ -23,6 +23,7 @@ env: ALE/Pong-v5
 n_timesteps: 100000
 seed: 3
 checkpoint_every: 100000
+backend: sb3
 vec_env: subproc
 hyperparams:
   n_envs: 2

@@ -1,4 +1,4 @@
-"""The one SB3 callback that tracks a run: status, episodes, checkpoints, stop, NaN guard.
+"""The one SB3 callback that tracks a run: status, episodes, checkpoints, eval, stop, NaN guard.
 
 One callback instead of a CallbackList keeps the per-step cost to a single Python call; the
 work itself runs only when a step crosses a threshold (a second passed, an episode ended, a
@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
@@ -42,6 +44,8 @@ class RunCallback(BaseCallback):
         checkpoint_every: int,
         start_step: int,
         time_budget: float | None,
+        evaluate: Callable[[BaseAlgorithm, int, Any], object] | None = None,
+        eval_every: int = 0,
     ):
         super().__init__()
         self.status = status
@@ -51,6 +55,10 @@ class RunCallback(BaseCallback):
         self.start_step = start_step
         self.time_budget = time_budget
         self.next_checkpoint = (start_step // checkpoint_every + 1) * checkpoint_every
+        self.evaluate = evaluate if eval_every > 0 else None
+        self.eval_every = eval_every
+        self.next_eval = (start_step // eval_every + 1) * eval_every if eval_every > 0 else 0
+        self.last_eval_step: int | None = None
         self._tb = None
         self._next_nan_check = 0.0
 
@@ -78,9 +86,20 @@ class RunCallback(BaseCallback):
         if n >= self.next_checkpoint:
             self.next_checkpoint = (n // self.checkpoint_every + 1) * self.checkpoint_every
             self.save_checkpoint()
+        if self.evaluate is not None and n >= self.next_eval:
+            self.next_eval = (n // self.eval_every + 1) * self.eval_every
+            self.last_eval_step = n
+            self.evaluate(self.model, n, self._tb)
         if self.time_budget is not None and self.status.train_seconds >= self.time_budget:
             self.stop.request("time_budget")
         return self.stop.reason is None
+
+    def final_evaluation(self) -> None:
+        """Evaluate the final model too, unless an evaluation just ran at this step."""
+        n = self.model.num_timesteps
+        if self.evaluate is not None and self.last_eval_step != n:
+            self.last_eval_step = n
+            self.evaluate(self.model, n, self._tb)
 
     def _episodes(self, n: int, dones: np.ndarray) -> None:
         infos = self.locals.get("infos") or ()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import time
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -24,14 +26,37 @@ from runstore.config import RunConfig, load_resolved
 from runstore.paths import RunPaths
 from training.callbacks import RunCallback, StopReason, check_finite
 from training.envs import make_train_env
+from training.evaluation import Evaluator
 from training.failures import explain
 from training.sb3_kwargs import ALGORITHMS, model_kwargs, schedule_overrides
 from training.status import StatusWriter
+from training.system_sampler import SystemSampler
+from training.weights import check_compatible, load_weights, resolve_init_from
 
 log = logging.getLogger(__name__)
 
 TB_LOG_NAME = "train"
 DISK_RESERVE_BYTES = 256 * 1024
+# For `make bench` only: RETRO_ML_TRACKING=off trains with no callback, no TensorBoard and no
+# checkpoints, so the benchmark can measure what tracking costs. Never set it for real runs.
+TRACKING_ENV = "RETRO_ML_TRACKING"
+TORCH_THREADS_ENV = "RETRO_ML_TORCH_THREADS"
+
+
+def tracking_enabled() -> bool:
+    return os.environ.get(TRACKING_ENV, "on").strip().lower() not in ("0", "off", "false", "no")
+
+
+def torch_threads(cores: int | None = None) -> int:
+    """Torch intra-op threads: one per core (measured; README, Performance).
+
+    The env and the network take turns (SB3 steps the env, then runs the policy), so env
+    threads and torch threads do not compete; ``RETRO_ML_TORCH_THREADS`` overrides for the
+    benchmark."""
+    override = os.environ.get(TORCH_THREADS_ENV, "").strip()
+    if override:
+        return max(1, int(override))
+    return max(1, cores or os.cpu_count() or 1)
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -80,6 +105,8 @@ class Trainer:
         self.stop = StopReason()
         self.model: BaseAlgorithm | None = None
         self.env: VecEnv | None = None
+        self.evaluator: Evaluator | None = None
+        self.sampler: SystemSampler | None = None
 
     def request_stop(self, *_: object) -> None:
         self.stop.request("stop")
@@ -87,6 +114,8 @@ class Trainer:
     def run(self) -> Outcome:
         config = self.config
         device = resolve_device(config.device)
+        torch.set_num_threads(torch_threads(len(os.sched_getaffinity(0))))
+        tracking = tracking_enabled()
         self.status.write(0, total_timesteps=config.n_timesteps, device=device, phase="starting")
         ckpt, skipped = checkpoints.latest_complete(self.paths.checkpoints)
         for bad in skipped:
@@ -108,14 +137,26 @@ class Trainer:
                 self.env,
                 seed=config.seed,
                 device=device,
-                tensorboard_log=str(self.paths.tb),
+                tensorboard_log=str(self.paths.tb) if tracking else None,
                 verbose=0,
                 **model_kwargs(config),
             )
+            if config.init_from:
+                self._init_from(config.init_from, device)
         remaining = config.n_timesteps - start_step
         if remaining <= 0:
             return Outcome("completed", "already trained for n_timesteps")
+        if self.stop.reason is None and not tracking:
+            log.warning("%s is off: no status heartbeat, TensorBoard or checkpoints", TRACKING_ENV)
+            started = time.perf_counter()
+            self.model.learn(total_timesteps=remaining, reset_num_timesteps=start_step == 0)
+            self._log_speed(remaining, time.perf_counter() - started)
+            return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
         if self.stop.reason is None:
+            started = time.perf_counter()
+            if config.eval_every:
+                self.evaluator = Evaluator(config, self.paths, self.status, self.env)
+                self.evaluator.stop_requested = lambda: self.stop.reason == "stop"
             callback = RunCallback(
                 status=self.status,
                 stop=self.stop,
@@ -123,7 +164,13 @@ class Trainer:
                 checkpoint_every=config.checkpoint_every or config.n_timesteps,
                 start_step=start_step,
                 time_budget=config.time_budget,
+                evaluate=self.evaluator,
+                eval_every=config.eval_every or 0,
             )
+            model = self.model  # CPU, RSS and GPU of this run into TB system/* and the status
+            self.sampler = SystemSampler(
+                lambda: model.num_timesteps, lambda: callback._tb, self.status.status
+            ).start()
             self.model.learn(
                 total_timesteps=remaining,
                 callback=callback,
@@ -131,6 +178,9 @@ class Trainer:
                 tb_log_name=TB_LOG_NAME,
                 progress_bar=False,
             )
+            self._log_speed(self.model.num_timesteps - start_step, time.perf_counter() - started)
+            if self.stop.reason != "stop":
+                callback.final_evaluation()
         check_finite(self.model.policy, self.model.num_timesteps)
         self.save_checkpoint()
         if self.stop.reason == "stop":
@@ -138,6 +188,11 @@ class Trainer:
         if self.stop.reason == "time_budget":
             return Outcome("completed", f"time budget of {config.time_budget:.0f} s spent")
         return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
+
+    def _log_speed(self, steps: int, seconds: float) -> None:
+        """One line the benchmark reads (bench/bench_train.py): the speed of ``learn`` alone,
+        without interpreter start-up or env construction."""
+        log.info("learned %d steps in %.3f s (%.1f steps/s)", steps, seconds, steps / seconds)
 
     def _load(self, ckpt: checkpoints.Checkpoint, device: str) -> BaseAlgorithm:
         algo = ALGORITHMS[self.config.algo]
@@ -171,7 +226,20 @@ class Trainer:
         self.status.write(step, phase="training", last_checkpoint=ckpt.dir.name)
         log.info("checkpoint %s", ckpt.dir.name)
 
+    def _init_from(self, spec: str, device: str) -> None:
+        """A new run that starts from another run's weights (its own folder and curve)."""
+        assert self.model is not None
+        source, step, source_config = resolve_init_from(self.paths.dir.parent, spec)
+        check_compatible(self.config, source_config, spec)
+        load_weights(self.model, source, device)
+        log.info("weights loaded from %s (%s, step %d)", spec, source.parent.name, step)
+
     def close(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.evaluator is not None:
+            with contextlib.suppress(Exception):
+                self.evaluator.close()
         if self.env is not None:
             try:
                 self.env.close()

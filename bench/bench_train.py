@@ -1,0 +1,369 @@
+"""Benchmark: our training process against a plain Stable-Baselines3 script, same settings.
+
+    python bench/bench_train.py                        # PPO + DQN on ALE/Pong-v5, 3 reps, CPU
+    python bench/bench_train.py --reps 5 --ppo-steps 4096 --device cuda
+    python bench/bench_train.py --only env             # env-only throughput
+    python bench/bench_train.py --only learn --learn-steps 200000 --env ALE/Breakout-v5
+
+Three ways, alternating within each repetition so machine noise hits all of them alike, each in
+its own fresh process:
+
+1. ``plain``: the script a user would write, ``make_atari_env(env_id, n_envs, seed,
+   env_kwargs={"frameskip": 1})`` + ``VecFrameStack(4)`` + the algorithm with the Zoo's Atari
+   hyperparameters (DummyVecEnv, make_atari_env's default). ``frameskip: 1`` because the
+   AtariWrapper skips 4 frames itself (ALE v5 would skip 4 more); sticky actions stay at ALE
+   v5's 0.25, which is also our config's default.
+2. ``ours``: ``python -m training RUN_DIR`` on a run folder made through runstore (status.json
+   heartbeat, TensorBoard, episode records, a checkpoint mid-run and one at the end), with the
+   config's defaults (``backend: auto``, i.e. the native Atari env).
+3. ``ours-off``: the same with ``RETRO_ML_TRACKING=off`` (no callback, TensorBoard or
+   checkpoints), to measure what tracking costs.
+
+fps is timesteps divided by the time spent in ``learn()`` (interpreter start-up and env
+construction excluded on both sides; both print the same measure); the process wall time is
+shown too. DQN uses the Zoo's Atari settings except ``learning_starts`` and ``buffer_size``,
+scaled down (same on all sides) so that gradient steps happen within a short benchmark.
+
+Env-only throughput steps random actions through the native backend and through SB3's
+SubprocVecEnv and DummyVecEnv (AtariWrapper + VecFrameStack), 8 envs each.
+
+``--only learn`` is the learning check of the native backend against ``backend: sb3``: our
+trainer on both, printing the mean episode return per tenth of the run (it takes hours on a
+2-core CPU for Pong; Breakout rises within a few hundred thousand steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LEARNED = re.compile(r"learned (\d+) steps in ([0-9.]+) s")
+# DQN: the Zoo's Atari entry, except these (both sides), so a short run does gradient steps.
+DQN_BENCH_OVERRIDES = {"learning_starts": 1_000, "buffer_size": 10_000}
+
+
+# --- the plain SB3 script (run as a child process) ---------------------------------------
+
+
+def plain_script(algo: str, env_id: str, steps: int, seed: int, device: str) -> dict:
+    """What a user would write with SB3 alone; prints the same speed measure as ours."""
+    import ale_py
+    import gymnasium as gym
+    from stable_baselines3 import DQN, PPO
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.utils import LinearSchedule
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    gym.register_envs(ale_py)
+    if algo == "ppo":
+        env = make_atari_env(env_id, n_envs=8, seed=seed, env_kwargs={"frameskip": 1})
+        env = VecFrameStack(env, n_stack=4)
+        model = PPO(
+            "CnnPolicy",
+            env,
+            n_steps=128,
+            n_epochs=4,
+            batch_size=256,
+            learning_rate=LinearSchedule(2.5e-4, 0.0, 1.0),
+            clip_range=LinearSchedule(0.1, 0.0, 1.0),
+            vf_coef=0.5,
+            ent_coef=0.01,
+            seed=seed,
+            device=device,
+        )
+    else:
+        env = make_atari_env(env_id, n_envs=1, seed=seed, env_kwargs={"frameskip": 1})
+        env = VecFrameStack(env, n_stack=4)
+        model = DQN(
+            "CnnPolicy",
+            env,
+            learning_rate=1e-4,
+            batch_size=32,
+            target_update_interval=1000,
+            train_freq=4,
+            gradient_steps=1,
+            exploration_fraction=0.1,
+            exploration_final_eps=0.01,
+            optimize_memory_usage=False,
+            seed=seed,
+            device=device,
+            **DQN_BENCH_OVERRIDES,
+        )
+    started = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    seconds = time.perf_counter() - started
+    env.close()
+    return {"steps": model.num_timesteps, "seconds": seconds}
+
+
+# --- our training process ------------------------------------------------------------------
+
+
+def our_config(algo: str, env_id: str, steps: int, seed: int, device: str, extra: str) -> str:
+    text = (
+        f"algo: {algo}\nenv: {env_id}\nn_timesteps: {steps}\nseed: {seed}\ndevice: {device}\n"
+        f"checkpoint_every: {max(1, steps // 2)}\n"
+    )
+    if algo == "dqn":
+        text += "hyperparams:\n" + "".join(f"  {k}: {v}\n" for k, v in DQN_BENCH_OVERRIDES.items())
+    return text + extra
+
+
+def run_ours(
+    root: Path, config_text: str, tracking: bool, env: dict[str, str] | None = None
+) -> dict:
+    from runstore import RunStore
+
+    store = RunStore(root)
+    store.ensure_layout()
+    path = store.submit(config_text, "bench.yaml")
+    record = store.accept(path, store.read_queue_file(path))
+    assert record is not None
+    run = store.paths(record.id)
+    child_env = {**os.environ, **(env or {})}
+    if not tracking:
+        child_env["RETRO_ML_TRACKING"] = "off"
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "training", str(run.dir)],
+        cwd=ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    wall = time.perf_counter() - started
+    log = run.train_log.read_text(errors="replace") if run.train_log.exists() else ""
+    match = LEARNED.search(log)
+    if result.returncode != 0 or match is None:
+        raise RuntimeError(f"our trainer failed ({result.returncode}):\n{log[-3000:]}")
+    return {"steps": int(match[1]), "seconds": float(match[2]), "wall": wall, "run": run.dir}
+
+
+def run_plain(algo: str, env_id: str, steps: int, seed: int, device: str) -> dict:
+    args = ["--child", algo, "--env", env_id, "--child-steps", str(steps)]
+    args += ["--seed", str(seed), "--device", device]
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, __file__, *args], cwd=ROOT, capture_output=True, text=True, timeout=3600
+    )
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"plain SB3 script failed:\n{result.stderr[-3000:]}")
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    return {**out, "wall": wall}
+
+
+# --- env-only throughput -------------------------------------------------------------------
+
+
+def env_throughput(kind: str, env_id: str, n_envs: int, steps: int) -> float:
+    """Random-action vector steps per second x n_envs, after a warm-up, in this process."""
+    import numpy as np
+
+    if kind == "native":
+        from runstore.config import AtariSettings
+        from training.atari_vec import NativeAtariVecEnv
+
+        env = NativeAtariVecEnv(env_id, n_envs, AtariSettings())
+    else:
+        import ale_py
+        import gymnasium as gym
+        from stable_baselines3.common.env_util import make_atari_env
+        from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack
+
+        gym.register_envs(ale_py)
+        cls = SubprocVecEnv if kind == "subproc" else DummyVecEnv
+        kwargs = {"start_method": "forkserver"} if cls is SubprocVecEnv else None
+        env = make_atari_env(
+            env_id,
+            n_envs=n_envs,
+            seed=0,
+            env_kwargs={"frameskip": 1},
+            vec_env_cls=cls,
+            vec_env_kwargs=kwargs,
+        )
+        env = VecFrameStack(env, n_stack=4)
+    rng = np.random.default_rng(0)
+    n_actions = env.action_space.n
+    env.reset()
+    for _ in range(20):
+        env.step(rng.integers(0, n_actions, n_envs))
+    vec_steps = max(1, steps // n_envs)
+    actions = rng.integers(0, n_actions, (vec_steps, n_envs))
+    started = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    seconds = time.perf_counter() - started
+    env.close()
+    return vec_steps * n_envs / seconds
+
+
+def run_env_child(kind: str, env_id: str, steps: int) -> float:
+    args = ["--child", f"env-{kind}", "--env", env_id, "--child-steps", str(steps)]
+    result = subprocess.run(
+        [sys.executable, __file__, *args], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"env benchmark {kind} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["fps"]
+
+
+# --- reporting -----------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_training_table(algo: str, results: dict[str, list[dict]]) -> dict[str, float]:
+    fps = {k: median([r["steps"] / r["seconds"] for r in v]) for k, v in results.items()}
+    wall = {k: median([r["wall"] for r in v]) for k, v in results.items()}
+    base = fps["plain"]
+    print(f"\n{algo.upper()} ({len(results['plain'])} reps, median)")
+    print(f"  {'way':<10} {'fps':>9} {'vs plain':>9} {'wall s':>8}   all fps")
+    for key, value in fps.items():
+        every = " ".join(f"{r['steps'] / r['seconds']:.0f}" for r in results[key])
+        print(f"  {key:<10} {value:>9.1f} {value / base:>8.2f}x {wall[key]:>8.1f}   {every}")
+    if "ours" in fps and "ours-off" in fps:
+        overhead = 1 - fps["ours"] / fps["ours-off"]
+        print(f"  tracking overhead (1 - ours/ours-off): {overhead * 100:+.1f}%  (goal <= 2%)")
+    if algo == "ppo":
+        print(f"  ours vs plain: {fps['ours'] / base:.2f}x  (goal >= 1.10x)")
+    return fps
+
+
+def bench_training(args: argparse.Namespace, algo: str, steps: int, work: Path) -> None:
+    ways = ["plain", "ours", "ours-off"]
+    results: dict[str, list[dict]] = {w: [] for w in ways}
+    for rep in range(args.reps):
+        order = ways[rep % len(ways) :] + ways[: rep % len(ways)]  # rotate who goes first
+        for way in order:
+            seed = args.seed + rep
+            if way == "plain":
+                r = run_plain(algo, args.env, steps, seed, args.device)
+            else:
+                config = our_config(algo, args.env, steps, seed, args.device, args.extra)
+                r = run_ours(work / f"{algo}-{way}", config, tracking=way == "ours")
+                shutil.rmtree(r.pop("run"), ignore_errors=True)
+            results[way].append(r)
+            print(
+                f"  {algo} rep {rep + 1}/{args.reps} {way:<9} "
+                f"{r['steps'] / r['seconds']:7.1f} fps  ({r['wall']:.1f} s wall)",
+                flush=True,
+            )
+    print_training_table(algo, results)
+
+
+def bench_env(args: argparse.Namespace) -> None:
+    kinds = ["native", "subproc", "dummy"]
+    fps: dict[str, list[float]] = {k: [] for k in kinds}
+    for rep in range(args.reps):
+        for kind in kinds[rep % 3 :] + kinds[: rep % 3]:
+            fps[kind].append(run_env_child(kind, args.env, args.env_steps))
+    base = median(fps["subproc"])
+    print(f"\nEnv only, {args.env}, 8 envs, random actions ({args.reps} reps, median)")
+    print(f"  {'backend':<24} {'steps/s':>9} {'vs subproc':>11}   all")
+    names = {
+        "native": "native (AtariVectorEnv)",
+        "subproc": "SB3 SubprocVecEnv",
+        "dummy": "SB3 DummyVecEnv",
+    }
+    for kind in kinds:
+        value = median(fps[kind])
+        every = " ".join(f"{v:.0f}" for v in fps[kind])
+        print(f"  {names[kind]:<24} {value:>9.0f} {value / base:>10.2f}x   {every}")
+
+
+def bench_learning(args: argparse.Namespace, work: Path) -> None:
+    """Native vs sb3 backend, our trainer, one seed each: mean return per tenth of the run."""
+    import numpy as np
+
+    from runstore.metrics import load_episodes
+
+    curves = {}
+    for backend in ("native", "sb3"):
+        config = our_config("ppo", args.env, args.learn_steps, args.seed, args.device, "")
+        config += f"backend: {backend}\n"
+        r = run_ours(work / f"learn-{backend}", config, tracking=True)
+        episodes = load_episodes(r["run"])
+        steps = episodes["step"].to_numpy()
+        returns = episodes["episode_return"].to_numpy()
+        edges = np.linspace(0, args.learn_steps, 11)
+        curves[backend] = [
+            float(returns[(steps > lo) & (steps <= hi)].mean())
+            if ((steps > lo) & (steps <= hi)).any()
+            else float("nan")
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
+        print(f"  {backend}: {r['steps'] / r['seconds']:.0f} fps, {len(returns)} episodes")
+    print(f"\nLearning check, PPO on {args.env}, {args.learn_steps} steps, seed {args.seed}")
+    print("  mean episode return per tenth of the run:")
+    for backend, curve in curves.items():
+        print(f"  {backend:<7} " + " ".join(f"{v:7.1f}" for v in curve))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="ALE/Pong-v5")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each way")
+    parser.add_argument("--ppo-steps", type=int, default=3072, help="PPO timesteps per run")
+    parser.add_argument("--dqn-steps", type=int, default=3000, help="DQN timesteps per run")
+    parser.add_argument("--env-steps", type=int, default=8000, help="env-only steps per run")
+    parser.add_argument("--learn-steps", type=int, default=300_000, help="--only learn")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--only",
+        default="ppo,dqn,env",
+        help="comma-separated parts: ppo, dqn, env, learn (learn is not in the default)",
+    )
+    parser.add_argument("--extra", default="", help=argparse.SUPPRESS)  # config lines for ours
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-steps", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        if args.child.startswith("env-"):
+            fps = env_throughput(args.child[4:], args.env, 8, args.child_steps)
+            print(json.dumps({"fps": fps}))
+        else:
+            out = plain_script(args.child, args.env, args.child_steps, args.seed, args.device)
+            print(json.dumps(out))
+        return 0
+
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(parts) - {"ppo", "dqn", "env", "learn"}
+    if unknown:
+        parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
+    cores = len(os.sched_getaffinity(0))
+    load = os.getloadavg()[0]
+    print(f"bench_train: {args.env}, device {args.device}, {cores} cores, load {load:.2f}")
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        work = Path(tmp)
+        if "ppo" in parts:
+            bench_training(args, "ppo", args.ppo_steps, work)
+        if "dqn" in parts:
+            bench_training(args, "dqn", args.dqn_steps, work)
+        if "env" in parts:
+            bench_env(args)
+        if "learn" in parts:
+            bench_learning(args, work)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

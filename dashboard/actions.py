@@ -1,0 +1,72 @@
+"""What the dashboard's buttons do: write one file through ``runstore`` and nothing else.
+
+Each function checks ``require_control()`` first, here where the action happens, so a client
+that bypasses the UI still meets the LAN rule. The runner validates every request (run exists,
+transition legal) before acting on it; the dashboard never signals a process itself.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from dashboard import auth, data
+from runstore.config import ConfigError, RunConfig, parse_config, to_yaml
+from runstore.paths import slugify
+
+SOURCE = "dashboard"
+
+
+def submit_config(yaml_text: str) -> tuple[RunConfig, Path]:
+    """Validate a config exactly as the runner will, then drop it into the queue.
+
+    Raises ConfigError (nothing written) when the runner would reject it.
+    """
+    auth.require_control()
+    config = parse_config(yaml_text.encode("utf-8"))
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{slugify(config.display_name)}.yaml"
+    return config, data.store().submit(yaml_text, name)
+
+
+def validate_config(yaml_text: str) -> tuple[RunConfig | None, list[str]]:
+    """The resolved config, or the problems the runner would report (no file written)."""
+    try:
+        return parse_config(yaml_text.encode("utf-8")), []
+    except ConfigError as exc:
+        return None, exc.problems
+
+
+def _request(run_id: str, action: str) -> Path:
+    auth.require_control()
+    return data.store().write_request(run_id, action, source=SOURCE)
+
+
+def stop(run_id: str) -> Path:
+    return _request(run_id, "stop")
+
+
+def pause(run_id: str) -> Path:
+    return _request(run_id, "pause")
+
+
+def resume(run_id: str) -> Path:
+    """Continue a paused run, or restart an ended one from its latest checkpoint."""
+    return _request(run_id, "resume")
+
+
+def delete(run_id: str) -> Path:
+    """Ask the runner to delete a run (a live one is stopped first, by the runner)."""
+    return _request(run_id, "delete")
+
+
+def clone_yaml(run_id: str) -> str:
+    """The run's resolved config as a new-run form starting point (new seed, no name clash)."""
+    config = data.read_config(run_id)
+    if config is None:
+        raise ConfigError([f"run {run_id} has no readable config.yaml to clone"])
+    name = config.display_name
+    match = re.match(r"^(.*?)-copy(\d*)$", name)
+    base = match[1] if match else name
+    clone = config.model_copy(update={"name": f"{base[:55]}-copy", "seed": None})
+    return to_yaml(clone)

@@ -1,0 +1,216 @@
+"""Compare: several runs on one chart, smoothed like TensorBoard, seeds grouped into a mean
+with a 95% bootstrap band, Atari scores human-normalised; export; TensorBoard beside it."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import auth, data
+from dashboard.analysis import MAX_SMOOTHING, group_key
+from dashboard.analysis.downsample import DEFAULT_POINTS
+from dashboard.compare_charts import chart_png, chart_svg, compare_chart
+from dashboard.comparison import (
+    DEFAULT_METRICS,
+    EPISODES_METRIC,
+    X_MODES,
+    X_WALL,
+    RunInfo,
+    can_normalize,
+    downsample,
+    metric_series,
+    seed_groups,
+    selection_table,
+    to_csv,
+    to_parquet,
+)
+from dashboard.tensorboard import TensorBoardLauncher
+from runstore.store import RunStore
+
+st.title("Compare")
+
+rows = data.list_runs()
+if not rows:
+    st.info("No runs yet: start one on the New run page, or drop a YAML file into runs/queue/.")
+    st.stop()
+
+# -- which runs -------------------------------------------------------------------------------
+c_game, c_algo, c_state = st.columns(3)
+games = c_game.multiselect("Game", sorted({r.env for r in rows}), key="cmp_games")
+algos = c_algo.multiselect("Algorithm", sorted({r.algo for r in rows}), key="cmp_algos")
+states = c_state.multiselect("State", sorted({r.state.value for r in rows}), key="cmp_states")
+candidates = [
+    r
+    for r in rows
+    if (not games or r.env in games)
+    and (not algos or r.algo in algos)
+    and (not states or r.state.value in states)
+]
+
+scalars = {r.id: data.run_scalars(r.id) for r in candidates}
+tags = sorted({t for df in scalars.values() if df.height for t in df["tag"].unique().to_list()})
+metrics = [EPISODES_METRIC, *tags]
+default_metric = next((m for m in DEFAULT_METRICS if m in tags), EPISODES_METRIC)
+metric = st.selectbox(
+    "Metric (TensorBoard tag)",
+    metrics,
+    index=metrics.index(default_metric),
+    key="cmp_metric",
+    help="'episode return (every episode)' is every finished episode's score, not SB3's "
+    "100-episode mean (rollout/ep_rew_mean).",
+)
+
+series: dict[str, pl.DataFrame] = {}
+for r in candidates:
+    episodes = data.run_episodes(r.id) if metric == EPISODES_METRIC else pl.DataFrame()
+    s = metric_series(metric, scalars[r.id], episodes)
+    if s.height:
+        series[r.id] = s
+with_data = [r for r in candidates if r.id in series]
+if not with_data:
+    st.info(f"None of the {len(candidates)} matching runs has logged {metric!r} yet.")
+    st.stop()
+
+infos: dict[str, RunInfo] = {}
+for r in with_data:
+    config = data.read_config(r.id)
+    seed = config.seed if config else None
+    infos[r.id] = RunInfo(
+        id=r.id,
+        label=f"{r.name} s{seed} #{r.id[-4:]}" if seed is not None else f"{r.name} #{r.id[-4:]}",
+        env=r.env,
+        algo=r.algo,
+        seed=seed,
+        group=group_key(config) if config else r.id,
+    )
+chosen_ids = st.multiselect(
+    "Runs",
+    list(infos),
+    default=list(infos)[:5],
+    format_func=lambda run_id: f"{infos[run_id].label}  ({run_id})",
+    key="cmp_runs",
+)
+chosen = [infos[i] for i in chosen_ids]
+if not chosen:
+    st.info("Pick one or more runs.")
+    st.stop()
+
+# -- how to draw them -------------------------------------------------------------------------
+c_x, c_smooth = st.columns([1, 2])
+x_mode = c_x.radio("x axis", X_MODES, horizontal=True, key="cmp_x")
+smoothing = c_smooth.slider(
+    "Smoothing (TensorBoard's)", 0.0, MAX_SMOOTHING, 0.6, step=0.001, key="cmp_smoothing"
+)
+c_raw, c_group, c_norm = st.columns(3)
+show_raw = c_raw.checkbox("Raw points", value=True, key="cmp_raw")
+group = c_group.checkbox(
+    "Group seeds",
+    value=False,
+    key="cmp_group",
+    help="Runs whose resolved configs differ only by seed (and name): mean with a 95% "
+    "bootstrap confidence band, and the interquartile mean (dashed) from 4 seeds on.",
+    disabled=x_mode == X_WALL,
+)
+normalizable, why_not = can_normalize(metric, chosen)
+normalize = c_norm.checkbox(
+    "Human-normalised score",
+    value=False,
+    key="cmp_norm",
+    disabled=not normalizable,
+    help="(score - random) / (human - random) with the Atari-57 reference scores: 0 is a "
+    "random agent, 1 a human tester." + (f" Not available: {why_not}." if why_not else ""),
+)
+normalize = normalize and normalizable
+
+table = selection_table(chosen, series, metric, smoothing, normalize)
+groups = seed_groups(table, chosen, x_mode) if group and x_mode != X_WALL else None
+grouped_ids: set[str] = set()
+if groups is not None and groups.height:
+    counted: dict[str, int] = {}
+    for info in chosen:
+        counted[info.group] = counted.get(info.group, 0) + 1
+    grouped_ids = {i.id for i in chosen if counted[i.group] >= 2}
+show_members = bool(grouped_ids) and st.checkbox(
+    "Show grouped runs too", value=False, key="cmp_members"
+)
+drawn = table if show_members else table.filter(~pl.col("run_id").is_in(sorted(grouped_ids)))
+drawn = downsample(drawn, x_mode, DEFAULT_POINTS, by="smoothed" if smoothing > 0 else "y")
+y_title = f"{metric} (human-normalised)" if normalize else metric
+chart = compare_chart(drawn, groups, x_mode, y_title, show_raw=show_raw)
+st.altair_chart(chart, width="stretch", key="cmp_chart")
+st.caption(
+    f"{table.height:,} points in the selection; drawn from at most {DEFAULT_POINTS:,} per run "
+    "(largest-triangle-three-buckets), each drawn point a logged value."
+    + (" Groups: mean line, 95% bootstrap band, IQM dashed." if groups is not None else "")
+    + (" Seed groups need steps or relative time on x." if group and x_mode == X_WALL else "")
+)
+if group and groups is not None and groups.height == 0:
+    st.caption("No two chosen runs differ only by seed, so nothing is grouped.")
+
+# -- export -----------------------------------------------------------------------------------
+stem = "compare-" + metric.replace("/", "_").replace(" ", "_")
+c_csv, c_parquet, c_png, c_svg = st.columns(4)
+c_csv.download_button(
+    "Data (CSV)", to_csv(table), f"{stem}.csv", "text/csv", key="cmp_csv", on_click="ignore"
+)
+c_parquet.download_button(
+    "Data (Parquet)",
+    to_parquet(table),
+    f"{stem}.parquet",
+    "application/vnd.apache.parquet",
+    key="cmp_parquet",
+    on_click="ignore",
+)
+c_png.download_button(
+    "Chart (PNG)",
+    lambda: chart_png(chart),
+    f"{stem}.png",
+    "image/png",
+    key="cmp_png",
+    on_click="ignore",
+)
+c_svg.download_button(
+    "Chart (SVG)",
+    lambda: chart_svg(chart),
+    f"{stem}.svg",
+    "image/svg+xml",
+    key="cmp_svg",
+    on_click="ignore",
+)
+
+
+# -- TensorBoard beside the dashboard ---------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _launcher(root: str) -> TensorBoardLauncher:
+    """One launcher per runs folder and server process; the record in the runs folder makes
+    the instance survive a dashboard restart."""
+    return TensorBoardLauncher(RunStore(root))
+
+
+st.subheader("TensorBoard")
+launcher = _launcher(str(data.store().root))
+running = launcher.running()
+if running is not None:
+    url = launcher.url(running)
+    st.link_button("Open TensorBoard", url, key="tb_open")
+    st.caption(
+        f"TensorBoard (pid {running.pid}) serves {running.logdir} at {url}, on this machine only."
+    )
+else:
+    st.caption("Not running. It reads the same event files: `tensorboard --logdir runs`.")
+if auth.control_allowed():
+    if running is None and st.button("Start TensorBoard", key="tb_start"):
+        auth.require_control()
+        try:
+            with st.spinner("Starting TensorBoard..."):
+                launcher.start()
+        except RuntimeError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
+    if running is not None and st.button("Stop TensorBoard", key="tb_stop"):
+        auth.require_control()
+        launcher.stop()
+        st.rerun()
+else:
+    st.caption("Starting and stopping TensorBoard is for the local machine or a password holder.")

@@ -1,0 +1,189 @@
+"""Runs: every run with its state and progress, the queue, and per-run controls."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import actions, auth, data, fmt
+from dashboard.presets import CLONE_CHOICE, PRESETS
+from runstore.models import RESUMABLE_STATES, RunState
+
+REFRESH_SECONDS = 2.0
+NEW_RUN_PAGE = "app_pages/new_run.py"
+RUN_PAGE = "app_pages/run.py"
+
+st.title("Runs")
+
+
+def table(rows: list[data.RunRow]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "name": [r.name for r in rows],
+            "state": [fmt.state_label(r.state) for r in rows],
+            "game": [r.env for r in rows],
+            "algo": [r.algo.upper() for r in rows],
+            "progress": [r.progress for r in rows],
+            "steps": [f"{fmt.steps(r.timesteps)} / {fmt.steps(r.total_timesteps)}" for r in rows],
+            "steps/s": [r.fps for r in rows],
+            "ETA": [fmt.duration(r.eta_seconds) for r in rows],
+            "latest return": [r.last_return for r in rows],
+            "best return": [r.best_return for r in rows],
+            "started": [fmt.clock(r.started_at) for r in rows],
+            "id": [r.id for r in rows],
+        },
+        schema_overrides={
+            "steps/s": pl.Float64,
+            "latest return": pl.Float64,
+            "best return": pl.Float64,
+        },
+    )
+
+
+def empty_state() -> None:
+    st.info(
+        "No runs yet. Pick a preset below to open the New run form, or drop a run config "
+        f"(YAML) into `{data.store().queue_dir}`: the runner picks it up within a second."
+    )
+    cols = st.columns(len(PRESETS))
+    for col, (name, preset) in zip(cols, PRESETS.items(), strict=True):
+        with col:
+            st.markdown(f"**{name}**  \n{preset.blurb}")
+            if st.button(f"Use {name}", key=f"runs_preset_{preset.key}"):
+                st.session_state["new_run_preset"] = name
+                st.switch_page(NEW_RUN_PAGE)
+
+
+def filters(rows: list[data.RunRow]) -> list[data.RunRow]:
+    c1, c2, c3 = st.columns(3)
+    states = c1.multiselect(
+        "State", [s.value for s in RunState], key="runs_filter_state", placeholder="all"
+    )
+    games = c2.multiselect(
+        "Game", sorted({r.env for r in rows}), key="runs_filter_game", placeholder="all"
+    )
+    algos = c3.multiselect(
+        "Algorithm", sorted({r.algo for r in rows}), key="runs_filter_algo", placeholder="all"
+    )
+    return [
+        r
+        for r in rows
+        if (not states or r.state.value in states)
+        and (not games or r.env in games)
+        and (not algos or r.algo in algos)
+    ]
+
+
+def controls(row: data.RunRow) -> None:
+    """The buttons for one run, enabled by its state (the runner checks again)."""
+    state = row.state
+    st.markdown(f"**{row.name}** {fmt.state_badge(state)}  \n`{row.id}`")
+    if row.reason:
+        st.caption(row.reason)
+    c = st.columns(6)
+    if c[0].button(
+        "Open", key=f"runs_open_{row.id}", icon=":material/monitoring:", width="stretch"
+    ):
+        st.switch_page(RUN_PAGE, query_params={"run": row.id})
+    if not auth.control_allowed():
+        st.caption("Read-only here: controls need this machine or the password (sidebar).")
+        return
+    live = state in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED)
+    act = None
+    if c[1].button(
+        "Stop", key=f"runs_stop_{row.id}", disabled=not (live or state == RunState.QUEUED)
+    ):
+        act = ("stop", actions.stop)
+    if state == RunState.PAUSED:
+        if c[2].button("Resume", key=f"runs_resume_{row.id}"):
+            act = ("resume", actions.resume)
+    elif c[2].button(
+        "Pause",
+        key=f"runs_pause_{row.id}",
+        disabled=state not in (RunState.RUNNING, RunState.STARTING),
+    ):
+        act = ("pause", actions.pause)
+    if c[3].button(
+        "Resume from checkpoint",
+        key=f"runs_resume_ckpt_{row.id}",
+        disabled=state not in RESUMABLE_STATES,
+        help="Queue the run again; it continues from its latest complete checkpoint.",
+    ):
+        act = ("resume", actions.resume)
+    if c[4].button("Clone", key=f"runs_clone_{row.id}", help="Open New run with this config"):
+        try:
+            st.session_state["new_run_yaml"] = actions.clone_yaml(row.id)
+            st.session_state["new_run_preset"] = CLONE_CHOICE
+        except ValueError as exc:
+            st.error(str(exc))
+        else:
+            st.switch_page(NEW_RUN_PAGE)
+    confirm = c[5].checkbox("Confirm delete", key=f"runs_confirm_delete_{row.id}")
+    if c[5].button("Delete", key=f"runs_delete_{row.id}", disabled=not confirm, type="primary"):
+        act = ("delete", actions.delete)
+    if act is not None:
+        name, fn = act
+        try:
+            fn(row.id)
+        except (PermissionError, ValueError) as exc:
+            st.error(str(exc))
+        else:
+            st.toast(f"{name} requested for {row.name}; the runner acts within a second")
+    if live and not data.runner_alive():
+        st.warning("No runner is alive: requests wait until one starts.")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_runs() -> None:
+    rows = data.list_runs()
+    if not rows and not data.queue_items():
+        empty_state()
+        return
+    shown = filters(rows)
+    st.dataframe(
+        table(shown),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+            "steps/s": st.column_config.NumberColumn("steps/s", format="%.0f"),
+            "latest return": st.column_config.NumberColumn(format="%.1f"),
+            "best return": st.column_config.NumberColumn(format="%.1f"),
+        },
+        key="runs_table",
+    )
+    if not shown:
+        st.caption("No run matches the filters.")
+        return
+    ids = [r.id for r in shown]
+    labels = {r.id: f"{r.name} — {r.state.value} ({r.id})" for r in shown}
+    if st.session_state.get("runs_selected") not in ids:
+        st.session_state["runs_selected"] = ids[0]
+    selected = st.selectbox(
+        "Run", ids, format_func=labels.__getitem__, key="runs_selected", label_visibility="hidden"
+    )
+    controls(next(r for r in shown if r.id == selected))
+
+
+@st.fragment(run_every=REFRESH_SECONDS * 2)
+def queue() -> None:
+    waiting = data.queue_items()
+    rejected = data.rejected_items()
+    st.subheader("Queue")
+    if waiting:
+        for item in waiting:
+            st.text(f"{item.name} — waiting {fmt.duration(item.waiting_seconds)}")
+    else:
+        st.caption(
+            "Empty. Configs dropped into the queue folder are picked up by the runner within a "
+            "second; valid ones become queued runs above."
+        )
+    if rejected:
+        st.subheader("Rejected configs")
+        for item in rejected:
+            with st.expander(f"{item.name} — {fmt.clock(item.rejected_at)}"):
+                st.code(item.error, language=None)
+
+
+live_runs()
+queue()

@@ -1,0 +1,206 @@
+"""The LAN rule, in one place: who may act (start, stop, delete) and who may only look.
+
+As TensorBoard does it: requests from this machine may act; requests from other hosts may act
+only after entering the password set in ``.streamlit/secrets.toml`` (``admin_password``) or
+``RETRO_ML_PASSWORD``. With no password set, other hosts are read-only. Every action function
+calls ``require_control()`` itself, so hiding a button is never the only check: a forged client
+that drives the websocket still hits the server-side check in the code that acts.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import ipaddress
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+PASSWORD_ENV = "RETRO_ML_PASSWORD"
+SECRET_KEY = "admin_password"
+# session_state keys (not widget keys: a client cannot set them).
+_AUTHED = "_auth_ok"
+_PASSWORD_WIDGET = "auth_password_input"
+
+# Process-wide throttle: after FREE_ATTEMPTS failures, each further attempt waits twice as
+# long as the one before (capped), whichever session or browser it comes from.
+FREE_ATTEMPTS = 3
+MAX_WAIT_SECONDS = 300.0
+FORGET_AFTER_SECONDS = 900.0
+
+
+@dataclass
+class Throttle:
+    """Failed password attempts across every session of this server process."""
+
+    failures: int = 0
+    last_failure: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_seconds(self, now: float | None = None) -> float:
+        """Seconds left before another attempt is accepted (0 when one may try now)."""
+        now = time.time() if now is None else now
+        with self.lock:
+            if now - self.last_failure > FORGET_AFTER_SECONDS:
+                self.failures = 0
+            if self.failures < FREE_ATTEMPTS:
+                return 0.0
+            wait = min(MAX_WAIT_SECONDS, 2.0 ** (self.failures - FREE_ATTEMPTS + 1))
+            return max(0.0, self.last_failure + wait - now)
+
+    def record_failure(self, now: float | None = None) -> None:
+        with self.lock:
+            self.failures += 1
+            self.last_failure = time.time() if now is None else now
+
+    def reset(self) -> None:
+        with self.lock:
+            self.failures = 0
+
+
+@st.cache_resource
+def throttle() -> Throttle:
+    return Throttle()
+
+
+def configured_password() -> str:
+    """The password, or "" when none is configured (an empty one counts as none)."""
+    try:
+        secret = st.secrets.get(SECRET_KEY)
+    except Exception:  # no secrets.toml: st.secrets raises FileNotFoundError on any access
+        secret = None
+    value = secret if isinstance(secret, str) and secret else os.environ.get(PASSWORD_ENV, "")
+    return value or ""
+
+
+def password_is_set() -> bool:
+    return bool(configured_password())
+
+
+def peer_address() -> str | None:
+    """The TCP peer of this session's websocket; None when the script runs without a real
+    Streamlit server (AppTest, bare mode), where no network client exists at all.
+
+    Not ``st.context.ip_address``, which maps loopback to None as well. A real server whose
+    peer is unknown gives "unknown", which is never local.
+    """
+    try:
+        from streamlit import runtime
+        from streamlit.runtime import Runtime
+        from streamlit.runtime.context import _get_client_context
+
+        if not runtime.exists() or type(Runtime.instance()) is not Runtime:  # AppTest: a mock
+            return None
+        client = _get_client_context()
+    except Exception:
+        return "unknown"
+    ip = getattr(client, "remote_ip", None) if client is not None else None
+    return ip if isinstance(ip, str) and ip else "unknown"
+
+
+def _forwarded() -> bool:
+    """A proxy in front of us: the TCP peer is the proxy, not the person; never local."""
+    try:
+        names = {name.lower() for name in st.context.headers}
+    except Exception:
+        return False
+    return bool(names & {"x-forwarded-for", "forwarded", "x-real-ip"})
+
+
+@functools.cache
+def _own_addresses() -> frozenset[str]:
+    import psutil
+
+    found = set()
+    for addrs in psutil.net_if_addrs().values():
+        for addr in addrs:
+            found.add(addr.address.split("%")[0])
+    return frozenset(found)
+
+
+def is_local_request() -> bool:
+    """True when the browser runs on this machine (loopback or one of our own addresses)."""
+    ip = peer_address()
+    if ip is None:
+        return True  # no server, no network client: AppTest or a script on this machine
+    if _forwarded():
+        return False
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if addr.is_loopback or (
+        isinstance(addr, ipaddress.IPv6Address)
+        and addr.ipv4_mapped is not None
+        and addr.ipv4_mapped.is_loopback
+    ):
+        return True
+    return ip in _own_addresses()
+
+
+def control_allowed() -> bool:
+    """May this session start, stop, pause, resume or delete runs?"""
+    if is_local_request():
+        return True
+    return bool(st.session_state.get(_AUTHED)) and password_is_set()
+
+
+def require_control() -> None:
+    """The server-side check every action calls first."""
+    if not control_allowed():
+        raise PermissionError(
+            "this browser is not on the machine running Retro ML and has not entered the "
+            "password; actions are refused (viewing stays open)"
+        )
+
+
+def check_password(attempt: str) -> tuple[bool, str]:
+    """Compare in constant time, throttled process-wide. Returns (ok, message)."""
+    expected = configured_password()
+    if not expected:
+        return False, "no password is configured on the server, so other hosts are read-only"
+    gate = throttle()
+    wait = gate.wait_seconds()
+    if wait > 0:
+        return False, f"too many wrong passwords; try again in {wait:.0f} s"
+    if hmac.compare_digest(attempt.encode("utf-8"), expected.encode("utf-8")):
+        gate.reset()
+        st.session_state[_AUTHED] = True
+        return True, "password accepted: controls are on for this browser tab"
+    gate.record_failure()
+    return False, "wrong password"
+
+
+def render_access_box() -> None:
+    """Sidebar: say whether this browser may act, why, and how to change it."""
+    with st.sidebar:
+        if is_local_request():
+            st.caption("Full control: this browser is on the machine running Retro ML.")
+            return
+        if control_allowed():
+            st.caption("Full control: password entered for this browser tab.")
+            if st.button("Lock controls", key="auth_lock"):
+                st.session_state[_AUTHED] = False
+                st.rerun()
+            return
+        st.info(
+            "Read-only: this browser is on another machine. Viewing is open; starting, "
+            "stopping and deleting runs need the password."
+        )
+        if not password_is_set():
+            st.caption(
+                "No password is configured, so controls stay off for other machines. The "
+                f"owner can set `{SECRET_KEY}` in .streamlit/secrets.toml or {PASSWORD_ENV}."
+            )
+            return
+        with st.form("auth_form", clear_on_submit=True):
+            attempt = st.text_input("Password", type="password", key=_PASSWORD_WIDGET)
+            submitted = st.form_submit_button("Unlock controls")
+        if submitted:
+            ok, message = check_password(attempt or "")
+            (st.success if ok else st.error)(message)
+            if ok:
+                st.rerun()

@@ -1,0 +1,95 @@
+"""Altair charts of a run's metrics: functions from a polars frame to a chart (no Streamlit),
+so they can be tested and reused by other pages."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import polars as pl
+
+X_STEPS = "steps"
+X_TIME = "wall time"
+MAX_POINTS = 5000
+
+# (tag, title) of the SB3 scalars the Run page draws, in display order; missing ones are skipped.
+TRAINING_TAGS = [
+    ("train/loss", "Loss"),
+    ("train/policy_gradient_loss", "Policy gradient loss"),
+    ("train/value_loss", "Value loss"),
+    ("train/entropy_loss", "Entropy loss"),
+    ("train/approx_kl", "Approx KL"),
+    ("train/clip_fraction", "Clip fraction"),
+    ("train/explained_variance", "Explained variance"),
+    ("train/learning_rate", "Learning rate"),
+    ("rollout/exploration_rate", "Exploration rate"),
+    ("time/fps", "Steps per second (fps)"),
+]
+
+
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average, debiased at the start so the
+    first points are not pulled towards zero. ``weight`` 0 returns the values unchanged."""
+    out = np.empty(len(values), dtype=float)
+    last, count = 0.0, 0
+    for i, v in enumerate(values):
+        if not np.isfinite(v):
+            out[i] = v
+            continue
+        last = last * weight + (1 - weight) * v
+        count += 1
+        debias = 1 - weight**count
+        out[i] = last / debias if debias > 0 else v
+    return out
+
+
+def with_x(df: pl.DataFrame, x: str) -> tuple[pl.DataFrame, str]:
+    """Add the x column (steps, or minutes since the first point) and return its title."""
+    if x == X_TIME:
+        start = df["wall_time"].min() if df.height else 0.0
+        return df.with_columns(((pl.col("wall_time") - start) / 60).alias("x")), "minutes"
+    return df.with_columns(pl.col("step").cast(pl.Float64).alias("x")), "steps"
+
+
+def _thin(df: pl.DataFrame) -> pl.DataFrame:
+    if df.height <= MAX_POINTS:
+        return df
+    every = -(-df.height // MAX_POINTS)
+    return df.gather_every(every)
+
+
+def return_chart(episodes: pl.DataFrame, x: str = X_STEPS, smoothing: float = 0.6) -> alt.Chart:
+    """Episodic return: every episode as a faint point, the smoothed curve as a line."""
+    df, title = with_x(episodes.sort("step"), x)
+    df = df.with_columns(
+        pl.Series("smoothed", ema(df["episode_return"].to_numpy(), smoothing))
+    ).select("x", "episode_return", "smoothed")
+    df = _thin(df)
+    base = alt.Chart(df).encode(x=alt.X("x:Q", title=title))
+    points = base.mark_circle(size=14, opacity=0.35).encode(
+        y=alt.Y("episode_return:Q", title="episode return"),
+        tooltip=[alt.Tooltip("x:Q", title=title), alt.Tooltip("episode_return:Q", title="return")],
+    )
+    line = base.mark_line(strokeWidth=2.5).encode(y="smoothed:Q")
+    return (points + line).properties(title="Episodic return", height=320)
+
+
+def scalar_chart(
+    scalars: pl.DataFrame, tag: str, title: str, x: str = X_STEPS, smoothing: float = 0.0
+) -> alt.Chart:
+    """One scalar tag: the raw line faint, the smoothed line on top."""
+    df = scalars.filter(pl.col("tag") == tag).sort("step")
+    df, x_title = with_x(df, x)
+    df = df.with_columns(pl.Series("smoothed", ema(df["value"].to_numpy(), smoothing)))
+    df = _thin(df.select("x", "value", "smoothed"))
+    base = alt.Chart(df).encode(x=alt.X("x:Q", title=x_title))
+    raw = base.mark_line(opacity=0.3).encode(y=alt.Y("value:Q", title=None))
+    smooth = base.mark_line().encode(
+        y="smoothed:Q", tooltip=[alt.Tooltip("x:Q", title=x_title), "value:Q"]
+    )
+    return (raw + smooth).properties(title=title, height=200)
+
+
+def available_tags(scalars: pl.DataFrame) -> list[tuple[str, str]]:
+    """The TRAINING_TAGS present in a run, in display order."""
+    present = set(scalars["tag"].unique().to_list()) if scalars.height else set()
+    return [(tag, title) for tag, title in TRAINING_TAGS if tag in present]

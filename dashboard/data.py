@@ -1,0 +1,335 @@
+"""Cached reads of the runs folder for the pages: every loader goes through ``runstore`` and is
+keyed by the size and mtime of the files it reads, so a changed file is re-read on the next
+rerun and an unchanged one costs a ``stat``.
+
+Pages call the public functions here and never open a file themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from runstore import checkpoints as ckpts
+from runstore.config import ConfigError, RunConfig
+from runstore.metrics import load_episodes, load_scalars
+from runstore.models import RunRecord, RunState, TrainStatus
+from runstore.paths import UnsafePathError, default_runs_dir
+from runstore.store import RunStore
+
+Stamp = tuple[int, int]
+MISSING: Stamp = (-1, -1)
+LOG_TAIL_BYTES = 32_768
+
+
+def store() -> RunStore:
+    """The runs folder this dashboard shows: $RETRO_ML_RUNS_DIR, else ./runs."""
+    return RunStore(default_runs_dir())
+
+
+def stamp(path: Path) -> Stamp:
+    """(size, mtime in ns) of a file, or MISSING: the cache key of everything read from it."""
+    try:
+        st_ = os.stat(path)
+    except OSError:
+        return MISSING
+    return (st_.st_size, st_.st_mtime_ns)
+
+
+def tree_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Stamps of every file under a folder (event files, checkpoints), sorted by path."""
+    found = []
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            s = stamp(Path(path))
+            found.append((path, s[0], s[1]))
+    return tuple(sorted(found))
+
+
+# -- one row per run --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """What the Runs table shows for one run (plain values, cheap to cache and to test)."""
+
+    id: str
+    name: str
+    state: RunState
+    env: str
+    algo: str
+    device: str
+    timesteps: int
+    total_timesteps: int
+    fps: float | None
+    eta_seconds: float | None
+    last_return: float | None
+    best_return: float | None
+    queued_at: float
+    started_at: float | None
+    ended_at: float | None
+    reason: str
+    heartbeat_at: float | None
+    time_budget: float | None
+
+    @property
+    def progress(self) -> float:
+        if self.state == RunState.COMPLETED:
+            return 1.0
+        if self.total_timesteps <= 0:
+            return 0.0
+        return max(0.0, min(1.0, self.timesteps / self.total_timesteps))
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _run_row(root: str, run_id: str, run_key: Stamp, status_key: Stamp, cfg_key: Stamp) -> Any:
+    rs = RunStore(root)
+    record = rs.read_run(run_id)
+    if record is None:
+        return None
+    status = rs.read_status(run_id)
+    config = _config_or_none(rs, run_id)
+    return build_row(record, status, config)
+
+
+def build_row(
+    record: RunRecord, status: TrainStatus | None, config: RunConfig | None, now: float = 0.0
+) -> RunRow:
+    total = (status.total_timesteps if status else 0) or (config.n_timesteps if config else 0)
+    steps = status.timesteps if status else 0
+    fps = status.fps if status and status.fps else None
+    eta = None
+    if fps and record.state in (RunState.RUNNING, RunState.STARTING) and total > steps:
+        eta = (total - steps) / fps
+        if config and config.time_budget and status:
+            eta = min(eta, max(0.0, config.time_budget - status.train_seconds))
+    return RunRow(
+        id=record.id,
+        name=record.name,
+        state=record.state,
+        env=config.env if config else "?",
+        algo=config.algo if config else "?",
+        device=(status.device if status and status.device else (config.device if config else "")),
+        timesteps=steps,
+        total_timesteps=total,
+        fps=fps,
+        eta_seconds=eta,
+        last_return=status.last_episode_return if status else None,
+        best_return=status.best_episode_return if status else None,
+        queued_at=record.queued_at,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        reason=record.reason,
+        heartbeat_at=(status.heartbeat_at if status else None),
+        time_budget=config.time_budget if config else None,
+    )
+
+
+def _config_or_none(rs: RunStore, run_id: str) -> RunConfig | None:
+    try:
+        return rs.read_config(run_id)
+    except (OSError, ConfigError, ValueError):
+        return None
+
+
+def list_runs() -> list[RunRow]:
+    """Every run, newest first."""
+    rs = store()
+    rows = []
+    for run_id in reversed(rs.run_ids()):
+        p = rs.paths(run_id)
+        row = _run_row(
+            str(rs.root), run_id, stamp(p.run_json), stamp(p.status_json), stamp(p.config)
+        )
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def get_row(run_id: str) -> RunRow | None:
+    return next((r for r in list_runs() if r.id == run_id), None)
+
+
+# -- one run in depth -------------------------------------------------------------------------
+
+
+def read_run(run_id: str) -> RunRecord | None:
+    rs = store()
+    return _read_run(str(rs.root), run_id, stamp(rs.paths(run_id).run_json))
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _read_run(root: str, run_id: str, key: Stamp) -> RunRecord | None:
+    return RunStore(root).read_run(run_id)
+
+
+def read_status(run_id: str) -> TrainStatus | None:
+    rs = store()
+    return _read_status(str(rs.root), run_id, stamp(rs.paths(run_id).status_json))
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _read_status(root: str, run_id: str, key: Stamp) -> TrainStatus | None:
+    return RunStore(root).read_status(run_id)
+
+
+def read_config(run_id: str) -> RunConfig | None:
+    rs = store()
+    return _read_config(str(rs.root), run_id, stamp(rs.paths(run_id).config))
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _read_config(root: str, run_id: str, key: Stamp) -> RunConfig | None:
+    return _config_or_none(RunStore(root), run_id)
+
+
+def config_text(run_id: str) -> str:
+    """The resolved config.yaml as written to the run folder."""
+    rs = store()
+    return _config_text(str(rs.root), run_id, stamp(rs.paths(run_id).config))
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _config_text(root: str, run_id: str, key: Stamp) -> str:
+    try:
+        return RunStore(root).paths(run_id).config.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def run_scalars(run_id: str) -> pl.DataFrame:
+    """Every TensorBoard scalar of a run: [tag, step, wall_time, value]."""
+    rs = store()
+    p = rs.paths(run_id)
+    return _scalars(str(p.dir), tree_stamp(p.tb))
+
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _scalars(run_dir: str, key: Any) -> pl.DataFrame:
+    return load_scalars(run_dir)
+
+
+def run_episodes(run_id: str) -> pl.DataFrame:
+    """Episodes of a run: [step, wall_time, episode_return, episode_length]."""
+    rs = store()
+    p = rs.paths(run_id)
+    return _episodes(str(p.dir), tree_stamp(p.tb))
+
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _episodes(run_dir: str, key: Any) -> pl.DataFrame:
+    return load_episodes(run_dir)
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    step: int
+    name: str
+    complete: bool
+    size_bytes: int
+    saved_at: float
+
+
+def list_checkpoints(run_id: str) -> list[CheckpointRow]:
+    """Checkpoints of a run, newest first, with whether each can be resumed from."""
+    p = store().paths(run_id)
+    return _checkpoints(str(p.checkpoints), tree_stamp(p.checkpoints))
+
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _checkpoints(folder: str, key: Any) -> list[CheckpointRow]:
+    rows = []
+    for c in ckpts.list_checkpoints(Path(folder)):
+        files = [f for f in c.dir.iterdir() if f.is_file()]
+        rows.append(
+            CheckpointRow(
+                step=c.step,
+                name=c.dir.name,
+                complete=ckpts.is_complete(c.dir),
+                size_bytes=sum(f.stat().st_size for f in files),
+                saved_at=max((f.stat().st_mtime for f in files), default=0.0),
+            )
+        )
+    return rows
+
+
+def log_tail(run_id: str, max_lines: int = 60) -> str:
+    """The last lines of the training process's output (stdout and stderr)."""
+    p = store().paths(run_id)
+    return _log_tail(str(p.trainer_log), stamp(p.trainer_log), max_lines)
+
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _log_tail(path: str, key: Stamp, max_lines: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, key[0] - LOG_TAIL_BYTES))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-max_lines:])
+
+
+# -- queue and runner -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    name: str
+    waiting_seconds: float
+
+
+@dataclass(frozen=True)
+class RejectedItem:
+    name: str
+    error: str
+    rejected_at: float
+
+
+def queue_items() -> list[QueueItem]:
+    now = time.time()
+    items = []
+    for path in store().queue_files():
+        s = stamp(path)
+        items.append(QueueItem(path.name, max(0.0, now - s[1] / 1e9) if s != MISSING else 0.0))
+    return items
+
+
+def rejected_items(limit: int = 20) -> list[RejectedItem]:
+    """Queue files the runner refused, newest first, with the reason it wrote beside each."""
+    folder = store().rejected_dir
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        if path.name.endswith(".error.txt") or path.name.startswith("."):
+            continue
+        error_file = path.with_name(path.name + ".error.txt")
+        try:
+            error = error_file.read_text(encoding="utf-8", errors="replace")[:4000]
+        except OSError:
+            error = "(no error file)"
+        found.append(RejectedItem(path.name, error, stamp(path)[1] / 1e9))
+    return sorted(found, key=lambda r: r.rejected_at, reverse=True)[:limit]
+
+
+def runner_alive() -> bool:
+    return store().runner_is_alive()
+
+
+def safe_run_id(value: object) -> str | None:
+    """A run id from outside (URL, widget) if it names a run in this folder, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        p = store().paths(value)
+    except UnsafePathError:
+        return None
+    return value if p.run_json.exists() else None

@@ -1,0 +1,84 @@
+"""Words and colours for numbers and states, shared by the pages (pure functions)."""
+
+from __future__ import annotations
+
+import time
+
+from runstore.models import RunState
+
+STATE_COLOURS = {
+    RunState.QUEUED: "gray",
+    RunState.STARTING: "blue",
+    RunState.RUNNING: "green",
+    RunState.PAUSED: "orange",
+    RunState.STOPPING: "orange",
+    RunState.STOPPED: "violet",
+    RunState.COMPLETED: "blue",
+    RunState.FAILED: "red",
+    RunState.LOST: "red",
+}
+STATE_DOTS = {
+    RunState.QUEUED: "⚪",
+    RunState.STARTING: "🔵",
+    RunState.RUNNING: "🟢",
+    RunState.PAUSED: "🟠",
+    RunState.STOPPING: "🟠",
+    RunState.STOPPED: "🟣",
+    RunState.COMPLETED: "✅",
+    RunState.FAILED: "🔴",
+    RunState.LOST: "🔴",
+}
+
+
+def state_label(state: RunState) -> str:
+    """A state as coloured text for tables (a dot and the word)."""
+    return f"{STATE_DOTS[state]} {state.value}"
+
+
+def state_badge(state: RunState) -> str:
+    """A state as a coloured Streamlit markdown badge."""
+    return f":{STATE_COLOURS[state]}-badge[{state.value}]"
+
+
+def duration(seconds: float | None) -> str:
+    """1 h 05 m, 3 m 20 s, 42 s; empty for unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return ""
+    s = int(round(seconds))
+    if s >= 86400:
+        return f"{s // 86400} d {s % 86400 // 3600:02d} h"
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} m"
+    if s >= 60:
+        return f"{s // 60} m {s % 60:02d} s"
+    return f"{s} s"
+
+
+def clock(at: float | None) -> str:
+    """A local time, with the date when it is not today."""
+    if not at:
+        return ""
+    local = time.localtime(at)
+    if time.strftime("%Y-%m-%d", local) == time.strftime("%Y-%m-%d"):
+        return time.strftime("%H:%M:%S", local)
+    return time.strftime("%Y-%m-%d %H:%M", local)
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def steps(value: int) -> str:
+    if value >= 1_000_000:
+        return f"{value / 1e6:.2f} M"
+    if value >= 10_000:
+        return f"{value / 1e3:.0f} k"
+    return str(value)
+
+
+def size(nbytes: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if nbytes < 1024:
+            return f"{nbytes:.0f} {unit}"
+        nbytes /= 1024  # type: ignore[assignment]
+    return f"{nbytes:.1f} TB"

@@ -1,0 +1,46 @@
+"""Start a local runner when none supervises the runs folder: the dashboard's one act on
+processes (DESIGN.md). The runner runs detached in its own session, so it outlives a
+restarted dashboard and a Ctrl-C in the dashboard's terminal does not reach it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from runstore.store import RunStore
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class RunnerLaunch:
+    started: bool
+    pid: int | None
+    message: str
+
+
+def ensure_runner(rs: RunStore) -> RunnerLaunch:
+    """Use the runner holding ``rs.root`` if there is one, else start one in the background."""
+    if rs.runner_is_alive():
+        info = rs.read_runner_info()
+        pid = info.pid if info else None
+        return RunnerLaunch(False, pid, "A runner is already supervising this runs folder.")
+    rs.ensure_layout()
+    with open(rs.runner_log, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner", "--runs-dir", str(rs.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+    return RunnerLaunch(
+        True,
+        proc.pid,
+        f"No runner was supervising this runs folder, so the dashboard started one in the "
+        f"background (pid {proc.pid}, log: {rs.runner_log}). It keeps running when the "
+        "dashboard stops; `python -m runner ls` talks to it.",
+    )

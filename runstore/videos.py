@@ -1,0 +1,127 @@
+"""Clips of a run: names, the sidecar that says what a clip shows, and listing.
+
+A clip is ``videos/step-000500000.mp4`` (an evaluation during training) or
+``videos/step-000500000-record.mp4`` (recorded on demand from a checkpoint), each with a
+``.json`` sidecar written after the mp4 is in place (so a listed clip is always complete).
+The time-lapse of a run is ``videos/timelapse.mp4``. Writers: the training process and the
+short processes the runner starts for it (``training.record``, ``training.timelapse``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from runstore.atomic import atomic_write_json, read_json
+
+_CLIP = re.compile(r"^step-(\d{9,12})(?:-(record))?\.mp4$")
+TIMELAPSE = "timelapse.mp4"
+TIMELAPSE_META = "timelapse.json"
+KINDS = ("eval", "record")
+
+
+class ClipMeta(BaseModel):
+    """What a clip shows: the sidecar ``step-....json``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    step: int
+    kind: str = "eval"  # eval | record
+    run_name: str = ""
+    env: str = ""
+    algo: str = ""
+    checkpoint: str = ""  # the checkpoint a recorded clip came from
+    episode_return: float | None = None  # the recorded episode's real game score
+    episode_length: int | None = None
+    eval_mean_return: float | None = None  # mean over the evaluation's episodes
+    eval_episodes: int = 0
+    frames: int = 0
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    deterministic: bool = True
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    step: int
+    kind: str
+    meta: ClipMeta | None
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path.with_suffix(".json")
+
+    @property
+    def score(self) -> float | None:
+        """The number a gallery shows: the evaluation mean, else the episode's return."""
+        if self.meta is None:
+            return None
+        if self.meta.eval_mean_return is not None:
+            return self.meta.eval_mean_return
+        return self.meta.episode_return
+
+
+def clip_name(step: int, kind: str = "eval") -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown clip kind {kind!r}; one of {', '.join(KINDS)}")
+    return f"step-{step:09d}.mp4" if kind == "eval" else f"step-{step:09d}-{kind}.mp4"
+
+
+def clip_path(videos_dir: Path, step: int, kind: str = "eval") -> Path:
+    return videos_dir / clip_name(step, kind)
+
+
+def temp_path(final: Path) -> Path:
+    """Where an encoder writes before ``publish`` (hidden; still ends in .mp4 for ffmpeg)."""
+    return final.with_name(f".tmp-{os.getpid()}-{final.name}")
+
+
+def parse_clip_name(name: str) -> tuple[int, str] | None:
+    match = _CLIP.match(name)
+    if match is None:
+        return None
+    return int(match[1]), match[2] or "eval"
+
+
+def publish(tmp: Path, final: Path, meta: ClipMeta) -> Clip:
+    """Move the encoded file into place, then write its sidecar (the clip is listed then)."""
+    if not meta.created_at:
+        meta.created_at = time.time()
+    os.replace(tmp, final)
+    atomic_write_json(final.with_suffix(".json"), meta.model_dump(mode="json"))
+    return Clip(final, meta.step, meta.kind, meta)
+
+
+def read_meta(path: Path) -> ClipMeta | None:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ClipMeta.model_validate(data)
+    except ValueError:
+        return None
+
+
+def list_clips(videos_dir: Path) -> list[Clip]:
+    """Every published clip of a run, in step order (eval before record at the same step)."""
+    clips = []
+    if videos_dir.is_dir():
+        for entry in os.scandir(videos_dir):
+            parsed = parse_clip_name(entry.name)
+            if parsed is None or not entry.is_file(follow_symlinks=False):
+                continue
+            path = Path(entry.path)
+            clips.append(Clip(path, parsed[0], parsed[1], read_meta(path.with_suffix(".json"))))
+    return sorted(clips, key=lambda c: (c.step, c.kind))
+
+
+def timelapse_path(videos_dir: Path) -> Path:
+    return videos_dir / TIMELAPSE

@@ -1,0 +1,178 @@
+"""Invariants of a runs folder after a fault, and the ledger the summary line is built from.
+
+The checks read the store the way any other process does (``RunStore``) plus the raw bytes on
+disk, so a fault that the store's tolerant readers would hide (a half-written JSON file) is
+still seen here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner import process
+from runstore import RunState, RunStore, checkpoints
+
+ROOT = Path(__file__).resolve().parents[2]
+TRIALS_ENV = "RETRO_ML_FAULT_TRIALS"
+SEED_ENV = "RETRO_ML_FAULT_SEED"
+DEFAULT_SEED = 20261125
+
+
+def trials(short: int) -> int:
+    """``short`` in ``make test``; the count from $RETRO_ML_FAULT_TRIALS in ``make faults``."""
+    value = os.environ.get(TRIALS_ENV)
+    return max(1, int(value)) if value else short
+
+
+def rng(salt: str) -> random.Random:
+    """A fixed-seed generator per test, so a failing trial can be replayed."""
+    seed = int(os.environ.get(SEED_ENV) or DEFAULT_SEED)
+    return random.Random(f"{seed}-{salt}")
+
+
+@dataclass
+class Ledger:
+    """Counts for the one-line summary at the end of the suite."""
+
+    trials: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    losses: list[str] = field(default_factory=list)
+
+    def fault(self, kind: str, n: int = 1) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + n
+
+    def lost(self, problems: list[str]) -> None:
+        self.losses.extend(problems)
+
+    def line(self) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items()))
+        total = sum(self.faults.values())
+        return (
+            f"fault suite: {self.trials} trials, {total} faults injected ({kinds or 'none'}), "
+            f"{len(self.losses)} losses"
+        )
+
+
+LEDGER = Ledger()
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def half_written_json(root: Path) -> list[str]:
+    """Every ``*.json`` under ``root`` that does not parse (a torn write)."""
+    bad = []
+    for path in root.rglob("*.json"):
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as exc:
+            bad.append(f"{path.relative_to(root)} does not parse: {exc}")
+    return bad
+
+
+def queue_accounting(store: RunStore, dropped: dict[str, str]) -> list[str]:
+    """Every dropped file (sha256 -> name) is a run's source.yaml, in rejected/, or queued.
+
+    Also: no file became two runs (a run started twice from one queue file).
+    """
+    seen: dict[str, list[str]] = {}
+
+    def note(path: Path, where: str) -> None:
+        try:
+            seen.setdefault(digest(path.read_bytes()), []).append(where)
+        except OSError:
+            pass
+
+    for run_id in store.run_ids():
+        note(store.paths(run_id).source, f"run {run_id}")
+    for path in store.rejected_dir.glob("*.y*ml"):
+        note(path, f"rejected/{path.name}")
+    for path in store.queue_files():
+        note(path, f"queue/{path.name}")
+    for staging in store.root.glob(".partial-*"):  # only legal while a runner is mid-intake
+        note(staging / "source.yaml", f"{staging.name} (half-made run folder)")
+    problems = []
+    for sha, name in dropped.items():
+        where = seen.get(sha, [])
+        if not where:
+            problems.append(f"queue file {name} is lost (no run, not rejected, not queued)")
+        elif len(where) > 1:
+            problems.append(f"queue file {name} appears {len(where)} times: {where}")
+    return problems
+
+
+def stuck_runs(store: RunStore) -> list[str]:
+    """Runs in a live state whose process is not alive (checked by pid *and* create time)."""
+    problems = []
+    for run_id in store.run_ids():
+        record = store.read_run(run_id)
+        if record is None:
+            problems.append(f"{run_id}: run.json unreadable")
+            continue
+        if record.state.is_live and process.identify(record.pid, record.create_time) is None:
+            problems.append(f"{run_id}: {record.state.value} but pid {record.pid} is not alive")
+        if record.state.is_ended and process.identify(record.pid, record.create_time):
+            problems.append(f"{run_id}: {record.state.value} but pid {record.pid} still runs")
+    return problems
+
+
+def started_twice(store: RunStore) -> list[str]:
+    """A run whose attempts do not match its spawn events, or two live trainers for one run."""
+    problems = []
+    for run_id in store.run_ids():
+        record = store.read_run(run_id)
+        if record is None:
+            continue
+        spawned = sum(1 for e in record.events if e.kind == "spawned")
+        resumes = sum(1 for e in record.events if e.kind == "queued" and "resume" in e.detail)
+        if spawned > 1 + resumes:
+            problems.append(f"{run_id}: spawned {spawned} times with {resumes} resume(s)")
+        trainers = process.find_trainers(store.paths(run_id).dir)
+        if len(trainers) > 1:
+            problems.append(f"{run_id}: {len(trainers)} training processes at once")
+    return problems
+
+
+def broken_checkpoints(run_dir: Path) -> list[str]:
+    """Published checkpoints (``step-*``) that do not validate; staging folders are allowed."""
+    return [
+        f"{run_dir.name}/{c.dir.name} is published but incomplete"
+        for c in checkpoints.list_checkpoints(run_dir / "checkpoints")
+        if not checkpoints.is_complete(c.dir)
+    ]
+
+
+LOAD_SCRIPT = """\
+import sys
+from stable_baselines3 import DQN, PPO
+algo = {"ppo": PPO, "dqn": DQN}[sys.argv[2]]
+model = algo.load(sys.argv[1], device="cpu")
+print(model.num_timesteps)
+"""
+
+
+def sb3_load(model_zip: Path, algo: str = "ppo") -> int:
+    """Load a checkpoint with SB3 for real, in a subprocess (tests never import torch)."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(model_zip), algo],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"SB3 could not load {model_zip}:\n{result.stderr[-2000:]}"
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+def live_states() -> set[RunState]:
+    return {s for s in RunState if s.is_live}

@@ -1,0 +1,292 @@
+"""Evaluate the agent the way scores are reported: full games, real points, own environment.
+
+The evaluation protocol (Machado et al. 2018, and what the RL Zoo reports): deterministic
+actions by default, no reward clipping, no episodic-life resets (an episode is a whole game),
+the same preprocessing otherwise, and a separate environment so training episodes are not
+cut. Results go to TensorBoard under ``eval/``, to status.json, and the best model by mean
+evaluation return is kept as ``checkpoints/best.zip``. The first episode of an evaluation can
+be recorded as a clip of the full-colour game screen.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    VecEnv,
+    VecEnvWrapper,
+    VecFrameStack,
+    VecNormalize,
+)
+
+from runstore import checkpoints
+from runstore.config import AtariSettings, RunConfig
+from runstore.paths import RunPaths
+from runstore.videos import Clip, ClipMeta, clip_path
+from training.envs import atari_wrapper, make_env, register_atari
+from training.status import StatusWriter
+from training.video import ClipWriter, Overlay
+
+log = logging.getLogger(__name__)
+
+# Every evaluation plays the same seeded games (comparable across steps), unlike training's.
+EVAL_SEED_OFFSET = 1_000_003
+PROGRESS_EVERY = 250  # env steps between heartbeats while evaluating
+
+
+class VideoError(RuntimeError):
+    """The game could not be rendered or encoded; evaluation goes on without a clip."""
+
+
+@dataclass
+class EvalResult:
+    step: int
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    clip: Clip | None = None
+    seconds: float = 0.0
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    def scalars(self) -> dict[str, float]:
+        r, n = np.asarray(self.returns, dtype=float), np.asarray(self.lengths, dtype=float)
+        return {
+            "eval/mean_return": float(r.mean()),
+            "eval/std_return": float(r.std()),
+            "eval/min_return": float(r.min()),
+            "eval/max_return": float(r.max()),
+            "eval/mean_length": float(n.mean()),
+            "eval/std_length": float(n.std()),
+            "eval/min_length": float(n.min()),
+            "eval/max_length": float(n.max()),
+        }
+
+
+def _make_one(config: RunConfig) -> gym.Env:
+    hp = config.hyperparams
+    assert hp is not None
+    kwargs: dict[str, Any] = {**dict(hp.env_kwargs), "render_mode": "rgb_array"}
+    if not config.is_atari:
+        return make_env(config.env, **kwargs)
+    register_atari()
+    settings = config.atari or AtariSettings()
+    kwargs = {
+        "frameskip": 1,
+        "repeat_action_probability": settings.repeat_action_probability,
+        "full_action_space": settings.full_action_space,
+        **kwargs,
+    }
+    return atari_wrapper(make_env(config.env, **kwargs), settings, training=False)
+
+
+def make_eval_env(config: RunConfig) -> VecEnv:
+    """One environment, evaluation protocol, rendering full-colour frames."""
+    env: VecEnv = DummyVecEnv([functools.partial(_make_one, config)])
+    stack = (config.atari or AtariSettings()).frame_stack if config.is_atari else None
+    stack = stack or (config.hyperparams.frame_stack if config.hyperparams else None)
+    if stack and stack > 1:
+        env = VecFrameStack(env, n_stack=stack)
+    return env
+
+
+def clip_fps(config: RunConfig, env: VecEnv) -> float:
+    """Real-time playback: one frame per agent step, the game's rate over the frame skip."""
+    base = env.get_attr("metadata")[0].get("render_fps") or 30
+    skip = (config.atari or AtariSettings()).frame_skip if config.is_atari else 1
+    return max(1.0, float(base) / skip)
+
+
+def run_episodes(
+    model: BaseAlgorithm,
+    env: VecEnv,
+    episodes: int,
+    deterministic: bool = True,
+    writer: ClipWriter | None = None,
+    progress: Callable[[], bool] | None = None,
+    seed: int | None = None,
+) -> tuple[list[float], list[int]] | None:
+    """Play ``episodes`` whole games; the first one goes to ``writer`` (up to its frame
+    bound). Returns None when ``progress`` asked to stop."""
+    if seed is not None:
+        env.seed(seed)
+    obs = env.reset()
+    returns: list[float] = []
+    lengths: list[int] = []
+    score, length, steps = 0.0, 0, 0
+    state = None
+    starts = np.ones((1,), dtype=bool)
+    inner = env.unwrapped if isinstance(env, VecEnvWrapper) else env
+    base = inner.envs[0]  # type: ignore[attr-defined]
+    while len(returns) < episodes:
+        if writer is not None and not returns and not writer.full:
+            try:
+                frame = base.render()
+            except Exception as exc:  # e.g. pygame missing for classic-control games
+                raise VideoError(f"{type(exc).__name__}: {exc}") from exc
+            if frame is None:
+                raise VideoError("the environment rendered no frame (render_mode rgb_array?)")
+            writer.add(frame, episode=1, score=score)
+        action, state = model.predict(
+            obs,  # type: ignore[arg-type]
+            state=state,
+            episode_start=starts,
+            deterministic=deterministic,
+        )
+        obs, rewards, dones, infos = env.step(action)
+        if isinstance(env, VecNormalize):
+            rewards = env.get_original_reward()
+        score += float(rewards[0])
+        length += 1
+        steps += 1
+        starts = dones
+        if dones[0]:
+            returns.append(score)
+            lengths.append(length)
+            score, length = 0.0, 0
+        if progress is not None and steps % PROGRESS_EVERY == 0 and not progress():
+            return None
+    return returns, lengths
+
+
+class Evaluator:
+    """Called by the training callback every ``eval_every`` steps (and once at the end)."""
+
+    def __init__(self, config: RunConfig, paths: RunPaths, status: StatusWriter, train_env: VecEnv):
+        self.config = config
+        self.paths = paths
+        self.status = status
+        self.train_env = train_env
+        self.env: VecEnv = make_eval_env(config)
+        if isinstance(train_env, VecNormalize):
+            self.env = VecNormalize(self.env, training=False, norm_reward=False)
+        self.fps = clip_fps(config, self.env)
+        self.last_step: int | None = None
+        self.next_video = 0
+        self.videos_ok = True
+        best = checkpoints.read_best(paths.checkpoints)
+        self.best: float | None = float(best["eval_return"]) if best else None
+        if best:  # a resumed run remembers its best evaluation
+            status.write(best_eval_return=self.best, best_eval_step=int(best.get("step", 0)))
+        self.stop_requested: Callable[[], bool] = lambda: False
+
+    def video_due(self, step: int) -> bool:
+        every = self.config.video_every or 0
+        if every <= 0 or step < self.next_video:
+            return False
+        self.next_video = (step // every + 1) * every
+        return True
+
+    def __call__(self, model: BaseAlgorithm, step: int, tb: Any | None) -> EvalResult | None:
+        started = time.monotonic()
+        self.status.write(step, phase="evaluating")
+        if isinstance(self.env, VecNormalize) and isinstance(self.train_env, VecNormalize):
+            self.env.obs_rms = copy.deepcopy(self.train_env.obs_rms)
+        writer = self._writer(step) if self.video_due(step) else None
+
+        def progress() -> bool:
+            self.status.tick(step)
+            return not self.stop_requested()
+
+        try:
+            played = self._play(model, writer, progress)
+        except VideoError as exc:  # a clip is a nicety: evaluate on without videos
+            log.warning("clips turned off for this run: %s", exc)
+            writer.abort()  # type: ignore[union-attr]
+            writer, self.videos_ok = None, False
+            played = self._play(model, None, progress)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        self.last_step = step
+        if played is None:  # a stop request arrived: no half evaluation is reported
+            if writer is not None:
+                writer.abort()
+            self.status.write(step, phase="training")
+            return None
+        result = EvalResult(step, *played, seconds=time.monotonic() - started)
+        if writer is not None:
+            result.clip = writer.close(self._meta(result))
+        self._report(model, result, tb)
+        return result
+
+    def _writer(self, step: int) -> ClipWriter | None:
+        if not self.videos_ok:
+            return None
+        overlay = Overlay(self.config.display_name, step) if self.config.video_overlay else None
+        try:
+            return ClipWriter(
+                clip_path(self.paths.videos, step), self.fps, self.config.video_length, overlay
+            )
+        except OSError as exc:
+            log.warning("clips turned off for this run: could not start the encoder: %s", exc)
+            self.videos_ok = False
+            return None
+
+    def _play(
+        self, model: BaseAlgorithm, writer: ClipWriter | None, progress: Callable[[], bool]
+    ) -> tuple[list[float], list[int]] | None:
+        return run_episodes(
+            model,
+            self.env,
+            self.config.eval_episodes,
+            self.config.eval_deterministic,
+            writer,
+            progress,
+            seed=(self.config.seed or 0) + EVAL_SEED_OFFSET,
+        )
+
+    def _meta(self, result: EvalResult) -> ClipMeta:
+        return ClipMeta(
+            step=result.step,
+            kind="eval",
+            run_name=self.config.display_name,
+            env=self.config.env,
+            algo=self.config.algo,
+            episode_return=result.returns[0],
+            episode_length=result.lengths[0],
+            eval_mean_return=result.mean,
+            eval_episodes=len(result.returns),
+            deterministic=self.config.eval_deterministic,
+        )
+
+    def _report(self, model: BaseAlgorithm, result: EvalResult, tb: Any | None) -> None:
+        if tb is not None:
+            for tag, value in result.scalars().items():
+                tb.add_scalar(tag, value, result.step)
+            tb.flush()
+        fields: dict[str, Any] = {
+            "last_eval_return": result.mean,
+            "last_eval_step": result.step,
+            "phase": "training",
+        }
+        if self.best is None or result.mean > self.best:
+            self.best = result.mean
+            staging = checkpoints.best_staging(self.paths.checkpoints)
+            model.save(staging)
+            checkpoints.commit_best(staging, result.step, result.mean, {"algo": self.config.algo})
+            fields.update(best_eval_return=result.mean, best_eval_step=result.step)
+        self.status.write(result.step, **fields)
+        log.info(
+            "evaluation at step %d: mean return %.2f over %d episodes (%.1f s)%s",
+            result.step,
+            result.mean,
+            len(result.returns),
+            result.seconds,
+            f", clip {result.clip.path.name}" if result.clip else "",
+        )
+
+    def close(self) -> None:
+        self.env.close()
