@@ -111,7 +111,7 @@ class Runs:
     def status(self, run_id: str) -> TrainStatus | None:
         return self.store.read_status(run_id)
 
-    def wait_state(self, run_id: str, *states: RunState, timeout: float = 90) -> RunRecord:
+    def wait_state(self, run_id: str, *states: RunState, timeout: float = 180) -> RunRecord:
         def reached() -> RunRecord | None:
             record = self.store.read_run(run_id)
             return record if record is not None and record.state in states else None
@@ -119,7 +119,7 @@ class Runs:
         wanted = "/".join(s.value for s in states)
         return wait_for(reached, timeout, f"{run_id} to be {wanted}")  # type: ignore[return-value]
 
-    def wait_steps(self, run_id: str, at_least: int, timeout: float = 90) -> TrainStatus:
+    def wait_steps(self, run_id: str, at_least: int, timeout: float = 180) -> TrainStatus:
         def advanced() -> TrainStatus | None:
             record = self.store.read_run(run_id)
             if record is not None and record.state.is_ended:

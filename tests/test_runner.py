@@ -47,8 +47,8 @@ def test_queue_file_starts_a_run_on_the_file_event(runs: Runs):
     """With a 60 s poll, only the watchdog event can start the run this soon."""
     runs.runner("--poll", "60")
     runs.submit(cartpole(steps=300), "quick.yaml")
-    run_id = runs.only_run(timeout=5)
-    runs.wait_state(run_id, RunState.STARTING, RunState.RUNNING, RunState.COMPLETED, timeout=5)
+    run_id = runs.only_run(timeout=15)
+    runs.wait_state(run_id, RunState.STARTING, RunState.RUNNING, RunState.COMPLETED, timeout=15)
     assert not (runs.store.queue_dir / "quick.yaml").exists()
 
 
@@ -81,7 +81,7 @@ def test_pause_freezes_the_whole_group_and_stop_while_paused_is_graceful(runs: R
     pgid = runs.record(run_id).pgid
 
     assert cli(runs, "pause", run_id).returncode == 0
-    runs.wait_state(run_id, RunState.PAUSED, timeout=10)
+    runs.wait_state(run_id, RunState.PAUSED, timeout=30)
     members = group_alive(pgid)
     assert len(members) >= 3  # trainer, forkserver, env workers
     wait_for(
@@ -94,14 +94,14 @@ def test_pause_freezes_the_whole_group_and_stop_while_paused_is_graceful(runs: R
     assert runs.status(run_id).timesteps == frozen
 
     assert cli(runs, "resume", run_id).returncode == 0
-    runs.wait_state(run_id, RunState.RUNNING, timeout=10)
-    runs.wait_steps(run_id, frozen + 64, timeout=60)
+    runs.wait_state(run_id, RunState.RUNNING, timeout=30)
+    runs.wait_steps(run_id, frozen + 64, timeout=120)
 
     runs.store.write_request(run_id, "pause")
-    runs.wait_state(run_id, RunState.PAUSED, timeout=10)
+    runs.wait_state(run_id, RunState.PAUSED, timeout=30)
     # A stopped process acts on SIGTERM only once continued: stop must still be graceful.
     assert cli(runs, "stop", run_id).returncode == 0
-    record = runs.wait_state(run_id, RunState.STOPPED, RunState.FAILED, timeout=60)
+    record = runs.wait_state(run_id, RunState.STOPPED, RunState.FAILED, timeout=120)
     assert record.state == RunState.STOPPED, record.reason
     status = runs.status(run_id)
     assert status.outcome == "stopped"
@@ -183,14 +183,14 @@ def test_runner_sigkill_leaves_training_running_and_a_new_runner_adopts(runs: Ru
 
     # The adopted run is still under control.
     runs.store.write_request(run_id, "pause")
-    runs.wait_state(run_id, RunState.PAUSED, timeout=10)
+    runs.wait_state(run_id, RunState.PAUSED, timeout=30)
     assert psutil.Process(pid).status() == psutil.STATUS_STOPPED
     runs.store.write_request(run_id, "resume")
-    runs.wait_state(run_id, RunState.RUNNING, timeout=10)
+    runs.wait_state(run_id, RunState.RUNNING, timeout=30)
 
     # Killing an adopted trainer (no exit code for a non-parent) ends the run as lost.
     os.kill(pid, signal.SIGKILL)
-    record = runs.wait_state(run_id, RunState.LOST, RunState.FAILED, timeout=15)
+    record = runs.wait_state(run_id, RunState.LOST, RunState.FAILED, timeout=30)
     assert record.state == RunState.LOST
     assert "vanished" in record.reason
 
@@ -202,7 +202,7 @@ def test_trainer_sigkill_ends_the_run_failed(runs: Runs):
     runs.wait_state(run_id, RunState.RUNNING)
     record = runs.record(run_id)
     os.kill(record.pid, signal.SIGKILL)
-    record = runs.wait_state(run_id, RunState.FAILED, RunState.LOST, timeout=15)
+    record = runs.wait_state(run_id, RunState.FAILED, RunState.LOST, timeout=30)
     assert record.state == RunState.FAILED
     assert "SIGKILL" in record.reason
     wait_for(lambda: not group_alive(record.pgid), 10, "the workers to be killed too")
@@ -245,14 +245,14 @@ def test_bad_queue_files_are_rejected_and_the_runner_keeps_going(runs: Runs, tmp
     # The runner is still alive and takes the next good file.
     runs.submit(cartpole(steps=200), "good.yaml")
     run_id = runs.only_run()
-    runs.wait_state(run_id, RunState.COMPLETED, timeout=60)
+    runs.wait_state(run_id, RunState.COMPLETED, timeout=120)
 
 
 def test_cli_ls_finds_runs_by_name_and_explains_mistakes(runs: Runs):
     runs.runner()
     runs.submit(cartpole(steps=300, extra="name: tiny\n"), "tiny.yaml")
     run_id = runs.only_run()
-    runs.wait_state(run_id, RunState.COMPLETED, timeout=60)
+    runs.wait_state(run_id, RunState.COMPLETED, timeout=120)
     listing = cli(runs, "ls")
     assert listing.returncode == 0
     assert run_id in listing.stdout and "completed" in listing.stdout

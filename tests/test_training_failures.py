@@ -39,7 +39,7 @@ def test_cuda_requested_on_a_machine_without_it(runs: Runs):
     runs.runner()
     runs.submit(cartpole(steps=500, extra="device: cuda\n"), "gpu.yaml")
     run_id = runs.only_run()
-    record = runs.wait_state(run_id, RunState.FAILED, RunState.COMPLETED, timeout=60)
+    record = runs.wait_state(run_id, RunState.FAILED, RunState.COMPLETED, timeout=120)
     assert record.state == RunState.FAILED
     status = runs.status(run_id)
     assert "CUDA" in status.reason and "device: cuda" in status.reason
@@ -93,7 +93,7 @@ def test_disk_full_fails_the_run_with_a_diagnosis_and_keeps_the_rest(tmp_path: P
             runs.runner()
             runs.submit(cartpole(steps=300, extra="name: done\n"), "done.yaml")
             done = runs.only_run()
-            runs.wait_state(done, RunState.COMPLETED, timeout=60)
+            runs.wait_state(done, RunState.COMPLETED, timeout=120)
             before = _digest(runs.store.paths(done).dir)
 
             runs.submit(cartpole(ckpt=500, extra="name: full\nkeep_checkpoints: 1000\n"), "f.yaml")
@@ -105,7 +105,7 @@ def test_disk_full_fails_the_run_with_a_diagnosis_and_keeps_the_rest(tmp_path: P
             filler = small / "filler"
             with open(filler, "wb") as fh:
                 fh.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 48 * 1024))
-            record = runs.wait_state(full, RunState.FAILED, RunState.COMPLETED, timeout=60)
+            record = runs.wait_state(full, RunState.FAILED, RunState.COMPLETED, timeout=120)
             assert record.state == RunState.FAILED
             status = runs.store.read_status(full)
             assert status.diagnosis["code"] == "disk_full", status.reason

@@ -7,6 +7,7 @@ still seen here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,10 +26,12 @@ SEED_ENV = "RETRO_ML_FAULT_SEED"
 DEFAULT_SEED = 20261125
 
 
-def trials(short: int) -> int:
-    """``short`` in ``make test``; the count from $RETRO_ML_FAULT_TRIALS in ``make faults``."""
+def trials(short: int, share: float = 1.0) -> int:
+    """``short`` in ``make test``; in ``make faults`` the count from $RETRO_ML_FAULT_TRIALS
+    times ``share`` (a trial that restarts a trainer costs more than one that restarts the
+    runner)."""
     value = os.environ.get(TRIALS_ENV)
-    return max(1, int(value)) if value else short
+    return max(short, round(int(value) * share)) if value else short
 
 
 def rng(salt: str) -> random.Random:
@@ -88,10 +91,8 @@ def queue_accounting(store: RunStore, dropped: dict[str, str]) -> list[str]:
     seen: dict[str, list[str]] = {}
 
     def note(path: Path, where: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             seen.setdefault(digest(path.read_bytes()), []).append(where)
-        except OSError:
-            pass
 
     for run_id in store.run_ids():
         note(store.paths(run_id).source, f"run {run_id}")

@@ -1,0 +1,192 @@
+"""Evaluation during training (real SB3 runs): the protocol, eval/ scalars, best.zip, clips,
+and ``init_from`` carrying weights into a new run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+from stable_baselines3.common.atari_wrappers import ClipRewardEnv, EpisodicLifeEnv
+from stable_baselines3.common.vec_env import VecEnvWrapper
+
+from runstore import checkpoints
+from runstore.config import ConfigError, parse_config, resolve
+from runstore.metrics import load_scalars
+from runstore.store import RunStore
+from runstore.videos import list_clips
+from training.evaluation import make_eval_env, run_episodes
+
+from .conftest import ROOT, cartpole
+
+INVADERS = {
+    "algo": "ppo",
+    "env": "ALE/SpaceInvaders-v5",
+    "n_timesteps": 1000,
+    "seed": 2,
+    # Bounded games keep the test short: the ALE ends one after 6,000 frames.
+    "hyperparams": {"env_kwargs": {"max_num_frames_per_episode": 6000}},
+}
+
+
+class RewardSpy(VecEnvWrapper):
+    """Records what the evaluation env hands out per step: reward and lives left."""
+
+    def __init__(self, venv):  # type: ignore[no-untyped-def]
+        super().__init__(venv)
+        self.rewards: list[float] = []
+        self.lives: list[int] = []
+
+    def reset(self):  # type: ignore[no-untyped-def]
+        return self.venv.reset()
+
+    def step_wait(self):  # type: ignore[no-untyped-def]
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.rewards.append(float(rewards[0]))
+        self.lives.append(int(infos[0].get("lives", -1)))
+        return obs, rewards, dones, infos
+
+
+def wrappers(env: object) -> list[type]:
+    found = []
+    while env is not None:
+        found.append(type(env))
+        env = getattr(env, "env", None)
+    return found
+
+
+def test_eval_env_plays_whole_games_for_real_points() -> None:
+    config = resolve(INVADERS)
+    venv = make_eval_env(config)
+    chain = wrappers(venv.unwrapped.envs[0])
+    assert EpisodicLifeEnv not in chain and ClipRewardEnv not in chain
+    spy = RewardSpy(venv)
+    model = PPO("CnnPolicy", venv, n_steps=64, batch_size=64, device="cpu", seed=2)
+    returns, lengths = run_episodes(model, spy, 1, deterministic=False, seed=2)
+    spy.close()
+    assert returns[0] == sum(spy.rewards) and lengths[0] == len(spy.rewards)
+    assert max(spy.rewards) >= 5  # Space Invaders pays 5-30 points an alien: not clipped to 1
+    assert spy.lives[0] == 3 and min(spy.lives) < 3  # lives were lost inside the one episode
+
+
+def make_run(store: RunStore, text: str, name: str) -> Path:
+    path = store.submit(text, name)
+    record = store.accept(path, store.read_queue_file(path))
+    assert record is not None
+    return store.paths(record.id).dir
+
+
+def train(run_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", str(run_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_training_evaluates_writes_scalars_best_model_and_clips(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs")
+    text = """\
+algo: ppo
+env: ALE/SpaceInvaders-v5
+n_timesteps: 256
+seed: 4
+backend: sb3
+eval_every: 128
+eval_episodes: 2
+eval_deterministic: false
+video_length: 60
+hyperparams:
+  n_envs: 1
+  n_steps: 128
+  batch_size: 64
+  n_epochs: 1
+  env_kwargs: {max_num_frames_per_episode: 3000}
+"""
+    run_dir = make_run(store, text, "invaders.yaml")
+    train(run_dir)
+    frame = load_scalars(run_dir)
+    tags = set(frame["tag"].to_list())
+    for tag in ("mean_return", "std_return", "min_return", "max_return", "mean_length"):
+        assert f"eval/{tag}" in tags
+    means = frame.filter(frame["tag"] == "eval/mean_return")
+    assert means["step"].to_list() == [128, 256]
+    maxima = frame.filter(frame["tag"] == "eval/max_return")["value"].to_list()
+    minima = frame.filter(frame["tag"] == "eval/min_return")["value"].to_list()
+    # Real game points: Space Invaders pays in fives; a clipped score would count aliens.
+    assert all(v % 5 == 0 for v in maxima + minima) and max(maxima) >= 5
+    status = store.read_status(run_dir.name)
+    assert status is not None
+    assert status.last_eval_step == 256
+    assert status.last_eval_return == means["value"].to_list()[-1]
+    assert status.best_eval_return == max(means["value"].to_list())
+    best = checkpoints.read_best(run_dir / "checkpoints")
+    assert best is not None and best["eval_return"] == status.best_eval_return
+    assert checkpoints.best_model(run_dir / "checkpoints") is not None
+    clips = list_clips(run_dir / "videos")
+    assert [c.step for c in clips] == [128, 256]  # video_every defaults to every evaluation
+    assert clips[0].meta is not None and clips[0].meta.frames == 60
+    assert clips[0].meta.eval_mean_return == means["value"].to_list()[0]
+
+
+def test_init_from_loads_the_weights(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs")
+    source = make_run(store, cartpole(steps=128, ckpt=64), "a.yaml")
+    train(source)
+    ckpt = checkpoints.latest_complete(source / "checkpoints")[0]
+    assert ckpt is not None
+    # learning_rate 0: the new run's weights stay what it loaded, so its checkpoint shows them.
+    extra = f"init_from: {source.name}/{ckpt.dir.name}\n"
+    text = cartpole(steps=64, ckpt=64, extra=extra).replace("seed: 1", "seed: 99")
+    text += "  learning_rate: 0.0\n"
+    copy = make_run(store, text, "b.yaml")
+    train(copy)
+    fresh = make_run(store, text.replace(extra, ""), "c.yaml")
+    train(fresh)
+    obs = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
+
+    def actions(run_dir: Path) -> np.ndarray:
+        model = PPO.load(checkpoints.latest_complete(run_dir / "checkpoints")[0].model)
+        return model.predict(obs, deterministic=True)[0]
+
+    assert (actions(copy) == actions(source)).all()
+    assert not (actions(fresh) == actions(source)).all()  # the check can tell them apart
+
+
+def test_init_from_refuses_other_games_and_missing_runs(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs")
+    text = cartpole(steps=64, ckpt=64, extra="init_from: 20261125-000000-nothing-0000\n")
+    run_dir = make_run(store, text, "x.yaml")
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", str(run_dir)], cwd=ROOT, capture_output=True
+    )
+    assert proc.returncode == 1
+    status = store.read_status(run_dir.name)
+    assert status is not None and status.outcome == "failed"
+    assert "no run 20261125-000000-nothing-0000" in status.reason
+
+
+@pytest.mark.parametrize(
+    "value", ["../etc", "20261125-000000-a-0000/../../x", "run/step-1", "/abs/path"]
+)
+def test_init_from_must_name_a_run_and_checkpoint(value: str) -> None:
+    with pytest.raises(ConfigError, match="init_from"):
+        parse_config(cartpole(extra=f"init_from: '{value}'\n").encode())
+
+
+def test_evaluation_defaults() -> None:
+    atari = resolve({"algo": "ppo", "env": "ALE/Pong-v5", "n_timesteps": 10_000_000})
+    assert (atari.eval_every, atari.video_every, atari.eval_episodes) == (250_000, 250_000, 5)
+    assert atari.eval_deterministic and atari.video_overlay
+    tiny = resolve({"algo": "ppo", "env": "ALE/Pong-v5", "n_timesteps": 10_000})
+    assert tiny.eval_every == 0
+    cart = resolve({"algo": "ppo", "env": "CartPole-v1", "n_timesteps": 10_000_000})
+    assert cart.eval_every == 0
+    own = resolve({"algo": "ppo", "env": "CartPole-v1", "n_timesteps": 1000, "eval_every": 100})
+    assert own.video_every == 100
