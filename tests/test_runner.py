@@ -263,3 +263,17 @@ def test_cli_ls_finds_runs_by_name_and_explains_mistakes(runs: Runs):
     assert missing.returncode == 2 and "no run matches 'nope'" in missing.stderr
     escape = cli(runs, "stop", "../../etc")
     assert escape.returncode == 2
+
+
+def test_sigterm_ends_the_runner_cleanly_and_leaves_training_going(runs: Runs):
+    runner = runs.runner()
+    runs.submit(cartpole(), "long.yaml")
+    run_id = runs.only_run()
+    runs.wait_state(run_id, RunState.RUNNING)
+    runner.kill(signal.SIGTERM)
+    assert runner.proc.returncode == 0
+    assert "shutting down" in runner.output()
+    before = runs.wait_steps(run_id, 1).timesteps
+    runs.wait_steps(run_id, before + 500)  # the trainer did not get the signal
+    assert not runs.store.runner_is_alive()  # the lock was released
+    assert runs.record(run_id).state == RunState.RUNNING
