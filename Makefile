@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 RUNS_DIR ?= runs
 CPU_TORCH ?= torch==2.13.0
 
-.PHONY: run runner test lint format bench clean
+.PHONY: run share runner test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## make run: install on first use, then start the runner supervisor on ./runs
+## make run: install on first use, then the dashboard on http://127.0.0.1:8501 (this machine
+## only); it starts a runner for $(RUNS_DIR) in the background when none is running
 run: $(STAMP)
+	RETRO_ML_RUNS_DIR=$(RUNS_DIR) $(BIN)/streamlit run dashboard/app.py
+
+## make share: the dashboard on the LAN (allowedHosts = this machine's names); prints the URL
+share: $(STAMP)
+	RETRO_ML_RUNS_DIR=$(RUNS_DIR) $(BIN)/python -m dashboard.share
+
+## make runner: only the runner supervisor, in this terminal (no dashboard)
+runner: $(STAMP)
 	$(BIN)/python -m runner --runs-dir $(RUNS_DIR)
 
 ## make test: install on first use, then ruff (lint + format check) and the whole suite
@@ -36,6 +45,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+## make bench: every benchmark in bench/ (bench/run_all.py); training, env and metric speed
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
 """Benchmark: runstore.metrics.load_scalars against TensorBoard's EventAccumulator.
 
-    python bench/bench_metrics.py                      # 100 runs x 10 tags x 10,000 steps
-    python bench/bench_metrics.py --runs 10 --steps 2000
+    python bench/bench_metrics.py                      # ~1 minute: 20 runs x 10 tags x 5,000
+    python bench/bench_metrics.py --runs 100 --steps 10000     # the issue's full size
+    python bench/bench_metrics.py --real-dir runs       # real files: every run under ./runs
 
 Generates runs of event files shaped like SB3's (one scalar per record, a file-version record
 first, plus per-episode ``episode/return`` and ``episode/length``), then measures, each side in
@@ -15,6 +16,12 @@ its own fresh process so peak RSS is its own:
 
 EventAccumulator is slow (about 16 µs a record), so by default it runs on the first
 ``--ea-runs`` runs only; the side-by-side ratio compares both readers on those same files.
+
+Then the same measures on real event files: by default a short real training (CartPole PPO,
+``--real-steps``, through ``python -m training`` on a run folder made with runstore) whose run
+folder is copied ``--real-copies`` times; with ``--real-dir`` every run folder under that
+folder with event files (copied first, so the originals are never appended to). There the +1%
+is the last 1% of each file's scalar events written again at later steps.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ TAGS = (
     "train/value_loss",
 )
 STEP_SIZE = 128  # global steps between two logged points
+GENERATED_MARK = "generated"  # file in a generated run folder (real ones get another +1%)
 EPISODE_EVERY = 10  # one finished episode per this many logged points
 
 
@@ -163,6 +171,7 @@ def generate(root: Path, runs: int, steps: int) -> tuple[int, int]:
     for r in range(runs):
         folder = root / f"run{r:04d}" / "tb" / "PPO_1"
         folder.mkdir(parents=True)
+        (root / f"run{r:04d}" / GENERATED_MARK).touch()
         t0 = 1.7e9 + r * 1000
         data = file_version_record(t0) + points(0, steps, t0, rng)
         (folder / f"events.out.tfevents.{int(t0)}.bench.{r}.0").write_bytes(data)
@@ -171,16 +180,90 @@ def generate(root: Path, runs: int, steps: int) -> tuple[int, int]:
     return records, total_bytes
 
 
+def event_files(run: Path) -> list[Path]:
+    return sorted(p for p in run.rglob("*") if "tfevents" in p.name and p.is_file())
+
+
 def append_one_percent(run: Path, steps: int) -> None:
+    if not (run / GENERATED_MARK).exists():
+        append_real_tail(run)
+        return
     extra = max(1, steps // 100)
-    (path,) = [p for p in run.rglob("*") if "tfevents" in p.name and p.is_file()]
+    (path,) = event_files(run)
     rng = np.random.default_rng(1)
     with path.open("ab") as fh:
         fh.write(points(steps, extra, 1.7e9, rng))
 
 
+def append_real_tail(run: Path, share: float = 0.01) -> None:
+    """Append the last ``share`` of each event file's scalar events again, at later steps."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    for path in event_files(run):
+        events = [Event.FromString(r) for r in RawEventFileLoader(str(path)).Load()]
+        events = [e for e in events if e.HasField("summary")]
+        if not events:
+            continue
+        tail = events[-max(1, int(len(events) * share)) :]
+        shift = max(e.step for e in events) + 1 - min(e.step for e in tail)
+        out = bytearray()
+        for e in tail:
+            e.step += shift
+            data = e.SerializeToString()
+            header = len(data).to_bytes(8, "little")
+            out += header + masked_crc32c(header).to_bytes(4, "little")
+            out += data + masked_crc32c(data).to_bytes(4, "little")
+        with path.open("ab") as fh:
+            fh.write(bytes(out))
+
+
 def run_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.name.startswith("run"))
+
+
+def real_runs(dest: Path, args: argparse.Namespace) -> str:
+    """Fill ``dest`` with run folders of real event files; returns where they came from."""
+    dest.mkdir(parents=True)
+    if args.real_dir is not None:
+        sources = sorted({p.parent for p in args.real_dir.rglob("*tfevents*") if p.is_file()})
+        runs: dict[Path, Path] = {}
+        for folder in sources:  # group event folders by run (the folder above tb/)
+            top = folder.parent.parent if folder.parent.name == "tb" else folder
+            runs.setdefault(top, top)
+        for i, top in enumerate(sorted(runs)):
+            for f in event_files(top):
+                target = dest / f"run{i:04d}" / f.relative_to(top)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
+        return f"{len(runs)} run folders under {args.real_dir}"
+    from runstore import RunStore, parse_config
+
+    store = RunStore(dest.parent / "trained")
+    store.ensure_layout()
+    text = (
+        "algo: ppo\nenv: CartPole-v1\nseed: 1\n"
+        f"n_timesteps: {args.real_steps}\ncheckpoint_every: {args.real_steps}\n"
+        "hyperparams:\n  n_envs: 1\n  n_steps: 64\n  batch_size: 64\n  n_epochs: 1\n"
+    )
+    queued = store.submit(text, "bench.yaml")
+    record = store.accept(queued, parse_config(queued.read_bytes()))
+    assert record is not None
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "training", str(store.paths(record.id).dir)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    took = time.perf_counter() - t
+    for i in range(args.real_copies):
+        shutil.copytree(store.paths(record.id).tb, dest / f"run{i:04d}" / "tb")
+    return (
+        f"a real {args.real_steps:,}-step CartPole PPO training ({took:.0f} s), "
+        f"copied {args.real_copies}x"
+    )
 
 
 def rss_mb() -> float:
@@ -249,9 +332,8 @@ def phase_ea(root: Path, ea_runs: int, steps: int) -> dict[str, float]:
     rows = 0
     for run in runs:
         t = time.perf_counter()
-        acc = ea.EventAccumulator(
-            str(run / "tb" / "PPO_1"), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0}
-        )
+        (folder,) = {p.parent for p in event_files(run)}
+        acc = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
         acc.Reload()
         rows += sum(len(acc.Scalars(tag)) for tag in acc.Tags()["scalars"])
         per_run.append(time.perf_counter() - t)
@@ -285,6 +367,8 @@ def child(phase: str, args: argparse.Namespace) -> dict[str, float]:
         str(args.steps),
         "--ea-runs",
         str(args.ea_runs),
+        "--source",
+        args.source,
     ]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -294,10 +378,58 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:10.2f} ms"
 
 
+def side_by_side(args: argparse.Namespace, source: str, k: int) -> None:
+    """Both readers on ``args.dir / source`` (each in a fresh process), printed as a table."""
+    args.source, args.ea_runs = source, k
+    n_runs = len(run_dirs(args.dir / source))
+    sizes = {p: p.stat().st_size for p in (args.dir / source).rglob("*tfevents*")}
+    ea_res = child("ea", args)
+    for path, original in sizes.items():  # undo EventAccumulator's 1% append
+        os.truncate(path, original)
+    ours = child("ours", args)
+
+    ours_k = sum(ours["cold_per_run_list"][:k]) / k  # type: ignore[arg-type]
+    ea_k = ea_res["cold_per_run_s"]
+    rows_k = ea_res["rows"] / k
+    print(f"\n{source + ':':44}{'load_scalars':>14}{'EventAccumulator':>18}{'ratio':>9}")
+    print(
+        f"{f'cold load, per run (same {k} runs)':44}{ms(ours_k)}{ms(ea_k):>18}{ea_k / ours_k:8.1f}x"
+    )
+    print(f"{'  records/s':44}{rows_k / ours_k / 1e6:11.2f} M{rows_k / ea_k / 1e6:15.2f} M")
+    print(
+        f"{f'cold load, all {n_runs} runs':44}{ours['cold_total_s']:11.2f} s"
+        f"{'':>18}  ({ours['rows']:,} rows)"
+    )
+    warm_ratio = ea_res["warm_per_run_s"] / ours["warm_per_run_s"]
+    print(f"{'fresh process, Parquet cache, per run':44}{ms(ours['parquet_per_run_s'])}")
+    print(
+        f"{'load_episodes after load_scalars, per run':44}{ms(ours['episodes_per_run_s'])}"
+        f"{'':>18}  ({ours['episodes']:,} episodes)"
+    )
+    print(
+        f"{'warm reload, nothing changed, per run':44}{ms(ours['warm_per_run_s'])}"
+        f"{ms(ea_res['warm_per_run_s']):>18}{warm_ratio:8.1f}x"
+    )
+    print(
+        f"{'reload after +1% events, per run':44}{ms(ours['append_per_run_s'])}"
+        f"{ms(ea_res['append_per_run_s']):>18}"
+        f"{ea_res['append_per_run_s'] / ours['append_per_run_s']:8.1f}x"
+    )
+    print(
+        f"{'peak RSS':44}{ours['peak_rss_mb']:10.0f} MB{ea_res['peak_rss_mb']:15.0f} MB"
+        f"   ({n_runs} vs {k} runs held)"
+    )
+    print(
+        f"{'  per run held (peak - after imports)':44}"
+        f"{(ours['peak_rss_mb'] - ours['base_rss_mb']) / n_runs:10.1f} MB"
+        f"{(ea_res['peak_rss_mb'] - ea_res['base_rss_mb']) / k:15.1f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=10_000, help="logged points per tag")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=5_000, help="logged points per tag")
     parser.add_argument(
         "--ea-runs",
         type=int,
@@ -305,12 +437,19 @@ def main() -> None:
         help="runs EventAccumulator reads (it is slow); ratios use these runs",
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument(
+        "--real-dir", type=Path, help="bench on the run folders under DIR instead of training"
+    )
+    parser.add_argument("--real-steps", type=int, default=2048, help="CartPole steps to train")
+    parser.add_argument("--real-copies", type=int, default=10, help="copies of the real run")
+    parser.add_argument("--no-real", action="store_true", help="generated files only")
+    parser.add_argument("--source", default="runs", help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["ours", "ea"], help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.phase:
-        root = args.dir / "runs"
+        root = args.dir / args.source
         if args.phase == "ours":
             result = phase_ours(root, args.steps)
         else:
@@ -318,7 +457,6 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    args.ea_runs = min(args.ea_runs, args.runs)
     args.dir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
     try:
         t = time.perf_counter()
@@ -328,51 +466,14 @@ def main() -> None:
             f"generated {args.runs} runs x {len(TAGS)} tags x {args.steps} steps + episodes: "
             f"{records:,} records, {size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s"
         )
-        sizes = {p: p.stat().st_size for p in (args.dir / "runs").rglob("*tfevents*")}
-
-        ea_res = child("ea", args)
-        for path, original in sizes.items():  # undo EventAccumulator's 1% append
-            os.truncate(path, original)
-        ours = child("ours", args)
-
-        k = args.ea_runs
-        ours_k = sum(ours["cold_per_run_list"][:k]) / k  # type: ignore[arg-type]
-        ea_k = ea_res["cold_per_run_s"]
-        rows_k = ea_res["rows"] / k
-        print(f"\n{'':44}{'load_scalars':>14}{'EventAccumulator':>18}{'ratio':>9}")
-        print(
-            f"{f'cold load, per run (same {k} runs)':44}{ms(ours_k)}{ms(ea_k):>18}"
-            f"{ea_k / ours_k:8.1f}x"
-        )
-        print(f"{'  records/s':44}{rows_k / ours_k / 1e6:11.2f} M{rows_k / ea_k / 1e6:15.2f} M")
-        print(
-            f"{f'cold load, all {args.runs} runs':44}{ours['cold_total_s']:11.2f} s"
-            f"{'':>18}  ({ours['rows']:,} rows)"
-        )
-        warm_ratio = ea_res["warm_per_run_s"] / ours["warm_per_run_s"]
-        print(f"{'fresh process, Parquet cache, per run':44}{ms(ours['parquet_per_run_s'])}")
-        print(
-            f"{'load_episodes after load_scalars, per run':44}{ms(ours['episodes_per_run_s'])}"
-            f"{'':>18}  ({ours['episodes']:,} episodes)"
-        )
-        print(
-            f"{'warm reload, nothing changed, per run':44}{ms(ours['warm_per_run_s'])}"
-            f"{ms(ea_res['warm_per_run_s']):>18}{warm_ratio:8.1f}x"
-        )
-        print(
-            f"{'reload after +1% events, per run':44}{ms(ours['append_per_run_s'])}"
-            f"{ms(ea_res['append_per_run_s']):>18}"
-            f"{ea_res['append_per_run_s'] / ours['append_per_run_s']:8.1f}x"
-        )
-        print(
-            f"{'peak RSS':44}{ours['peak_rss_mb']:10.0f} MB{ea_res['peak_rss_mb']:15.0f} MB"
-            f"   ({args.runs} vs {k} runs held)"
-        )
-        print(
-            f"{'  per run held (peak - after imports)':44}"
-            f"{(ours['peak_rss_mb'] - ours['base_rss_mb']) / args.runs:10.1f} MB"
-            f"{(ea_res['peak_rss_mb'] - ea_res['base_rss_mb']) / k:15.1f} MB"
-        )
+        side_by_side(args, "runs", min(args.ea_runs, args.runs))
+        if not args.no_real:
+            origin = real_runs(args.dir / "real", args)
+            n_real = len(run_dirs(args.dir / "real"))
+            size = sum(p.stat().st_size for p in (args.dir / "real").rglob("*tfevents*"))
+            print(f"\nreal event files: {origin}: {n_real} runs, {size / 1e6:.1f} MB")
+            if n_real:
+                side_by_side(args, "real", n_real)
         print(
             "\nEventAccumulator reloads: Reload() on the kept accumulators (reads new events "
             "only), not counting building a frame from them."

@@ -3,6 +3,7 @@
     python bench/bench_train.py                        # PPO + DQN on ALE/Pong-v5, 3 reps, CPU
     python bench/bench_train.py --reps 5 --ppo-steps 4096 --device cuda
     python bench/bench_train.py --only env             # env-only throughput
+    python bench/bench_train.py --only threads         # torch threads: 1 vs one per core
     python bench/bench_train.py --only learn --learn-steps 200000 --env ALE/Breakout-v5
 
 Three ways, alternating within each repetition so machine noise hits all of them alike, each in
@@ -35,6 +36,7 @@ trainer on both, printing the mean episode return per tenth of the run (it takes
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -184,11 +186,14 @@ def env_throughput(kind: str, env_id: str, n_envs: int, steps: int) -> float:
         from stable_baselines3.common.env_util import make_atari_env
         from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack
 
+        from training.envs import make_env
+
         gym.register_envs(ale_py)
         cls = SubprocVecEnv if kind == "subproc" else DummyVecEnv
         kwargs = {"start_method": "forkserver"} if cls is SubprocVecEnv else None
         env = make_atari_env(
-            env_id,
+            # a forkserver worker is a fresh interpreter: make_env registers ALE there
+            functools.partial(make_env, env_id),
             n_envs=n_envs,
             seed=0,
             env_kwargs={"frameskip": 1},
@@ -287,6 +292,23 @@ def bench_env(args: argparse.Namespace) -> None:
         print(f"  {names[kind]:<24} {value:>9.0f} {value / base:>10.2f}x   {every}")
 
 
+def bench_threads(args: argparse.Namespace, work: Path) -> None:
+    """Our PPO trainer with 1 torch thread against one per core (the default), alternating."""
+    cores = len(os.sched_getaffinity(0))
+    counts = sorted({1, cores})
+    fps: dict[int, list[float]] = {n: [] for n in counts}
+    for rep in range(args.reps):
+        for n in counts[rep % len(counts) :] + counts[: rep % len(counts)]:
+            config = our_config("ppo", args.env, args.ppo_steps, args.seed, args.device, "")
+            r = run_ours(work / f"threads-{n}", config, True, {"RETRO_ML_TORCH_THREADS": str(n)})
+            shutil.rmtree(r.pop("run"), ignore_errors=True)
+            fps[n].append(r["steps"] / r["seconds"])
+    print(f"\nPPO, our trainer, torch intra-op threads ({args.reps} reps, median fps)")
+    for n in counts:
+        every = " ".join(f"{v:.0f}" for v in fps[n])
+        print(f"  {n} thread(s): {median(fps[n]):7.1f}   {every}")
+
+
 def bench_learning(args: argparse.Namespace, work: Path) -> None:
     """Native vs sb3 backend, our trainer, one seed each: mean return per tenth of the run."""
     import numpy as np
@@ -328,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="ppo,dqn,env",
-        help="comma-separated parts: ppo, dqn, env, learn (learn is not in the default)",
+        help="comma-separated parts: ppo, dqn, env, threads, learn (default: ppo,dqn,env)",
     )
     parser.add_argument("--extra", default="", help=argparse.SUPPRESS)  # config lines for ours
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -345,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(parts) - {"ppo", "dqn", "env", "learn"}
+    unknown = set(parts) - {"ppo", "dqn", "env", "threads", "learn"}
     if unknown:
         parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
     cores = len(os.sched_getaffinity(0))
@@ -359,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_training(args, "dqn", args.dqn_steps, work)
         if "env" in parts:
             bench_env(args)
+        if "threads" in parts:
+            bench_threads(args, work)
         if "learn" in parts:
             bench_learning(args, work)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

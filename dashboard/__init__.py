@@ -1,1 +1,1 @@
-"""The Streamlit dashboard: pages in app_pages/, cached loaders in data.py, actions in actions.py."""
+"""The Streamlit dashboard: pages in app_pages/, loaders in data.py, actions in actions.py."""

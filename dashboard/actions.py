@@ -11,9 +11,19 @@ import re
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from dashboard import auth, data
-from runstore.config import ConfigError, RunConfig, parse_config, to_yaml
+from runstore.config import (
+    ConfigError,
+    RunConfig,
+    format_validation_errors,
+    parse_config,
+    to_yaml,
+)
 from runstore.paths import slugify
+from runstore.settings import RunnerSettings, SettingsError
+from runstore.settings import save_settings as _save
 
 SOURCE = "dashboard"
 
@@ -70,3 +80,14 @@ def clone_yaml(run_id: str) -> str:
     base = match[1] if match else name
     clone = config.model_copy(update={"name": f"{base[:55]}-copy", "seed": None})
     return to_yaml(clone)
+
+
+def save_settings(doc: dict) -> Path:
+    """Validate runner settings with their schema and write runs/settings.yaml."""
+    auth.require_control()
+    rs = data.store()
+    try:
+        settings = RunnerSettings.model_validate(doc)
+    except ValidationError as exc:
+        raise SettingsError(rs.root / "settings.yaml", format_validation_errors(exc)) from None
+    return _save(rs.root, settings)

@@ -6,20 +6,31 @@ none supervises the runs folder; the pages live in ``app_pages/`` (one line each
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-import streamlit as st
+# `streamlit run` puts this folder first on sys.path. Our modules are imported as
+# ``dashboard.*``, and a module here named like a library (tensorboard.py) would shadow it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from dashboard import auth, data
-from dashboard.runner_launch import RunnerLaunch, ensure_runner
-from runstore.store import RunStore
+import streamlit as st  # noqa: E402
+
+from dashboard import auth, data  # noqa: E402
+from dashboard.runner_launch import RunnerLaunch, ensure_runner  # noqa: E402
+from runstore.store import RunStore  # noqa: E402
 
 PAGE_DIR = Path(__file__).resolve().parent / "app_pages"
+# Set it when a runner lives elsewhere (another terminal, a service) or in tests of the pages.
+NO_AUTOSTART_ENV = "RETRO_ML_NO_AUTOSTART"
 
 PAGES = [
     st.Page(PAGE_DIR / "runs.py", title="Runs", icon=":material/list:", default=True),
     st.Page(PAGE_DIR / "new_run.py", title="New run", icon=":material/add_circle:"),
     st.Page(PAGE_DIR / "run.py", title="Run", icon=":material/monitoring:", url_path="run"),
+    st.Page(PAGE_DIR / "compare.py", title="Compare", icon=":material/stacked_line_chart:"),
+    st.Page(PAGE_DIR / "system.py", title="System", icon=":material/memory:"),
     st.Page(PAGE_DIR / "settings.py", title="Settings", icon=":material/settings:"),
 ]
 
@@ -33,7 +44,10 @@ def _runner_once(root: str) -> RunnerLaunch:
 def main() -> None:
     st.set_page_config(page_title="Retro ML", page_icon=":joystick:", layout="wide")
     rs = data.store()
-    launch = _runner_once(str(rs.root))
+    if os.environ.get(NO_AUTOSTART_ENV):
+        launch = RunnerLaunch(False, None, f"{NO_AUTOSTART_ENV} is set: no runner was started.")
+    else:
+        launch = _runner_once(str(rs.root))
     with st.sidebar:
         st.caption(f"Runs folder: `{rs.root}`")
         if launch.started:

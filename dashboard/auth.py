@@ -25,11 +25,13 @@ SECRET_KEY = "admin_password"
 _AUTHED = "_auth_ok"
 _PASSWORD_WIDGET = "auth_password_input"
 
-# Process-wide throttle: after FREE_ATTEMPTS failures, each further attempt waits twice as
-# long as the one before (capped), whichever session or browser it comes from.
+# Process-wide throttle: after FREE_ATTEMPTS failures, the next attempt waits FIRST_WAIT
+# seconds, and each further failure doubles it (capped), whichever session or browser it
+# comes from: 50 guesses from fresh sessions take hours, not seconds.
 FREE_ATTEMPTS = 3
-MAX_WAIT_SECONDS = 300.0
-FORGET_AFTER_SECONDS = 900.0
+FIRST_WAIT_SECONDS = 30.0
+MAX_WAIT_SECONDS = 900.0
+FORGET_AFTER_SECONDS = 3600.0
 
 
 @dataclass
@@ -48,7 +50,8 @@ class Throttle:
                 self.failures = 0
             if self.failures < FREE_ATTEMPTS:
                 return 0.0
-            wait = min(MAX_WAIT_SECONDS, 2.0 ** (self.failures - FREE_ATTEMPTS + 1))
+            doublings = self.failures - FREE_ATTEMPTS
+            wait = min(MAX_WAIT_SECONDS, FIRST_WAIT_SECONDS * 2.0**doublings)
             return max(0.0, self.last_failure + wait - now)
 
     def record_failure(self, now: float | None = None) -> None:

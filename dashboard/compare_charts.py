@@ -85,7 +85,7 @@ def chart_spec(chart: alt.TopLevelMixin) -> str:
     """The Vega-Lite JSON of a chart with all its rows inline (Altair's 5,000-row guard off:
     the data was already downsampled)."""
     with alt.data_transformers.disable_max_rows():
-        return chart.to_json()
+        return chart.properties(width=800).to_json()
 
 
 def chart_svg(chart: alt.TopLevelMixin) -> bytes:

@@ -21,6 +21,7 @@ from runstore.config import ConfigError, RunConfig
 from runstore.metrics import load_episodes, load_scalars
 from runstore.models import RunRecord, RunState, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir
+from runstore.settings import RunnerSettings, SettingsError, load_settings
 from runstore.store import RunStore
 
 Stamp = tuple[int, int]
@@ -333,3 +334,11 @@ def safe_run_id(value: object) -> str | None:
     except UnsafePathError:
         return None
     return value if p.run_json.exists() else None
+
+
+def runner_settings() -> tuple[RunnerSettings, str]:
+    """settings.yaml of this runs folder (defaults when absent), and its problems if invalid."""
+    try:
+        return load_settings(store().root), ""
+    except SettingsError as exc:
+        return RunnerSettings(), "\n".join(f"- {p}" for p in exc.problems)

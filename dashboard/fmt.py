@@ -30,6 +30,25 @@ STATE_DOTS = {
 }
 
 
+CSS_COLOURS = {
+    "gray": "#9e9e9e",
+    "blue": "#1e88e5",
+    "green": "#2e7d32",
+    "orange": "#ef6c00",
+    "violet": "#7b1fa2",
+    "red": "#c62828",
+}
+
+
+def state_css(value: str) -> str:
+    """Table cell style for a state's name (pandas Styler.map)."""
+    try:
+        colour = CSS_COLOURS[STATE_COLOURS[RunState(value)]]
+    except ValueError:
+        return ""
+    return f"color: {colour}; font-weight: 600"
+
+
 def state_label(state: RunState) -> str:
     """A state as coloured text for tables (a dot and the word)."""
     return f"{STATE_DOTS[state]} {state.value}"

@@ -59,7 +59,9 @@ def default_of(field: FieldInfo) -> Any:
         value = field.default_factory()  # type: ignore[call-arg]
     else:
         return None
-    return value.model_dump(mode="json", exclude_none=True) if isinstance(value, BaseModel) else value
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    return value
 
 
 def as_text(value: Any) -> str:

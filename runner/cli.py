@@ -33,9 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Supervise training runs: with no command, run the supervisor.",
     )
-    parser.add_argument("--max-concurrent", type=int, default=1, help="runs training at once")
     parser.add_argument(
-        "--stop-grace", type=float, default=30.0, help="seconds a stop may take before a kill"
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="runs training at once (default: settings.yaml in the runs folder, else 1)",
+    )
+    parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=None,
+        help="seconds a stop may take before a kill (default: settings.yaml, else 30)",
     )
     parser.add_argument(
         "--poll", type=float, default=0.5, help="seconds between process checks (files wake it)"
@@ -53,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(action, parents=[common], help=text)
         p.add_argument("run", help="run id, a unique prefix of it, or a run name")
+    p = sub.add_parser(
+        "record", parents=[common], help="record a clip of a checkpoint (the runner makes it)"
+    )
+    p.add_argument("run", help="run id, a unique prefix of it, or a run name")
+    p.add_argument("--checkpoint", help="best, or a checkpoint name (default: best, else latest)")
+    p.add_argument("--episodes", type=int, default=1, help="games to play (1-20)")
+    p = sub.add_parser("timelapse", parents=[common], help="stitch a run's clips into one mp4")
+    p.add_argument("run", help="run id, a unique prefix of it, or a run name")
     return parser
 
 
@@ -66,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         run_id = find_run(store, args.run)
-        store.write_request(run_id, args.command, source="cli")
+        if args.command == "timelapse":
+            return timelapse(store, run_id)
+        params = None
+        if args.command == "record":
+            params = {"checkpoint": args.checkpoint, "episodes": args.episodes}
+        store.write_request(run_id, args.command, source="cli", params=params)
     except (LookupError, UnsafePathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -80,13 +101,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def supervise(store: RunStore, max_concurrent: int, stop_grace: float, poll: float = 0.5) -> int:
+def timelapse(store: RunStore, run_id: str) -> int:
+    """Stitch the clips here and now (no torch: only the clips are read)."""
+    from training.timelapse import make_timelapse
+
+    try:
+        print(make_timelapse(store.paths(run_id).dir))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def supervise(
+    store: RunStore, max_concurrent: int | None, stop_grace: float | None, poll: float = 0.5
+) -> int:
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if max_concurrent < 1:
+    if max_concurrent is not None and max_concurrent < 1:
         print("error: --max-concurrent must be at least 1", file=sys.stderr)
         return 2
     supervisor = Supervisor(store, max_concurrent=max_concurrent, stop_grace=stop_grace, poll=poll)
@@ -128,7 +163,11 @@ def format_table(store: RunStore) -> str:
         if record is None:
             rows.append((run_id, "?", "unreadable", "", "", "", "run.json is missing or corrupt"))
             continue
-        rows.append(_row(record, store.read_status(run_id)))
+        status = store.read_status(run_id)
+        row = _row(record, status)
+        if status is None and store.paths(run_id).status_json.exists():
+            row = (*row[:-1], "status.json is corrupt; progress unknown")
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     if len(rows) == 1:

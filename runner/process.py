@@ -77,6 +77,27 @@ def spawn_trainer(run_dir: Path, log_path: Path, resources: Plan | None = None) 
     return Handle(pid=popen.pid, pgid=popen.pid, create_time=create_time, popen=popen, notes=notes)
 
 
+def spawn_module(module: str, args: list[str], cwd: Path, log_path: Path) -> Handle:
+    """Start ``python -m MODULE ARGS`` in a new process group (a clip or time-lapse job)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    try:
+        create_time = psutil.Process(popen.pid).create_time()
+    except psutil.NoSuchProcess:
+        create_time = 0.0
+    return Handle(pid=popen.pid, pgid=popen.pid, create_time=create_time, popen=popen)
+
+
 def identify(pid: int | None, create_time: float | None) -> psutil.Process | None:
     """The live process with this pid *and* creation time, or None."""
     if not pid or create_time is None:

@@ -21,11 +21,13 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from runner import process, resources
+from runner.media import MediaJobs
 from runner.process import Handle
 from runstore import checkpoints
 from runstore.atomic import remove_stale_temp_files
 from runstore.config import ConfigError
-from runstore.models import RESUMABLE_STATES, RunnerInfo, RunRecord, RunState
+from runstore.models import RESUMABLE_STATES, RunnerInfo, RunRecord, RunState, TrainStatus
+from runstore.settings import SettingsError, load_settings, settings_path
 from runstore.store import Request, RunStore
 from training.failures import explain
 
@@ -53,15 +55,20 @@ class Supervisor:
     def __init__(
         self,
         store: RunStore,
-        max_concurrent: int = 1,
-        stop_grace: float = 30.0,
+        max_concurrent: int | None = None,
+        stop_grace: float | None = None,
         poll: float = 0.5,
     ):
         self.store = store
-        self.max_concurrent = max_concurrent
-        self.stop_grace = stop_grace
+        # None: follow settings.yaml in the runs folder; a value (a CLI flag) pins it.
+        self._pinned = {"max_concurrent": max_concurrent, "stop_grace": stop_grace}
+        self.max_concurrent = max_concurrent or 1
+        self.stop_grace = stop_grace or 30.0
+        self.config_defaults: dict = {}
+        self._settings_stamp: tuple[int, int] | None = None
         self.poll = poll
         self.handles: dict[str, Handle] = {}
+        self.media = MediaJobs(store)  # clip/time-lapse jobs, beside training (runner/media.py)
         self.deadlines: dict[str, float] = {}
         self.wake = threading.Event()
         self.shutdown = threading.Event()
@@ -85,10 +92,12 @@ class Supervisor:
                 f"another runner{who} is already supervising {self.store.root}; "
                 "stop it first, or use --runs-dir for another folder"
             ) from None
+        self.load_settings()
         remove_stale_temp_files(self.store.root)
         for restored in self.store.recover_partial():
             log.warning("put back %s from a run folder a killed runner left half-made", restored)
         self.adopt()
+        self.media.adopt()
         self.heartbeat(force=True)
         self._observer = Observer()
         self._observer.schedule(_Wake(self.wake), str(self.store.queue_dir), recursive=False)
@@ -127,12 +136,42 @@ class Supervisor:
 
     def step(self) -> None:
         """One pass: intake, requests, process checks, scheduling. Safe to call any time."""
+        self.load_settings()
         self.intake()
         for run_id in self.store.run_ids():
             self.handle_requests(run_id)
         self.check_processes()
+        self.media.check()
         self.schedule()
         self.heartbeat()
+
+    def load_settings(self) -> None:
+        """Apply runs/settings.yaml when it changed; a bad file keeps the last good settings."""
+        path = settings_path(self.store.root)
+        try:
+            st = path.stat()
+            stamp = (st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = (-1, -1)
+        if stamp == self._settings_stamp:
+            return
+        self._settings_stamp = stamp
+        try:
+            settings = load_settings(self.store.root)
+        except (SettingsError, OSError) as exc:
+            log.error("ignored %s (keeping the previous settings): %s", path, exc)
+            return
+        for name in ("max_concurrent", "stop_grace"):
+            pinned = self._pinned[name]
+            setattr(self, name, pinned if pinned is not None else getattr(settings, name))
+        self.config_defaults = settings.config_defaults()
+        log.info(
+            "settings: max_concurrent=%d stop_grace=%.0f s defaults=%s",
+            self.max_concurrent,
+            self.stop_grace,
+            self.config_defaults or "none",
+        )
+        self._next_heartbeat = 0.0  # runner.json shows the new max_concurrent at once
 
     def heartbeat(self, force: bool = False) -> None:
         now = time.time()
@@ -154,7 +193,7 @@ class Supervisor:
     def intake(self) -> None:
         for path in self.store.queue_files():
             try:
-                config = self.store.read_queue_file(path)
+                config = self.store.read_queue_file(path, self.config_defaults)
             except FileNotFoundError:
                 continue  # claimed or removed meanwhile
             except ConfigError as exc:
@@ -166,6 +205,10 @@ class Supervisor:
                 continue
             except OSError as exc:
                 self.store.reject(path, [f"could not read the file: {exc}"])
+                continue
+            except Exception as exc:  # a validator bug must not block every later file
+                log.exception("reading %s failed", path.name)
+                self.store.reject(path, [f"could not validate the file ({exc!r}); please report"])
                 continue
             record = self.store.accept(path, config)
             if record is not None:
@@ -208,6 +251,9 @@ class Supervisor:
         record.exit_code = None
         record.reason = ""
         record.ended_at = None
+        # The previous attempt's pid must not survive into this one: a runner killed before
+        # the new pid is recorded would be adopted as that old (dead) process.
+        record.pid = record.pgid = record.create_time = None
         self._set_state(record, RunState.STARTING, "spawning the training process")
         _rotate(paths.trainer_log)
         try:  # cores, nice, GPU and the memory preflight (runner/resources.py)
@@ -255,6 +301,8 @@ class Supervisor:
         note = f"{action} requested ({request.source})"
         if action == "delete":
             self.delete(record, handle)
+        elif action in ("record", "timelapse"):
+            self.media.start(record, request)
         elif action == "pause" and state in (RunState.RUNNING, RunState.STARTING) and handle:
             process.suspend(handle)
             self._set_state(record, RunState.PAUSED, note)
@@ -290,8 +338,10 @@ class Supervisor:
                 time.sleep(0.05)
         elif record.state.is_live and record.pgid:
             process.signal_group(record.pgid, signal.SIGKILL)
+        self.media.kill(record)
         self.handles.pop(record.id, None)
         self.deadlines.pop(record.id, None)
+        self._records.pop(record.id, None)
         try:
             self.store.delete_run(record.id)
         except OSError:  # a dying worker wrote one last file; the second pass gets it
@@ -375,12 +425,24 @@ class Supervisor:
             record = self._read_run(run_id)
             if record is None or not record.state.is_live:
                 continue
-            remove_stale_temp_files(self.store.paths(run_id).dir)
             proc = process.identify(record.pid, record.create_time)
-            if proc is None and record.pid is None:
+            if proc is None and record.pid is None:  # killed between "starting" and the spawn
                 found = process.find_trainers(self.store.paths(run_id).dir)
                 proc = found[0] if found else None
+                status = self._attempt_status(record)
+                if proc is None and status is not None and status.pid:
+                    # it started, and ended while no runner watched: its status says how
+                    record.pid, record.pgid = status.pid, status.pid
+                elif proc is None:
+                    record.attempts = max(0, record.attempts - 1)
+                    record.started_at = record.started_at if record.attempts else None
+                    self._set_state(
+                        record, RunState.QUEUED, "the runner stopped before the spawn; queued again"
+                    )
+                    continue
             if proc is None:
+                # Only now: a live trainer's temp files are its status.json being written.
+                remove_stale_temp_files(self.store.paths(run_id).dir)
                 self.finish(record, Handle(record.pid or 0, record.pgid or 0, 0.0))
                 continue
             handle = Handle(
@@ -407,6 +469,14 @@ class Supervisor:
             log.info("adopted %s (pid %d, %s)", run_id, proc.pid, record.state.value)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _attempt_status(self, record: RunRecord) -> TrainStatus | None:
+        """status.json if the trainer of the current attempt wrote it (not an earlier one)."""
+        status = self.store.read_status(record.id)
+        began = max((e.at for e in record.events if e.kind == "starting"), default=None)
+        if status is None or began is None or (status.started_at or 0.0) < began:
+            return None
+        return status
 
     def _read_run(self, run_id: str) -> RunRecord | None:
         """run.json, parsed again only when it changed on disk.

@@ -220,13 +220,16 @@ def default_name(env_id: str, algo: str) -> str:
     return f"{game}-{algo}".lower()
 
 
-def parse_config(data: bytes) -> RunConfig:
-    """Parse and validate a queue file, then fill every default (``resolve``)."""
+def parse_config(data: bytes, defaults: dict[str, Any] | None = None) -> RunConfig:
+    """Parse and validate a queue file, then fill every default (``resolve``).
+
+    ``defaults`` (the runner's settings.yaml) go under the file's keys: the file wins.
+    """
     try:
         doc = load_yaml_mapping(data)
     except ConfigSyntaxError as exc:
         raise ConfigError([str(exc)]) from None
-    return resolve(doc)
+    return resolve({**(defaults or {}), **doc})
 
 
 def resolve(doc: dict[str, Any]) -> RunConfig:

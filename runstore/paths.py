@@ -100,6 +100,11 @@ class RunPaths:
         return self.logs / "train.log"
 
     @property
+    def media_log(self) -> Path:
+        """Output of the clip and time-lapse processes the runner starts for this run."""
+        return self.logs / "media.log"
+
+    @property
     def traceback(self) -> Path:
         return self.logs / "traceback.txt"
 

@@ -12,7 +12,7 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 QUEUE_SUFFIXES = (".yaml", ".yml")
 # Editors and copy tools write these while a file is still being written; never claim them.
 _IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".swp", ".crdownload", "~")
-REQUEST_ACTIONS = ("stop", "pause", "resume", "delete")
+REQUEST_ACTIONS = ("stop", "pause", "resume", "delete", "record", "timelapse")
 MAX_QUEUE_NAME = 200
 
 
@@ -43,6 +43,7 @@ class Request:
     action: str
     at: float
     source: str
+    params: dict = field(default_factory=dict)  # record: checkpoint, episodes
 
 
 class RunStore:
@@ -152,8 +153,10 @@ class RunStore:
                 files.append((mtime, name, Path(entry.path)))
         return [p for _, _, p in sorted(files)]
 
-    def read_queue_file(self, path: Path) -> RunConfig:
-        """Validate a queue file; raises ConfigError with every problem in plain words."""
+    def read_queue_file(self, path: Path, defaults: dict | None = None) -> RunConfig:
+        """Validate a queue file; raises ConfigError with every problem in plain words.
+
+        ``defaults`` (runner settings) fill keys the file leaves out."""
         if path.is_symlink():
             raise ConfigError(["the queue file is a symlink; copy the file itself into the queue"])
         if not path.name.endswith(QUEUE_SUFFIXES):
@@ -162,7 +165,7 @@ class RunStore:
             raise ConfigError([f"the file name is longer than {MAX_QUEUE_NAME} characters"])
         with open(path, "rb") as fh:
             data = fh.read(1024 * 1024)
-        return parse_config(data)
+        return parse_config(data, defaults)
 
     def reject(self, path: Path, problems: list[str]) -> Path:
         """Move a bad queue file to queue/rejected/ with NAME.error.txt beside it."""
@@ -233,7 +236,9 @@ class RunStore:
 
     # -- requests (dashboard/CLI write, runner consumes) -----------------------------------
 
-    def write_request(self, run_id: str, action: str, source: str = "cli") -> Path:
+    def write_request(
+        self, run_id: str, action: str, source: str = "cli", params: dict | None = None
+    ) -> Path:
         if action not in REQUEST_ACTIONS:
             raise ValueError(f"unknown action {action!r}; one of {', '.join(REQUEST_ACTIONS)}")
         run = self.paths(run_id)
@@ -242,7 +247,8 @@ class RunStore:
         run.requests.mkdir(exist_ok=True)
         now = time.time()
         path = run.requests / f"{time.time_ns()}-{action}.json"
-        atomic_write_json(path, {"action": action, "at": now, "source": source})
+        doc = {"action": action, "at": now, "source": source, "params": params or {}}
+        atomic_write_json(path, doc)
         return path
 
     def pending_requests(self, run_id: str) -> tuple[list[Request], list[Path]]:
@@ -265,6 +271,7 @@ class RunStore:
                         action=action,
                         at=float(at) if isinstance(at, int | float) else 0.0,
                         source=str(data.get("source", "?"))[:40],
+                        params=data["params"] if isinstance(data.get("params"), dict) else {},
                     )
                 )
             else:

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
+MAX_DEPTH = 32  # a config nests 3-4 levels; more is a mistake or an attack
 
 # The YAML core scalar tags are harmless and appear in pasted RL Zoo entries (`!!float 1e7`).
 _ALLOWED_TAGS = {
@@ -39,8 +40,19 @@ def load_yaml_mapping(data: bytes) -> dict[str, Any]:
         raise ConfigSyntaxError(
             f"the file is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8"
         ) from None
+    depth = 0
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            # Checked while scanning: PyYAML's scanner is quadratic in nesting depth and its
+            # composer recursive, so '[' x 30,000 would stall intake, then overflow the stack.
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ConfigSyntaxError(
+                        f"the file nests lists or mappings more than {MAX_DEPTH} levels deep"
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise ConfigSyntaxError(
                     "YAML anchors and aliases (&name / *name) are not allowed in run configs: "
@@ -56,6 +68,8 @@ def load_yaml_mapping(data: bytes) -> dict[str, Any]:
         raise
     except yaml.YAMLError as exc:
         raise ConfigSyntaxError(f"the file is not valid YAML: {_one_line(exc)}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ConfigSyntaxError(f"a value cannot be read: {_one_line(exc)}") from None
     if not isinstance(doc, dict):
         kind = "empty" if doc is None else type(doc).__name__
         raise ConfigSyntaxError(

@@ -3,6 +3,8 @@ with a 95% bootstrap band, Atari scores human-normalised; export; TensorBoard be
 
 from __future__ import annotations
 
+import hashlib
+
 import polars as pl
 import streamlit as st
 
@@ -25,6 +27,7 @@ from dashboard.comparison import (
     to_parquet,
 )
 from dashboard.tensorboard import TensorBoardLauncher
+from runstore.metrics import EPISODE_RETURN_TAG, load_episodes, load_scalars
 from runstore.store import RunStore
 
 st.title("Compare")
@@ -47,10 +50,27 @@ candidates = [
     and (not states or r.state.value in states)
 ]
 
-scalars = {r.id: data.run_scalars(r.id) for r in candidates}
-tags = sorted({t for df in scalars.values() if df.height for t in df["tag"].unique().to_list()})
-metrics = [EPISODES_METRIC, *tags]
-default_metric = next((m for m in DEFAULT_METRICS if m in tags), EPISODES_METRIC)
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _tags(run_dir: str, key: object) -> list[str]:
+    """The scalar tags of a run (small to cache; keyed by its event files' sizes and mtimes)."""
+    return sorted(load_scalars(run_dir)["tag"].unique().to_list())
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _series(run_dir: str, key: object, metric: str) -> pl.DataFrame:
+    """[step, wall_time, value] of one metric of one run."""
+    episodes = load_episodes(run_dir) if metric == EPISODES_METRIC else pl.DataFrame()
+    scalars = pl.DataFrame() if metric == EPISODES_METRIC else load_scalars(run_dir)
+    return metric_series(metric, scalars, episodes)
+
+
+rs = data.store()
+keys = {r.id: data.tree_stamp(rs.paths(r.id).tb) for r in candidates}
+tags = {r.id: _tags(str(rs.paths(r.id).dir), keys[r.id]) for r in candidates}
+all_tags = sorted({t for run_tags in tags.values() for t in run_tags})
+metrics = [EPISODES_METRIC, *all_tags]
+default_metric = next((m for m in DEFAULT_METRICS if m in all_tags), EPISODES_METRIC)
 metric = st.selectbox(
     "Metric (TensorBoard tag)",
     metrics,
@@ -60,13 +80,16 @@ metric = st.selectbox(
     "100-episode mean (rollout/ep_rew_mean).",
 )
 
-series: dict[str, pl.DataFrame] = {}
-for r in candidates:
-    episodes = data.run_episodes(r.id) if metric == EPISODES_METRIC else pl.DataFrame()
-    s = metric_series(metric, scalars[r.id], episodes)
-    if s.height:
-        series[r.id] = s
-with_data = [r for r in candidates if r.id in series]
+
+def _has(run_id: str) -> bool:
+    if metric != EPISODES_METRIC:
+        return metric in tags[run_id]
+    return EPISODE_RETURN_TAG in tags[run_id] or bool(
+        _series(str(rs.paths(run_id).dir), keys[run_id], metric).height
+    )
+
+
+with_data = [r for r in candidates if _has(r.id)]
 if not with_data:
     st.info(f"None of the {len(candidates)} matching runs has logged {metric!r} yet.")
     st.stop()
@@ -88,7 +111,9 @@ chosen_ids = st.multiselect(
     list(infos),
     default=list(infos)[:5],
     format_func=lambda run_id: f"{infos[run_id].label}  ({run_id})",
-    key="cmp_runs",
+    # A new set of candidates (filters changed) starts from fresh defaults, not from an
+    # earlier pick that no longer applies.
+    key="cmp_runs_" + hashlib.sha1(" ".join(infos).encode()).hexdigest()[:10],
 )
 chosen = [infos[i] for i in chosen_ids]
 if not chosen:
@@ -122,6 +147,7 @@ normalize = c_norm.checkbox(
 )
 normalize = normalize and normalizable
 
+series = {i.id: _series(str(rs.paths(i.id).dir), keys[i.id], metric) for i in chosen}
 table = selection_table(chosen, series, metric, smoothing, normalize)
 groups = seed_groups(table, chosen, x_mode) if group and x_mode != X_WALL else None
 grouped_ids: set[str] = set()
@@ -188,7 +214,7 @@ def _launcher(root: str) -> TensorBoardLauncher:
 
 
 st.subheader("TensorBoard")
-launcher = _launcher(str(data.store().root))
+launcher = _launcher(str(rs.root))
 running = launcher.running()
 if running is not None:
     url = launcher.url(running)

@@ -108,7 +108,7 @@ hp_base = base.get("hyperparams") if base.get("algo", algo) == algo else None
 hp_base = hp_base if isinstance(hp_base, dict) else {}
 with st.expander("Hyperparameters (advanced)"):
     if atari:
-        st.caption("Atari runs start from the RL Zoo's Atari settings; change only what you mean to.")
+        st.caption("Atari runs start from the RL Zoo's Atari settings; change what you mean to.")
     hp, bad = form.model_inputs(
         HYPERPARAMS_BY_ALGO[algo],
         hp_base,
@@ -145,8 +145,10 @@ with right:
     st.markdown("**Resolved config (every default filled in)**")
     if config is not None:
         with st.container(height=360):
-            st.code(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True),
-                                   sort_keys=False), language="yaml")
+            st.code(
+                yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False),
+                language="yaml",
+            )
     else:
         st.caption("Shown once the config is valid.")
 

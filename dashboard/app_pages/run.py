@@ -1,3 +1,138 @@
+"""Run: one run's live curves, timeline, config, checkpoints, log and failure diagnosis."""
+
+from __future__ import annotations
+
+import time
+
 import streamlit as st
 
-st.title("Run")
+from dashboard import charts, controls, data, fmt
+from runstore.models import RunState
+from runstore.timeline import build_timeline
+
+REFRESH_SECONDS = 3.0
+
+rows = data.list_runs()
+if not rows:
+    st.title("Run")
+    st.info("No runs yet: start one from **New run**; its curves appear here while it trains.")
+    st.page_link("app_pages/new_run.py", label="New run", icon=":material/add_circle:")
+    st.stop()
+
+ids = [r.id for r in rows]
+wanted = data.safe_run_id(st.query_params.get("run"))
+if wanted and st.session_state.get("run_selected") != wanted:
+    st.session_state["run_selected"] = wanted
+if st.session_state.get("run_selected") not in ids:
+    st.session_state["run_selected"] = ids[0]
+names = {r.id: f"{r.name} — {r.state.value} ({r.id})" for r in rows}
+run_id = st.selectbox("Run", ids, format_func=names.__getitem__, key="run_selected")
+st.query_params["run"] = run_id
+
+
+def diagnosis_box(diagnosis: dict | None, reason: str) -> None:
+    """A failure in plain words: what happened, what it means, what to do."""
+    st.error(f"**Why it stopped:** {reason or 'no reason was recorded'}")
+    if not diagnosis:
+        return
+    st.markdown(f"**{diagnosis.get('title', '')}**")
+    if diagnosis.get("meaning"):
+        st.write(diagnosis["meaning"])
+    for step in diagnosis.get("steps", []):
+        st.markdown(f"- {step}")
+    if diagnosis.get("evidence"):
+        st.caption("Evidence from the log:")
+        st.code(diagnosis["evidence"], language=None)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def header() -> None:
+    row = data.get_row(run_id)
+    if row is None:
+        st.warning("This run is gone (deleted).")
+        return
+    st.title(row.name)
+    st.markdown(
+        f"{fmt.state_badge(row.state)} &nbsp; `{row.env}` · {row.algo.upper()} · "
+        f"{row.device or 'device not known yet'}"
+    )
+    st.progress(
+        row.progress,
+        text=f"{fmt.steps(row.timesteps)} / {fmt.steps(row.total_timesteps)} steps",
+    )
+    m = st.columns(5)
+    m[0].metric("steps/s", fmt.number(row.fps, 0) or "—")
+    m[1].metric("ETA", fmt.duration(row.eta_seconds) or "—")
+    m[2].metric("latest return", fmt.number(row.last_return) or "—")
+    m[3].metric("best return", fmt.number(row.best_return) or "—")
+    m[4].metric("started", fmt.clock(row.started_at) or "—")
+    if row.state in (RunState.FAILED, RunState.LOST):
+        record = data.read_run(run_id)
+        status = data.read_status(run_id)
+        diagnosis = (record.diagnosis if record else None) or (status.diagnosis if status else None)
+        diagnosis_box(diagnosis, row.reason)
+    elif row.state == RunState.RUNNING and row.heartbeat_at:
+        age = time.time() - row.heartbeat_at
+        if age > 30:
+            st.warning(f"No progress report for {fmt.duration(age)}: the run may be stuck.")
+    controls.run_controls(row, "run")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def curves(x: str, smoothing: float) -> None:
+    episodes = data.run_episodes(run_id)
+    scalars = data.run_scalars(run_id)
+    if episodes.height:
+        st.altair_chart(charts.return_chart(episodes, x, smoothing), width="stretch")
+    else:
+        st.caption("No finished episode yet: the return chart appears after the first one.")
+    tags = charts.available_tags(scalars)
+    if not tags:
+        st.caption("Training metrics appear after the first update.")
+        return
+    cols = st.columns(2)
+    for i, (tag, title) in enumerate(tags):
+        with cols[i % 2]:
+            st.altair_chart(charts.scalar_chart(scalars, tag, title, x, smoothing), width="stretch")
+
+
+header()
+c1, c2 = st.columns([1, 2])
+x = c1.radio("x axis", [charts.X_STEPS, charts.X_TIME], horizontal=True, key="run_x")
+smoothing = c2.slider(
+    "Smoothing",
+    0.0,
+    0.99,
+    0.8,
+    0.01,
+    key="run_smoothing",
+    help="TensorBoard's exponential moving average: 0 shows the raw values.",
+)
+curves(x, smoothing)
+
+timeline_tab, config_tab, ckpt_tab, log_tab = st.tabs(["Timeline", "Config", "Checkpoints", "Log"])
+with timeline_tab:
+    record = data.read_run(run_id)
+    row = data.get_row(run_id)
+    if record is not None and row is not None:
+        events = build_timeline(
+            record,
+            data.store().paths(run_id).checkpoints,
+            data.run_episodes(run_id),
+            data.run_scalars(run_id),
+            row.total_timesteps,
+        )
+        for ev in reversed(events):
+            st.text(f"{fmt.clock(ev.at):>19}  {ev.text}")
+with config_tab:
+    st.code(data.config_text(run_id) or "(no config.yaml)", language="yaml")
+with ckpt_tab:
+    ckpts = data.list_checkpoints(run_id)
+    if not ckpts:
+        st.caption("No checkpoint yet.")
+    for c in ckpts:
+        ok = "complete" if c.complete else "incomplete (skipped on resume)"
+        saved = fmt.clock(c.saved_at)
+        st.text(f"{c.name}  step {c.step:,}  {fmt.size(c.size_bytes)}  {saved}  {ok}")
+with log_tab:
+    st.code(data.log_tail(run_id) or "(the training process wrote nothing yet)", language=None)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import actions, auth, data, fmt
-from dashboard.presets import CLONE_CHOICE, PRESETS
-from runstore.models import RESUMABLE_STATES, RunState
+from dashboard import controls, data, fmt
+from dashboard.presets import PRESETS
+from runstore.models import RunState
 
 REFRESH_SECONDS = 2.0
 NEW_RUN_PAGE = "app_pages/new_run.py"
-RUN_PAGE = "app_pages/run.py"
 
 st.title("Runs")
 
@@ -20,7 +19,7 @@ def table(rows: list[data.RunRow]) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "name": [r.name for r in rows],
-            "state": [fmt.state_label(r.state) for r in rows],
+            "state": [r.state.value for r in rows],
             "game": [r.env for r in rows],
             "algo": [r.algo.upper() for r in rows],
             "progress": [r.progress for r in rows],
@@ -74,65 +73,6 @@ def filters(rows: list[data.RunRow]) -> list[data.RunRow]:
     ]
 
 
-def controls(row: data.RunRow) -> None:
-    """The buttons for one run, enabled by its state (the runner checks again)."""
-    state = row.state
-    st.markdown(f"**{row.name}** {fmt.state_badge(state)}  \n`{row.id}`")
-    if row.reason:
-        st.caption(row.reason)
-    c = st.columns(6)
-    if c[0].button(
-        "Open", key=f"runs_open_{row.id}", icon=":material/monitoring:", width="stretch"
-    ):
-        st.switch_page(RUN_PAGE, query_params={"run": row.id})
-    if not auth.control_allowed():
-        st.caption("Read-only here: controls need this machine or the password (sidebar).")
-        return
-    live = state in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED)
-    act = None
-    if c[1].button(
-        "Stop", key=f"runs_stop_{row.id}", disabled=not (live or state == RunState.QUEUED)
-    ):
-        act = ("stop", actions.stop)
-    if state == RunState.PAUSED:
-        if c[2].button("Resume", key=f"runs_resume_{row.id}"):
-            act = ("resume", actions.resume)
-    elif c[2].button(
-        "Pause",
-        key=f"runs_pause_{row.id}",
-        disabled=state not in (RunState.RUNNING, RunState.STARTING),
-    ):
-        act = ("pause", actions.pause)
-    if c[3].button(
-        "Resume from checkpoint",
-        key=f"runs_resume_ckpt_{row.id}",
-        disabled=state not in RESUMABLE_STATES,
-        help="Queue the run again; it continues from its latest complete checkpoint.",
-    ):
-        act = ("resume", actions.resume)
-    if c[4].button("Clone", key=f"runs_clone_{row.id}", help="Open New run with this config"):
-        try:
-            st.session_state["new_run_yaml"] = actions.clone_yaml(row.id)
-            st.session_state["new_run_preset"] = CLONE_CHOICE
-        except ValueError as exc:
-            st.error(str(exc))
-        else:
-            st.switch_page(NEW_RUN_PAGE)
-    confirm = c[5].checkbox("Confirm delete", key=f"runs_confirm_delete_{row.id}")
-    if c[5].button("Delete", key=f"runs_delete_{row.id}", disabled=not confirm, type="primary"):
-        act = ("delete", actions.delete)
-    if act is not None:
-        name, fn = act
-        try:
-            fn(row.id)
-        except (PermissionError, ValueError) as exc:
-            st.error(str(exc))
-        else:
-            st.toast(f"{name} requested for {row.name}; the runner acts within a second")
-    if live and not data.runner_alive():
-        st.warning("No runner is alive: requests wait until one starts.")
-
-
 @st.fragment(run_every=REFRESH_SECONDS)
 def live_runs() -> None:
     rows = data.list_runs()
@@ -141,7 +81,7 @@ def live_runs() -> None:
         return
     shown = filters(rows)
     st.dataframe(
-        table(shown),
+        table(shown).to_pandas().style.map(fmt.state_css, subset=["state"]),
         hide_index=True,
         width="stretch",
         column_config={
@@ -162,7 +102,7 @@ def live_runs() -> None:
     selected = st.selectbox(
         "Run", ids, format_func=labels.__getitem__, key="runs_selected", label_visibility="hidden"
     )
-    controls(next(r for r in shown if r.id == selected))
+    controls.run_controls(next(r for r in shown if r.id == selected), "runs")
 
 
 @st.fragment(run_every=REFRESH_SECONDS * 2)

@@ -1,0 +1,136 @@
+"""Clips and time-lapses on request: short processes beside the training, never in its way.
+
+A ``record`` or ``timelapse`` request becomes ``python -m training.record RUN_DIR ...`` or
+``python -m training.timelapse RUN_DIR``, in its own process group (so stopping, pausing or
+killing the training never reaches it, and the other way round), logged to the run's
+``logs/media.log``. Its (pid, pgid, create time) go into run.json's ``media_job`` so a
+restarted runner can find it again or clear it. One job per run at a time; jobs do not count
+against ``max_concurrent`` (they are short and CPU-only).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import time
+
+from runner import process
+from runner.process import Handle
+from runstore.models import MediaJob, RunRecord
+from runstore.store import Request, RunStore
+
+log = logging.getLogger("runner")
+
+ACTIONS = {"record": "training.record", "timelapse": "training.timelapse"}
+_CHECKPOINT = re.compile(r"^(best|step-[0-9]{12})$")
+MAX_EPISODES = 20
+
+
+class RequestError(ValueError):
+    pass
+
+
+def job_args(action: str, params: dict) -> list[str]:
+    """Command-line arguments for a request, from validated parameters only."""
+    if action != "record":
+        return []
+    args: list[str] = []
+    checkpoint = params.get("checkpoint")
+    if checkpoint not in (None, ""):
+        if not isinstance(checkpoint, str) or not _CHECKPOINT.match(checkpoint):
+            raise RequestError(f"checkpoint {checkpoint!r} is not 'best' or a step-NNN name")
+        args += ["--checkpoint", checkpoint]
+    episodes = params.get("episodes", 1)
+    if not isinstance(episodes, int) or isinstance(episodes, bool):
+        raise RequestError(f"episodes {episodes!r} is not a whole number")
+    if not 1 <= episodes <= MAX_EPISODES:
+        raise RequestError(f"episodes must be between 1 and {MAX_EPISODES} (got {episodes})")
+    return [*args, "--episodes", str(episodes)]
+
+
+class MediaJobs:
+    def __init__(self, store: RunStore):
+        self.store = store
+        self.handles: dict[str, Handle] = {}
+
+    def start(self, record: RunRecord, request: Request) -> None:
+        """Start the job a request asks for, or record why not (run.json events)."""
+        paths = self.store.paths(record.id)
+        if record.id in self.handles:
+            record.record("request-ignored", f"{request.action}: a clip job is already running")
+        else:
+            try:
+                args = job_args(request.action, request.params)
+                paths.logs.mkdir(parents=True, exist_ok=True)
+                handle = process.spawn_module(
+                    ACTIONS[request.action], [str(paths.dir), *args], paths.dir, paths.media_log
+                )
+            except (RequestError, OSError) as exc:
+                record.record("request-ignored", f"{request.action}: {exc}")
+            else:
+                self.handles[record.id] = handle
+                record.media_job = MediaJob(
+                    action=request.action,
+                    pid=handle.pid,
+                    pgid=handle.pgid,
+                    create_time=handle.create_time,
+                    started_at=time.time(),
+                )
+                detail = " ".join(args) or "all clips"
+                record.record(f"{request.action}-started", f"{detail} ({request.source})")
+                log.info("%s: %s started (pid %d)", record.id, request.action, handle.pid)
+        self.store.write_run(record)
+
+    def check(self) -> None:
+        """Note finished jobs in run.json (done, or failed with the log's last line)."""
+        for run_id, handle in list(self.handles.items()):
+            if handle.is_alive():
+                continue
+            process.kill(handle)  # anything it left in its group
+            del self.handles[run_id]
+            record = self.store.read_run(run_id)
+            if record is None:
+                continue
+            action = record.media_job.action if record.media_job else "clip"
+            code = handle.exit_code()
+            if code == 0:
+                record.record(f"{action}-done", "")
+            elif code is None:  # adopted after a runner restart: its exit code is gone
+                record.record(f"{action}-ended", _last_line(self.store, run_id))
+            else:
+                record.record(f"{action}-failed", _last_line(self.store, run_id) or f"exit {code}")
+            record.media_job = None
+            self.store.write_run(record)
+            log.info("%s: %s finished (exit %s)", run_id, action, code)
+
+    def adopt(self) -> None:
+        """After a runner restart: keep watching live jobs, forget vanished ones."""
+        for run_id in self.store.run_ids():
+            record = self.store.read_run(run_id)
+            job = record.media_job if record else None
+            if record is None or job is None:
+                continue
+            proc = process.identify(job.pid, job.create_time)
+            if proc is not None:
+                self.handles[run_id] = Handle(job.pid, job.pgid, job.create_time)
+                continue
+            record.media_job = None
+            record.record(f"{job.action}-lost", "the clip process ended while no runner watched")
+            self.store.write_run(record)
+
+    def kill(self, record: RunRecord) -> None:
+        """End a run's job (the run is being deleted)."""
+        handle = self.handles.pop(record.id, None)
+        if handle is not None:
+            process.kill(handle)
+        elif record.media_job is not None:
+            process.signal_group(record.media_job.pgid, signal.SIGKILL)
+
+
+def _last_line(store: RunStore, run_id: str) -> str:
+    try:
+        lines = store.paths(run_id).media_log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""

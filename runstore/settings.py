@@ -1,0 +1,95 @@
+"""Runner settings kept in the runs folder (``settings.yaml``): written by the dashboard's
+Settings page (or by hand), read by the runner at start-up and whenever the file changes.
+
+The defaults here apply to queue files that leave a key out; a key in a queue file always
+wins, and a flag given on the runner's command line wins over the file. The fields use the
+config schema's own types and bounds, so the file is validated by the same code as a run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from runstore.atomic import atomic_write_text
+from runstore.config import RunConfig, format_validation_errors
+from runstore.hyperparams import Float, Int, StrictModel
+from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
+
+SETTINGS_FILE = "settings.yaml"
+
+
+class RunnerSettings(StrictModel):
+    max_concurrent: Int = Field(1, ge=1, le=64, description="runs training at the same time")
+    default_device: str = Field(
+        "auto", description="device for runs whose config does not name one (auto, cpu, cuda)"
+    )
+    checkpoint_every: Int | None = Field(
+        None, ge=1, description="steps between checkpoints when a config does not say"
+    )
+    keep_checkpoints: Int | None = Field(
+        None, ge=1, le=1000, description="checkpoints kept per run when a config does not say"
+    )
+    stop_grace: Float = Field(
+        30.0, gt=0, le=3600, description="seconds a stop may take before the process is killed"
+    )
+
+    @field_validator("default_device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        return RunConfig._device(value)  # the run config's own rule
+
+    def config_defaults(self) -> dict[str, Any]:
+        """Keys merged under every queue file (the file's own keys win)."""
+        out: dict[str, Any] = {}
+        if self.default_device != "auto":
+            out["device"] = self.default_device
+        if self.checkpoint_every is not None:
+            out["checkpoint_every"] = self.checkpoint_every
+        if self.keep_checkpoints is not None:
+            out["keep_checkpoints"] = self.keep_checkpoints
+        return out
+
+
+class SettingsError(ValueError):
+    def __init__(self, path: Path, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def settings_path(root: Path) -> Path:
+    return Path(root) / SETTINGS_FILE
+
+
+def parse_settings(data: bytes, path: Path = Path(SETTINGS_FILE)) -> RunnerSettings:
+    try:
+        doc = load_yaml_mapping(data)
+    except ConfigSyntaxError as exc:
+        raise SettingsError(path, [str(exc)]) from None
+    try:
+        return RunnerSettings.model_validate(doc)
+    except ValidationError as exc:
+        raise SettingsError(path, format_validation_errors(exc)) from None
+
+
+def load_settings(root: Path) -> RunnerSettings:
+    """The settings in ``root``; the defaults when there is no file. Raises SettingsError."""
+    path = settings_path(root)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return RunnerSettings()
+    return parse_settings(data, path)
+
+
+def save_settings(root: Path, settings: RunnerSettings) -> Path:
+    path = settings_path(root)
+    text = (
+        "# Retro ML runner settings (the dashboard's Settings page writes this file).\n"
+        + yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+    )
+    atomic_write_text(path, text)
+    return path
