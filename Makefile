@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 RUNS_DIR ?= runs
 CPU_TORCH ?= torch==2.13.0
 
-.PHONY: run share runner test lint format bench clean
+.PHONY: run share runner test faults lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+## make faults: the long reliability suite (hundreds of fault trials, thousands of fuzzed
+## configs, 50 configs at once); ends with one line: trials, faults injected, losses (0)
+FAULT_TRIALS ?= 200
+faults: $(STAMP)
+	RETRO_ML_FAULT_TRIALS=$(FAULT_TRIALS) RETRO_ML_FUZZ_EXAMPLES=5000 RETRO_ML_LOAD_CONFIGS=50 \
+		$(BIN)/python -m pytest -q -m faults --timeout 3600 \
+		tests/faults tests/test_fuzz_intake.py tests/test_hostile_input.py tests/test_load.py
 
 ## make bench: every benchmark in bench/ (bench/run_all.py); training, env and metric speed
 bench: $(STAMP)

@@ -75,6 +75,7 @@ class Supervisor:
         self._lock = store.runner_lock()
         self._observer: Observer | None = None
         self._watched: set[str] = set()
+        self._unremovable: set[Path] = set()
         self._records: dict[str, tuple[tuple[int, int], RunRecord]] = {}
         self._started = time.time()
         self._next_heartbeat = 0.0
@@ -287,8 +288,13 @@ class Supervisor:
         except OSError:
             return
         for path in invalid:
+            if path in self._unremovable:
+                continue
             log.warning("ignored %s: not a request file", path)
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a folder: leave it, and do not fail every step over it
+                self._unremovable.add(path)
         for request in requests:
             record = self._read_run(run_id)
             if record is not None:

@@ -243,7 +243,7 @@ def resolve(doc: dict[str, Any]) -> RunConfig:
     hp = doc.get("hyperparams")
     atari = _env_is_atari(doc.get("env"))
     if isinstance(hp, dict) or hp is None:
-        algo = doc.get("algo")
+        algo = _algo(doc)
         # Atari runs start from the Zoo's Atari entry; the keys a user gives override it.
         base = dict(ZOO_ATARI.get(algo, {})) if atari else {}
         doc["hyperparams"] = {**base, **(hp or {})}
@@ -259,7 +259,7 @@ def resolve(doc: dict[str, Any]) -> RunConfig:
 def _known_keys_only(doc: dict[str, Any]) -> dict[str, Any]:
     """Drop unknown keys (already reported) so validation reports the remaining problems."""
     doc = {k: v for k, v in doc.items() if k in RunConfig.model_fields}
-    hp_model = HYPERPARAMS_BY_ALGO.get(doc.get("algo"))  # type: ignore[arg-type]
+    hp_model = HYPERPARAMS_BY_ALGO.get(_algo(doc))
     if isinstance(doc.get("hyperparams"), dict) and hp_model is not None:
         hp = doc["hyperparams"]
         doc["hyperparams"] = {k: v for k, v in hp.items() if k in hp_model.model_fields}
@@ -281,7 +281,7 @@ def _validate(doc: dict[str, Any]) -> RunConfig:
     problems: list[str] = []
     doc = dict(doc)
     hp = doc.pop("hyperparams", None)
-    hp_model = HYPERPARAMS_BY_ALGO.get(doc.get("algo"))  # type: ignore[arg-type]
+    hp_model = HYPERPARAMS_BY_ALGO.get(_algo(doc))
     if hp_model is not None:
         try:
             hp = hp_model.model_validate({} if hp is None else hp)
@@ -355,6 +355,13 @@ def _resource_problems(config: RunConfig) -> list[str]:
     return []
 
 
+def _algo(doc: dict[str, Any]) -> str | None:
+    """The algo key when it is text: a list or mapping there is reported by validation, not
+    used as a dictionary key (which raised TypeError)."""
+    algo = doc.get("algo")
+    return algo if isinstance(algo, str) else None
+
+
 def _env_is_atari(env: Any) -> bool:
     return isinstance(env, str) and env in registered_env_ids() and is_atari(env)
 
@@ -363,7 +370,7 @@ def _unknown_key_problems(doc: dict[str, Any]) -> list[str]:
     """Name unknown keys with the closest valid one, which pydantic alone does not do."""
     problems = []
     problems += _unknown(doc, RunConfig.model_fields, "")
-    algo = doc.get("algo")
+    algo = _algo(doc)
     hp = doc.get("hyperparams")
     if isinstance(hp, dict) and algo in HYPERPARAMS_BY_ALGO:
         fields = HYPERPARAMS_BY_ALGO[algo].model_fields

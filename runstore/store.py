@@ -114,7 +114,8 @@ class RunStore:
         return sorted(ids)
 
     def read_run(self, run_id: str) -> RunRecord | None:
-        data = read_json(self.paths(run_id).run_json)
+        path = self.paths(run_id).run_json
+        data = None if path.is_symlink() else read_json(path)  # never read through a link
         if data is None:
             return None
         try:
@@ -224,9 +225,13 @@ class RunStore:
 
     def submit(self, yaml_text: str, filename: str) -> Path:
         """Drop a config into the queue (dashboard, tests): hidden temp name, then rename."""
-        name = Path(filename).name
+        # A leading dot would hide the file from intake forever; a name past the limit would
+        # not fit the temp name (OSError) and would be rejected anyway.
+        name = Path(filename.replace("\x00", "")).name.lstrip(".") or "config"
         if not name.endswith(QUEUE_SUFFIXES):
             name += ".yaml"
+        if len(name) > MAX_QUEUE_NAME:
+            name = name[: MAX_QUEUE_NAME - 5] + ".yaml"
         self.queue_dir.mkdir(parents=True, exist_ok=True)
         target = self.queue_dir / name
         tmp = self.queue_dir / f".{name}.submit"
@@ -244,6 +249,8 @@ class RunStore:
         run = self.paths(run_id)
         if not run.run_json.exists():
             raise UnsafePathError(f"no run {run_id} in {self.root}")
+        if run.requests.is_symlink():
+            raise UnsafePathError(f"{run.requests} is a symlink; refusing to write through it")
         run.requests.mkdir(exist_ok=True)
         now = time.time()
         path = run.requests / f"{time.time_ns()}-{action}.json"
@@ -256,6 +263,8 @@ class RunStore:
         folder = self.paths(run_id).requests
         valid: list[Request] = []
         invalid: list[Path] = []
+        if folder.is_symlink():  # planted: never read (or delete) files through it
+            return valid, [folder]
         if not folder.is_dir():
             return valid, invalid
         for path in sorted(folder.iterdir()):
@@ -315,7 +324,7 @@ class RunStore:
 
 
 def read_status_file(path: Path) -> TrainStatus | None:
-    data = read_json(path)
+    data = None if Path(path).is_symlink() else read_json(path)  # never read through a link
     if not isinstance(data, dict):
         return None
     try:

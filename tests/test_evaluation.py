@@ -19,6 +19,7 @@ from runstore.metrics import load_scalars
 from runstore.store import RunStore
 from runstore.videos import list_clips
 from training.evaluation import make_eval_env, run_episodes
+from training.weights import WeightsError, check_compatible, resolve_init_from
 
 from .conftest import ROOT, cartpole
 
@@ -148,29 +149,31 @@ def test_init_from_loads_the_weights(tmp_path: Path) -> None:
     text = cartpole(steps=64, ckpt=64, extra=lr_tiny + extra).replace("seed: 1", "seed: 99")
     copy = make_run(store, text, "b.yaml")
     train(copy)
-    fresh = make_run(store, text.replace(extra, ""), "c.yaml")
-    train(fresh)
     obs = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
 
-    def actions(run_dir: Path) -> np.ndarray:
-        model = PPO.load(checkpoints.latest_complete(run_dir / "checkpoints")[0].model)
+    def actions(run_dir: Path | None) -> np.ndarray:
+        if run_dir is None:  # a network the run would have started with on its own
+            model = PPO("MlpPolicy", "CartPole-v1", seed=99, device="cpu")
+        else:
+            model = PPO.load(checkpoints.latest_complete(run_dir / "checkpoints")[0].model)
         return model.predict(obs, deterministic=True)[0]
 
     assert (actions(copy) == actions(source)).all()
-    assert not (actions(fresh) == actions(source)).all()  # the check can tell them apart
+    assert not (actions(None) == actions(source)).all()  # the check can tell them apart
 
 
-def test_init_from_refuses_other_games_and_missing_runs(tmp_path: Path) -> None:
+def test_init_from_refuses_missing_runs_checkpoints_and_other_games(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "runs")
-    text = cartpole(steps=64, ckpt=64, extra="init_from: 20261125-000000-nothing-0000\n")
-    run_dir = make_run(store, text, "x.yaml")
-    proc = subprocess.run(
-        [sys.executable, "-m", "training", str(run_dir)], cwd=ROOT, capture_output=True
-    )
-    assert proc.returncode == 1
-    status = store.read_status(run_dir.name)
-    assert status is not None and status.outcome == "failed"
-    assert "no run 20261125-000000-nothing-0000" in status.reason
+    source = make_run(store, cartpole(steps=64, ckpt=64), "a.yaml")
+    with pytest.raises(WeightsError, match="no run 20261125-000000-nothing-0000"):
+        resolve_init_from(store.root, "20261125-000000-nothing-0000")
+    with pytest.raises(WeightsError, match="no complete checkpoint"):
+        resolve_init_from(store.root, source.name)
+    with pytest.raises(WeightsError, match="no best model"):
+        resolve_init_from(store.root, f"{source.name}/best")
+    pong = resolve({"algo": "ppo", "env": "ALE/Pong-v5", "n_timesteps": 1000})
+    with pytest.raises(WeightsError, match="only carry over between runs of the same"):
+        check_compatible(pong, store.read_config(source.name), source.name)
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ FUZZ = settings(
     derandomize=True,  # the same examples every run: CI failures replay
 )
 
+pytestmark = pytest.mark.faults
+
 MARKER = Path(tempfile.gettempdir()) / "retro-ml-fuzz-executed"
 TOUCH = f"touch {MARKER}"
 
@@ -153,11 +155,14 @@ def test_generated_documents_are_accepted_or_rejected_with_reasons(doc: dict):
     _check(text.encode("utf-8", errors="surrogatepass"))
 
 
-def test_nested_and_huge_scalars_are_rejected_quickly():
+def test_inputs_found_by_fuzzing_are_rejected_quickly():
     """Found by fuzzing: deep nesting raised RecursionError (and ``[`` x 30,000 kept PyYAML's
-    scanner busy for minutes), a 5,000-digit integer raised a plain ValueError that ended the
-    runner's intake pass on every poll, so no later queue file was ever read."""
+    scanner busy for minutes), a 5,000-digit integer raised a plain ValueError and ``algo: []``
+    a TypeError; either ended the runner's intake pass on every poll, so no later queue file
+    was ever read."""
     for data in (
+        b"algo: []\nenv: CartPole-v1\nn_timesteps: 5",
+        b"algo: {a: 1}\nenv: ALE/Pong-v5\nn_timesteps: 5\nhyperparams: {n_envs: 1}",
         b"[" * 30_000,
         b"algo: ppo\nhyperparams: " + b"[" * 2000 + b"]" * 2000,
         b"algo: ppo\nenv: CartPole-v1\nn_timesteps: " + b"9" * 60_000,

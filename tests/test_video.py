@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 from stable_baselines3 import PPO
 
+from runner import cli
+from runstore import RunStore, checkpoints
 from runstore.config import resolve
 from runstore.videos import ClipMeta, clip_name, list_clips, parse_clip_name, timelapse_path
+from training import timelapse as timelapse_module
 from training.evaluation import clip_fps, make_eval_env, run_episodes
-from training.timelapse import CARD_SECONDS, make_timelapse, pick_milestones
+from training.timelapse import CARD_SECONDS, pick_milestones
 from training.video import STRIP_HEIGHT, ClipWriter, Overlay
+
+from .conftest import Runs, cartpole, wait_for
 
 
 def decode(path: Path) -> tuple[dict, list[np.ndarray]]:
@@ -83,15 +88,21 @@ def _colour(frame: np.ndarray) -> str:
     return "rgb"[int(np.argmax(mean))]
 
 
-def test_timelapse_orders_clips_with_title_cards_and_bounds_length(tmp_path: Path) -> None:
-    run = tmp_path / "20261125-000000-demo-0abc"
-    videos = run / "videos"
+def test_timelapse_orders_clips_with_title_cards_and_bounds_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RunStore(tmp_path / "runs")
+    queued = store.submit(cartpole(), "demo.yaml")
+    record = store.accept(queued, store.read_queue_file(queued))
+    assert record is not None
+    videos = store.paths(record.id).videos
     # Written out of order: the time-lapse follows the steps, not the files' age.
     _solid_clip(videos, 3000, (0, 0, 230), 60)
     _solid_clip(videos, 1000, (230, 0, 0), 60)
     _solid_clip(videos, 2000, (0, 230, 0), 60)
-    path = make_timelapse(run, max_seconds=5.0)
-    assert path == timelapse_path(videos)
+    monkeypatch.setattr(timelapse_module, "MAX_SECONDS", 5.0)
+    assert cli.main(["timelapse", "cartpole-ppo", "--runs-dir", str(store.root)]) == 0
+    path = timelapse_path(videos)
     meta, frames = decode(path)
     assert meta["codec"] == "h264"
     assert len(frames) <= 5.0 * 30
@@ -129,3 +140,53 @@ def test_clip_names(name: str, parsed: tuple[int, str] | None) -> None:
     assert parse_clip_name(name) == parsed
     if parsed is not None:
         assert clip_name(*parsed) == name
+
+
+def test_record_request_makes_a_clip_while_training_goes_on(runs: Runs) -> None:
+    runs.runner()
+    runs.submit(cartpole(steps=1_000_000, ckpt=500), "long.yaml")
+    run_id = runs.only_run()
+    paths = runs.store.paths(run_id)
+    runs.wait_steps(run_id, 600, timeout=120)
+    wait_for(lambda: checkpoints.latest_complete(paths.checkpoints)[0], 60, "a checkpoint")
+    trainer_pid = runs.record(run_id).pid
+    # A request with a checkpoint that is not a checkpoint name is refused, not run.
+    runs.store.write_request(run_id, "record", "test", {"checkpoint": "../../etc/passwd"})
+    root = str(runs.store.root)
+    assert cli.main(["record", run_id, "--runs-dir", root, "--episodes", "2"]) == 0
+
+    def job_pgid() -> int | None:
+        job = runs.record(run_id).media_job
+        return job.pgid if job else None
+
+    runs.extra_pgids.add(wait_for(job_pgid, 60, "the record job to start"))  # type: ignore[arg-type]
+    clips = wait_for(
+        lambda: [c for c in list_clips(paths.videos) if c.kind == "record"], 120, "a clip"
+    )
+    steps_at_clip = runs.status(run_id).timesteps  # type: ignore[union-attr]
+    clip = clips[0]  # type: ignore[index]
+    assert clip.meta.kind == "record" and clip.meta.eval_episodes == 2
+    assert clip.meta.checkpoint.startswith("step-")
+    meta, frames = decode(clip.path)
+    assert meta["codec"] == "h264" and len(frames) == clip.meta.frames > 0
+    wait_for(lambda: runs.record(run_id).media_job is None, 60, "the job to be noted done")
+    kinds = [e.kind for e in runs.record(run_id).events]
+    assert "request-ignored" in kinds and "record-started" in kinds and "record-done" in kinds
+    # The training was not disturbed: same process, still running, still counting steps.
+    record = runs.record(run_id)
+    assert record.state.value == "running" and record.pid == trainer_pid
+    runs.wait_steps(run_id, steps_at_clip + 200, timeout=120)
+
+
+def test_clip_tools_of_the_runner_and_dashboard_do_not_import_torch() -> None:
+    """The runner's time-lapse command and the dashboard's clip pages stay light."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runner.cli, runner.media, training.timelapse, training.video, "
+        "dashboard.media, dashboard.components.clips; "
+        "print('torch' in sys.modules or 'stable_baselines3' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

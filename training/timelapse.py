@@ -88,8 +88,9 @@ def _append_clip(writer: object, clip: Clip, size: tuple[int, int], most: int) -
 
 
 def make_timelapse(
-    run_dir: Path, max_seconds: float = MAX_SECONDS, fps: float = FPS, run_name: str = ""
+    run_dir: Path, max_seconds: float | None = None, fps: float = FPS, run_name: str = ""
 ) -> Path:
+    max_seconds = MAX_SECONDS if max_seconds is None else max_seconds
     paths = RunPaths(Path(run_dir).absolute())
     clips = [c for c in list_clips(paths.videos) if c.kind == "eval"]
     if not clips:

@@ -148,12 +148,12 @@ class Trainer:
             return Outcome("completed", "already trained for n_timesteps")
         if self.stop.reason is None and not tracking:
             log.warning("%s is off: no status heartbeat, TensorBoard or checkpoints", TRACKING_ENV)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             self.model.learn(total_timesteps=remaining, reset_num_timesteps=start_step == 0)
-            self._log_speed(remaining, time.perf_counter() - started)
+            self._log_speed(remaining, time.perf_counter() - started, time.process_time() - cpu)
             return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
         if self.stop.reason is None:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             if config.eval_every:
                 self.evaluator = Evaluator(config, self.paths, self.status, self.env)
                 self.evaluator.stop_requested = lambda: self.stop.reason == "stop"
@@ -178,7 +178,11 @@ class Trainer:
                 tb_log_name=TB_LOG_NAME,
                 progress_bar=False,
             )
-            self._log_speed(self.model.num_timesteps - start_step, time.perf_counter() - started)
+            self._log_speed(
+                self.model.num_timesteps - start_step,
+                time.perf_counter() - started,
+                time.process_time() - cpu,
+            )
             if self.stop.reason != "stop":
                 callback.final_evaluation()
         check_finite(self.model.policy, self.model.num_timesteps)
@@ -189,10 +193,17 @@ class Trainer:
             return Outcome("completed", f"time budget of {config.time_budget:.0f} s spent")
         return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
 
-    def _log_speed(self, steps: int, seconds: float) -> None:
+    def _log_speed(self, steps: int, seconds: float, cpu_seconds: float) -> None:
         """One line the benchmark reads (bench/bench_train.py): the speed of ``learn`` alone,
-        without interpreter start-up or env construction."""
-        log.info("learned %d steps in %.3f s (%.1f steps/s)", steps, seconds, steps / seconds)
+        without interpreter start-up or env construction; CPU seconds are this process's (all
+        its threads), the measure that survives a machine shared with other work."""
+        log.info(
+            "learned %d steps in %.3f s (%.1f steps/s), %.3f CPU s",
+            steps,
+            seconds,
+            steps / max(seconds, 1e-9),
+            cpu_seconds,
+        )
 
     def _load(self, ckpt: checkpoints.Checkpoint, device: str) -> BaseAlgorithm:
         algo = ALGORITHMS[self.config.algo]
@@ -250,6 +261,16 @@ class Trainer:
 def train(run_dir: Path) -> int:
     """Entry point of ``python -m training RUN_DIR``; returns the exit code."""
     paths = RunPaths(Path(run_dir).absolute())
+    linked = [p.name for p in (paths.logs, paths.checkpoints, paths.tb, paths.videos)]
+    linked = [name for name in linked if (paths.dir / name).is_symlink()]
+    if linked:  # planted links would make us write (and prune) outside the run folder
+        StatusWriter(paths).write(
+            phase="finished",
+            outcome="failed",
+            reason=f"{', '.join(linked)} in the run folder is a symlink; refusing to write "
+            "through it (replace it with a real folder)",
+        )
+        return 1
     paths.logs.mkdir(parents=True, exist_ok=True)
     _setup_logging(paths)
     with contextlib.suppress(OSError):

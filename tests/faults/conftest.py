@@ -8,7 +8,9 @@ from .harness import LEDGER
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if LEDGER.trials or LEDGER.faults:
+    if LEDGER.trials or LEDGER.faults or LEDGER.notes:
         terminalreporter.write_line(LEDGER.line())
+        for note in LEDGER.notes:
+            terminalreporter.write_line(f"  {note}")
         for loss in LEDGER.losses[:20]:
             terminalreporter.write_line(f"  lost: {loss}")

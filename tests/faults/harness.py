@@ -47,6 +47,10 @@ class Ledger:
     trials: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     losses: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
 
     def fault(self, kind: str, n: int = 1) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + n

@@ -1,0 +1,49 @@
+"""Videos: every evaluation clip across runs, newest first, filtered by run and game."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import fmt, media
+from dashboard.components.clips import clip_caption
+
+PER_PAGE = 12
+COLUMNS = 3
+
+st.title("Videos")
+rows = media.gallery()
+if not rows:
+    st.info(
+        "No clips yet. Runs record an evaluation clip every `video_every` steps (Atari runs "
+        "evaluate every 250,000 steps by default); the Run page records one on demand."
+    )
+    st.stop()
+
+runs = sorted({r.run_name for r in rows})
+games = sorted({r.game for r in rows})
+left, right = st.columns(2)
+picked_runs = left.multiselect("Runs", runs, key="videos_runs", placeholder="all runs")
+picked_games = right.multiselect("Games", games, key="videos_games", placeholder="all games")
+shown = [
+    r
+    for r in rows
+    if (not picked_runs or r.run_name in picked_runs)
+    and (not picked_games or r.game in picked_games)
+]
+pages = max(1, -(-len(shown) // PER_PAGE))
+page = st.number_input("Page", 1, pages, 1, key="videos_page") if pages > 1 else 1
+st.caption(f"{len(shown)} clip(s), newest first")
+chunk = shown[(page - 1) * PER_PAGE : page * PER_PAGE]
+for start in range(0, len(chunk), COLUMNS):
+    for col, clip in zip(st.columns(COLUMNS), chunk[start : start + COLUMNS], strict=False):
+        with col:
+            st.video(str(clip.path))
+            st.markdown(f"**{clip.run_name}** · {clip.game} · step {fmt.steps(clip.step)}")
+            st.caption(clip_caption(clip))
+            st.download_button(
+                "Download",
+                data=clip.path.read_bytes,
+                file_name=f"{clip.run_name}-{clip.path.name}",
+                mime="video/mp4",
+                key=f"dl_{clip.run_id}_{clip.path.name}",
+            )

@@ -1,0 +1,125 @@
+"""The Run page's clips section: the run's clips on a step slider, its time-lapse, exports,
+and the buttons that ask the runner for a new clip or a time-lapse.
+
+Call ``render_run_clips(run_id)`` from a page; it reads through ``dashboard.media`` only.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import auth, fmt, media
+
+FOREIGN_ZIP_WARNING = (
+    "Model zips are Python pickles: loading one can run code. Only load a zip written by this "
+    "trainer (the best model or a checkpoint of a run here) or by someone you trust. Imports go "
+    "through the command line on purpose: `python -m training.record RUN_DIR --foreign-zip "
+    "FILE --trust-foreign-zip`."
+)
+
+
+def render_run_clips(run_id: str) -> None:
+    clips = media.run_clips(run_id)
+    if not clips:
+        st.info(
+            "No clips yet. Evaluation clips appear every `video_every` steps (set `eval_every` "
+            "in the config), or record one from a checkpoint below."
+        )
+    else:
+        steps = [c.step for c in clips]
+        labels = {
+            i: f"{fmt.steps(c.step)}{' (recorded)' if c.kind == 'record' else ''}"
+            for i, c in enumerate(clips)
+        }
+        index = (
+            st.select_slider(
+                "Clip at step",
+                options=list(range(len(clips))),
+                value=len(clips) - 1,
+                format_func=labels.__getitem__,
+                key=f"clips_step_{run_id}",
+            )
+            if len(clips) > 1
+            else 0
+        )
+        clip = clips[index]
+        st.video(str(clip.path))
+        st.caption(clip_caption(clip))
+        st.download_button(
+            "Download this clip",
+            data=clip.path.read_bytes,
+            file_name=f"{clip.run_name}-{clip.path.name}",
+            mime="video/mp4",
+            key=f"clip_dl_{run_id}_{steps[index]}_{clip.kind}",
+        )
+    _timelapse(run_id, bool(clips))
+    _record(run_id)
+    _exports(run_id)
+
+
+def clip_caption(clip: media.ClipRow) -> str:
+    score = "" if clip.score is None else f" · evaluation return {clip.score:g}"
+    source = f" · recorded from {clip.checkpoint}" if clip.kind == "record" else ""
+    return f"{clip.run_name} · step {fmt.steps(clip.step)}{score}{source}"
+
+
+def _timelapse(run_id: str, have_clips: bool) -> None:
+    st.subheader("Time-lapse")
+    path = media.timelapse(run_id)
+    if path is not None:
+        st.video(str(path))
+        st.download_button(
+            "Download the time-lapse",
+            data=path.read_bytes,
+            file_name=f"{run_id}-timelapse.mp4",
+            mime="video/mp4",
+            key=f"timelapse_dl_{run_id}",
+        )
+    job = media.media_job(run_id)
+    if job == "timelapse":
+        st.caption("The runner is stitching the time-lapse…")
+    elif have_clips and auth.control_allowed():
+        label = "Remake the time-lapse" if path else "Make a time-lapse"
+        if st.button(label, key=f"timelapse_{run_id}"):
+            media.request_timelapse(run_id)
+            st.toast("Time-lapse requested: the runner stitches it in the background.")
+
+
+def _record(run_id: str) -> None:
+    names = media.checkpoint_names(run_id)
+    if not names or not auth.control_allowed():
+        return
+    st.subheader("Record a clip")
+    if media.media_job(run_id) == "record":
+        st.caption("The runner is recording a clip…")
+        return
+    cols = st.columns([2, 1, 1])
+    checkpoint = cols[0].selectbox("From", names, key=f"record_ckpt_{run_id}")
+    episodes = cols[1].number_input(
+        "Games",
+        min_value=1,
+        max_value=media.MAX_RECORD_EPISODES,
+        value=1,
+        key=f"record_n_{run_id}",
+    )
+    if cols[2].button("Record", key=f"record_{run_id}"):
+        media.request_record(run_id, checkpoint, int(episodes))
+        st.toast("Clip requested: it appears here when the runner has recorded it.")
+    if st.button("Continue from here (new run from these weights)", key=f"continue_{run_id}"):
+        path = media.continue_from(run_id, checkpoint)
+        st.success(f"Queued {path.name}: a new run that starts from {checkpoint}.")
+
+
+def _exports(run_id: str) -> None:
+    best = media.best_model(run_id)
+    if best is None:
+        return
+    st.subheader("Export")
+    st.download_button(
+        "Download the best model (zip)",
+        data=best.read_bytes,
+        file_name=f"{run_id}-best.zip",
+        mime="application/zip",
+        key=f"best_dl_{run_id}",
+    )
+    st.caption(FOREIGN_ZIP_WARNING)

@@ -1,0 +1,188 @@
+"""Clips, time-lapses and best models for the pages: cached reads through ``runstore``, and
+the two requests that make new clips (the runner does the work).
+
+Loaders are keyed by the stamps of the files they read (a run's ``videos/`` folder, its
+status.json), so a new clip shows on the next rerun and an unchanged folder costs a ``stat``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import auth, data
+from runstore import checkpoints as ckpts
+from runstore.store import RunStore
+from runstore.videos import list_clips, timelapse_path
+
+SOURCE = "dashboard"
+MAX_RECORD_EPISODES = 20
+
+
+@dataclass(frozen=True)
+class ClipRow:
+    run_id: str
+    run_name: str
+    env: str
+    algo: str
+    step: int
+    kind: str  # eval | record
+    score: float | None  # evaluation mean return, else the episode's return
+    episode_return: float | None
+    checkpoint: str
+    frames: int
+    created_at: float
+    path: Path
+
+    @property
+    def game(self) -> str:
+        return game_name(self.env)
+
+
+@dataclass(frozen=True)
+class LeaderRow:
+    game: str
+    env: str
+    best_eval_return: float
+    run_id: str
+    run_name: str
+    algo: str
+    at_step: int
+    timesteps: int
+    clip: Path | None
+
+
+def game_name(env_id: str) -> str:
+    """``ALE/Pong-v5`` -> ``Pong``; ``CartPole-v1`` -> ``CartPole``."""
+    return env_id.split("/")[-1].split("-v")[0].split("NoFrameskip")[0] or env_id
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _run_clips(root: str, run_id: str, videos_key: object, cfg_key: object) -> list[ClipRow]:
+    rs = RunStore(root)
+    paths = rs.paths(run_id)
+    config = data.read_config(run_id)
+    rows = []
+    for clip in list_clips(paths.videos):
+        meta = clip.meta
+        rows.append(
+            ClipRow(
+                run_id=run_id,
+                run_name=(meta.run_name if meta and meta.run_name else "")
+                or (config.display_name if config else run_id),
+                env=(meta.env if meta and meta.env else "") or (config.env if config else "?"),
+                algo=(meta.algo if meta and meta.algo else "") or (config.algo if config else "?"),
+                step=clip.step,
+                kind=clip.kind,
+                score=clip.score,
+                episode_return=meta.episode_return if meta else None,
+                checkpoint=meta.checkpoint if meta else "",
+                frames=meta.frames if meta else 0,
+                created_at=meta.created_at if meta and meta.created_at else _mtime(clip.path),
+                path=clip.path,
+            )
+        )
+    return rows
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def run_clips(run_id: str) -> list[ClipRow]:
+    """One run's clips in step order."""
+    rs = data.store()
+    try:
+        paths = rs.paths(run_id)
+    except ValueError:
+        return []
+    return _run_clips(str(rs.root), run_id, data.tree_stamp(paths.videos), data.stamp(paths.config))
+
+
+def gallery() -> list[ClipRow]:
+    """Every clip of every run, newest first."""
+    rows = [row for run_id in data.store().run_ids() for row in run_clips(run_id)]
+    return sorted(rows, key=lambda r: (r.created_at, r.step), reverse=True)
+
+
+def leaderboard() -> list[LeaderRow]:
+    """The best evaluation score per game across all runs, with the clip closest to it."""
+    rs = data.store()
+    best: dict[str, LeaderRow] = {}
+    for run_id in rs.run_ids():
+        status = rs.read_status(run_id)
+        config = data.read_config(run_id)
+        if status is None or status.best_eval_return is None or config is None:
+            continue
+        clips = [c for c in run_clips(run_id) if c.score is not None]
+        at = status.best_eval_step or 0
+        clip = min(clips, key=lambda c: (abs(c.step - at), c.kind != "eval"), default=None)
+        row = LeaderRow(
+            game=game_name(config.env),
+            env=config.env,
+            best_eval_return=status.best_eval_return,
+            run_id=run_id,
+            run_name=config.display_name,
+            algo=config.algo.upper(),
+            at_step=at,
+            timesteps=status.timesteps,
+            clip=clip.path if clip else None,
+        )
+        held = best.get(config.env)
+        if held is None or row.best_eval_return > held.best_eval_return:
+            best[config.env] = row
+    return sorted(best.values(), key=lambda r: r.game)
+
+
+def timelapse(run_id: str) -> Path | None:
+    path = timelapse_path(data.store().paths(run_id).videos)
+    return path if path.is_file() else None
+
+
+def best_model(run_id: str) -> Path | None:
+    return ckpts.best_model(data.store().paths(run_id).checkpoints)
+
+
+def checkpoint_names(run_id: str) -> list[str]:
+    """What a clip can be recorded from: ``best`` first, then checkpoints newest first."""
+    folder = data.store().paths(run_id).checkpoints
+    names = ["best"] if ckpts.best_model(folder) else []
+    return names + [c.dir.name for c in ckpts.list_checkpoints(folder) if ckpts.is_complete(c.dir)]
+
+
+def media_job(run_id: str) -> str | None:
+    """The clip or time-lapse the runner is making for this run, if any."""
+    record = data.store().read_run(run_id)
+    return record.media_job.action if record and record.media_job else None
+
+
+# -- requests (the runner starts the process) ----------------------------------------------
+
+
+def request_record(run_id: str, checkpoint: str | None, episodes: int = 1) -> Path:
+    auth.require_control()
+    if not 1 <= episodes <= MAX_RECORD_EPISODES:
+        raise ValueError(f"episodes must be between 1 and {MAX_RECORD_EPISODES}")
+    params = {"checkpoint": checkpoint or None, "episodes": int(episodes)}
+    return data.store().write_request(run_id, "record", source=SOURCE, params=params)
+
+
+def request_timelapse(run_id: str) -> Path:
+    auth.require_control()
+    return data.store().write_request(run_id, "timelapse", source=SOURCE)
+
+
+def continue_from(run_id: str, checkpoint: str | None) -> Path:
+    """Queue a new run that starts from this run's weights (its own folder and curve)."""
+    from dashboard import actions  # the queue drop and its checks live there
+
+    text = actions.clone_yaml(run_id)
+    spec = f"{run_id}/{checkpoint}" if checkpoint else run_id
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("init_from:"))
+    _config, path = actions.submit_config(f"{text}\ninit_from: {spec}\n")
+    return path

@@ -1,0 +1,214 @@
+"""The Videos and Leaderboard pages and the Run page's clips section, under AppTest, on a runs
+folder whose clips are real mp4 files written by the trainer's own clip writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from runstore import RunStore, TrainStatus, write_status_file
+from runstore.checkpoints import BEST_META, BEST_MODEL
+from runstore.videos import ClipMeta, clip_name
+from training.video import ClipWriter
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+def make_run(rs: RunStore, env: str, name: str, best: float, clips: dict[int, float]) -> str:
+    text = f"algo: ppo\nenv: {env}\nn_timesteps: 1000000\nseed: 1\nname: {name}\n"
+    path = rs.submit(text, f"{name}.yaml")
+    record = rs.accept(path, rs.read_queue_file(path))
+    assert record is not None
+    paths = rs.paths(record.id)
+    for step, score in clips.items():
+        writer = ClipWriter(paths.videos / clip_name(step), 15, 8, overlay=None)
+        for i in range(8):
+            writer.add(np.full((210, 160, 3), 20 * i, dtype=np.uint8))
+        writer.close(
+            ClipMeta(step=step, run_name=name, env=env, algo="ppo", eval_mean_return=score)
+        )
+    write_status_file(
+        paths.status_json,
+        TrainStatus(
+            phase="training",
+            timesteps=max(clips) if clips else 0,
+            total_timesteps=1_000_000,
+            best_eval_return=best,
+            best_eval_step=max(clips, key=clips.__getitem__) if clips else None,
+        ),
+    )
+    (paths.checkpoints / BEST_MODEL).write_bytes(b"PK\x05\x06" + bytes(18))  # empty zip
+    (paths.checkpoints / BEST_META).write_text(f'{{"step": 1, "eval_return": {best}}}')
+    return record.id
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    root = tmp_path / "runs"
+    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(root))
+    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
+    rs = RunStore(root)
+    rs.ensure_layout()
+    return {
+        "pong-a": make_run(rs, "ALE/Pong-v5", "pong-a", -5.0, {250_000: -12.0, 500_000: -5.0}),
+        "pong-b": make_run(rs, "ALE/Pong-v5", "pong-b", 14.0, {250_000: 3.0, 500_000: 14.0}),
+        "cart": make_run(rs, "CartPole-v1", "cart", 500.0, {1_000: 500.0}),
+    }
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_gallery_lists_every_clip_newest_first_and_filters(folder: dict[str, str]) -> None:
+    at = open_page("app_pages/videos.py")
+    videos = at.get("video")
+    assert len(videos) == 5
+    captions = [c.value for c in at.caption]
+    assert "5 clip(s), newest first" in captions
+    # The last run written comes first; each clip says its run, step and evaluation return.
+    clip_captions = [c for c in captions if " · step " in c]
+    assert clip_captions[0] == "cart · step 1000 · evaluation return 500"
+    assert "pong-b · step 500 k · evaluation return 14" in captions
+    assert len([b for b in at.get("download_button")]) == 5
+    at.multiselect(key="videos_games").set_value(["Pong"]).run()
+    assert len(at.get("video")) == 4
+    at.multiselect(key="videos_runs").set_value(["pong-a"]).run()
+    assert len(at.get("video")) == 2
+    clip_captions = [c.value for c in at.caption if " · step " in c.value]
+    assert len(clip_captions) == 2 and all(c.startswith("pong-a") for c in clip_captions)
+
+
+def test_leaderboard_shows_the_best_score_per_game_with_its_clip(folder: dict[str, str]) -> None:
+    at = open_page("app_pages/leaderboard.py")
+    table = at.dataframe[0].value
+    assert list(table["Game"]) == ["CartPole", "Pong"]
+    assert list(table["Best eval return"]) == [500.0, 14.0]
+    assert list(table["Run"]) == ["cart", "pong-b"]
+    assert list(table["Algorithm"]) == ["PPO", "PPO"]
+    assert list(table["Run id"]) == [folder["cart"], folder["pong-b"]]
+    videos = at.get("video")
+    assert len(videos) == 2
+    from dashboard import media
+
+    clips = {row.game: row.clip for row in media.leaderboard()}
+    assert clips["Pong"] is not None and clips["Pong"].name == clip_name(500_000)
+    assert clips["Pong"].parent.parent.name == folder["pong-b"]  # the clip of that score
+
+
+RUN_CLIPS = """
+import os
+from dashboard.components.clips import render_run_clips
+render_run_clips(os.environ["CLIPS_RUN"])
+"""
+
+
+def test_run_clips_section_steps_through_clips_and_asks_for_more(
+    folder: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = folder["pong-b"]
+    monkeypatch.setenv("CLIPS_RUN", run_id)
+    at = AppTest.from_string(RUN_CLIPS, default_timeout=60).run()
+    assert not at.exception, at.exception
+    slider = at.select_slider(key=f"clips_step_{run_id}")
+    assert at.caption[0].value == "pong-b · step 500 k · evaluation return 14"
+    slider.set_value(0).run()
+    assert at.caption[0].value == "pong-b · step 250 k · evaluation return 3"
+    labels = {b.label for b in at.get("download_button")}
+    assert labels == {"Download this clip", "Download the best model (zip)"}
+    at.button(key=f"timelapse_{run_id}").click().run()
+    at.selectbox(key=f"record_ckpt_{run_id}").set_value("best")
+    at.number_input(key=f"record_n_{run_id}").set_value(3)
+    at.button(key=f"record_{run_id}").click().run()
+    assert not at.exception, at.exception
+    rs = RunStore(Path(folder_root()))
+    requests, invalid = rs.pending_requests(run_id)
+    assert not invalid
+    assert [(r.action, r.params) for r in requests] == [
+        ("timelapse", {}),
+        ("record", {"checkpoint": "best", "episodes": 3}),
+    ]
+    # "Continue from here" queues a new run that starts from these weights.
+    at.button(key=f"continue_{run_id}").click().run()
+    assert not at.exception, at.exception
+    (queued,) = rs.queue_files()
+    config = rs.read_queue_file(queued)
+    assert config.init_from == f"{run_id}/best" and config.env == "ALE/Pong-v5"
+
+
+def folder_root() -> str:
+    import os
+
+    return os.environ["RETRO_ML_RUNS_DIR"]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def test_browser_plays_a_clip(folder: dict[str, str], tmp_path: Path) -> None:
+    """`streamlit run` on a free port (no runner: RETRO_ML_NO_AUTOSTART), Debian's Chromium
+    through Playwright: the Videos page's <video> elements load the H.264 clips and report a
+    duration."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import ROOT, wait_for
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: proc.poll() is not None or healthy(), 90, "streamlit to serve")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page()
+            page.goto(f"{url}/videos", timeout=90_000)
+            page.wait_for_selector("video", timeout=90_000)
+            page.wait_for_function(
+                "() => { const v = document.querySelector('video');"
+                " return v && v.readyState >= 1 && v.duration > 0; }",
+                timeout=60_000,
+            )
+            durations = page.eval_on_selector_all("video", "vs => vs.map(v => v.duration)")
+            browser.close()
+        assert len(durations) == 5
+        assert all(abs(d - 8 / 15) < 0.1 for d in durations if d == d), durations  # 8 frames
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
