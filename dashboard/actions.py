@@ -8,6 +8,7 @@ transition legal) before acting on it; the dashboard never signals a process its
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -35,7 +36,9 @@ def submit_config(yaml_text: str) -> tuple[RunConfig, Path]:
     """
     auth.require_control()
     config = parse_config(yaml_text.encode("utf-8"))
-    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{slugify(config.display_name)}.yaml"
+    # Unique without coordination: two browsers queueing the same name in one second.
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    name = f"{stamp}-{slugify(config.display_name)}.yaml"
     return config, data.store().submit(yaml_text, name)
 
 

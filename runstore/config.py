@@ -26,13 +26,12 @@ from runstore.hyperparams import (
     PPOHyperparams,
     StrictModel,
 )
+from runstore.paths import RUN_ID_REGEX
 from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
-INIT_FROM_PATTERN = re.compile(
-    r"^[0-9]{8}-[0-9]{6}-[a-z0-9][a-z0-9-]{0,39}-[0-9a-f]{4}(/(best|step-[0-9]{12}))?$"
-)
+INIT_FROM_PATTERN = re.compile(f"^{RUN_ID_REGEX}(/(best|step-[0-9]{{12}}))?$")
 _DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|hours?|d|days?)?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 

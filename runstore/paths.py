@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9][a-z0-9-]{0,39}-[0-9a-f]{4}$")
+# Timestamp, slug of the name, random suffix (4 hex digits in older folders, 8 now).
+RUN_ID_REGEX = r"[0-9]{8}-[0-9]{6}-[a-z0-9][a-z0-9-]{0,39}-[0-9a-f]{4,8}"
+RUN_ID_PATTERN = re.compile(f"^{RUN_ID_REGEX}$")
 DEFAULT_RUNS_DIR = "runs"
 RUNS_DIR_ENV = "RETRO_ML_RUNS_DIR"
 
@@ -35,7 +37,7 @@ def slugify(name: str) -> str:
 def new_run_id(name: str, now: float | None = None) -> str:
     """Sortable, filesystem-safe and unique without coordination (random suffix)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return f"{stamp}-{slugify(name)}-{secrets.token_hex(2)}"
+    return f"{stamp}-{slugify(name)}-{secrets.token_hex(4)}"
 
 
 def is_run_id(value: str) -> bool:

@@ -193,6 +193,8 @@ class RunStore:
         Returns None if another process claimed the file first.
         """
         run_id = new_run_id(config.display_name)
+        while (self.root / run_id).exists():  # same second, same name, same suffix: rare
+            run_id = new_run_id(config.display_name)
         staging = self.root / f".partial-{run_id}"
         staging.mkdir(parents=True)
         run = RunPaths(staging)

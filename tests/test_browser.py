@@ -162,3 +162,32 @@ def test_new_run_to_completed_with_a_drawn_chart(dashboard: Dashboard) -> None:
             browser.close()
     record = dashboard.store.read_run(run_id)
     assert record is not None and record.state.value == "completed", record
+
+
+def handshake(url: str, origin: str, host: str | None = None) -> int:
+    """Status of a websocket upgrade to Streamlit's stream (101 accepted, 403 refused)."""
+    import http.client
+
+    port = int(url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.putrequest("GET", "/_stcore/stream", skip_host=True)
+    conn.putheader("Host", host or f"127.0.0.1:{port}")
+    conn.putheader("Origin", origin)
+    conn.putheader("Upgrade", "websocket")
+    conn.putheader("Connection", "Upgrade")
+    conn.putheader("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    conn.putheader("Sec-WebSocket-Version", "13")
+    conn.endheaders()
+    try:
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_shipped_config_refuses_foreign_origins_and_host_names(dashboard: Dashboard) -> None:
+    """CORS/XSRF on and allowedHosts set (.streamlit/config.toml): a page on another site,
+    or one reached through a rebinding DNS name, cannot open the websocket (SEC-06, SEC-07)."""
+    local = f"http://127.0.0.1:{dashboard.port}"
+    assert handshake(dashboard.url, local) == 101
+    assert handshake(dashboard.url, "http://evil.example") == 403
+    assert handshake(dashboard.url, "http://evil.example", host="evil.example") == 403

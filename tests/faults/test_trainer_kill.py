@@ -28,7 +28,7 @@ ENDED = [s for s in RunState if s.is_ended]
 
 def test_trainer_sigkill_then_resume_from_the_newest_loadable_checkpoint(runs: Runs):
     r = rng("trainer-kill")
-    n = trials(short=2, share=0.25)
+    n = trials(short=1, share=0.25)
     args = ("--poll", "0.2")
     runner = runs.runner(*args)
     runs.submit(cartpole(steps=10_000_000, ckpt=64, extra="keep_checkpoints: 4\n"), "long.yaml")
