@@ -55,7 +55,7 @@ from runstore.config import AtariSettings
 
 # gym.make kwargs of an ALE env that this backend honours; any other one needs backend: sb3.
 SUPPORTED_ENV_KWARGS = frozenset(
-    {"repeat_action_probability", "full_action_space", "frameskip", "max_num_frames_per_episode"}
+    {"repeat_action_probability", "full_action_space", "max_num_frames_per_episode"}
 )
 
 
