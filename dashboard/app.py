@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 # `streamlit run` puts this folder first on sys.path. Our modules are imported as
-# ``dashboard.*``, and a module here named like a library (tensorboard.py) would shadow it.
+# ``dashboard.*``; a module here named like a library would otherwise shadow it.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 

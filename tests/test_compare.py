@@ -35,7 +35,7 @@ from dashboard.comparison import (
     to_csv,
     to_parquet,
 )
-from dashboard.tensorboard import TensorBoardLauncher, answers_http
+from dashboard.tensorboard_launcher import TensorBoardLauncher, answers_http
 from runstore import RunState, RunStore, parse_config
 from runstore.metrics import load_episodes, load_scalars
 from runstore.models import TensorBoardInfo

@@ -26,7 +26,7 @@ from dashboard.comparison import (
     to_csv,
     to_parquet,
 )
-from dashboard.tensorboard import TensorBoardLauncher
+from dashboard.tensorboard_launcher import TensorBoardLauncher
 from runstore.metrics import EPISODE_RETURN_TAG, load_episodes, load_scalars
 from runstore.store import RunStore
 
