@@ -4,12 +4,14 @@ so they can be tested and reused by other pages."""
 from __future__ import annotations
 
 import altair as alt
-import numpy as np
 import polars as pl
+
+from dashboard.analysis.downsample import DEFAULT_POINTS, lttb_indices
+from dashboard.analysis.smoothing import ema_smooth
 
 X_STEPS = "steps"
 X_TIME = "wall time"
-MAX_POINTS = 5000
+MAX_POINTS = DEFAULT_POINTS
 
 # (tag, title) of the SB3 scalars the Run page draws, in display order; missing ones are skipped.
 TRAINING_TAGS = [
@@ -26,22 +28,6 @@ TRAINING_TAGS = [
 ]
 
 
-def ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """TensorBoard's smoothing: an exponential moving average, debiased at the start so the
-    first points are not pulled towards zero. ``weight`` 0 returns the values unchanged."""
-    out = np.empty(len(values), dtype=float)
-    last, count = 0.0, 0
-    for i, v in enumerate(values):
-        if not np.isfinite(v):
-            out[i] = v
-            continue
-        last = last * weight + (1 - weight) * v
-        count += 1
-        debias = 1 - weight**count
-        out[i] = last / debias if debias > 0 else v
-    return out
-
-
 def with_x(df: pl.DataFrame, x: str) -> tuple[pl.DataFrame, str]:
     """Add the x column (steps, or minutes since the first point) and return its title."""
     if x == X_TIME:
@@ -50,20 +36,21 @@ def with_x(df: pl.DataFrame, x: str) -> tuple[pl.DataFrame, str]:
     return df.with_columns(pl.col("step").cast(pl.Float64).alias("x")), "steps"
 
 
-def _thin(df: pl.DataFrame) -> pl.DataFrame:
+def _thin(df: pl.DataFrame, y: str) -> pl.DataFrame:
+    """At most MAX_POINTS real points per series (LTTB), so a long run draws fast."""
     if df.height <= MAX_POINTS:
         return df
-    every = -(-df.height // MAX_POINTS)
-    return df.gather_every(every)
+    keep = lttb_indices(df["x"].to_numpy(), df[y].to_numpy(), MAX_POINTS)
+    return df[keep]
 
 
 def return_chart(episodes: pl.DataFrame, x: str = X_STEPS, smoothing: float = 0.6) -> alt.Chart:
     """Episodic return: every episode as a faint point, the smoothed curve as a line."""
     df, title = with_x(episodes.sort("step"), x)
-    df = df.with_columns(
-        pl.Series("smoothed", ema(df["episode_return"].to_numpy(), smoothing))
-    ).select("x", "episode_return", "smoothed")
-    df = _thin(df)
+    df = df.with_columns(pl.Series("smoothed", ema_smooth(df["episode_return"], smoothing))).select(
+        "x", "episode_return", "smoothed"
+    )
+    df = _thin(df, "smoothed")
     base = alt.Chart(df).encode(x=alt.X("x:Q", title=title))
     points = base.mark_circle(size=14, opacity=0.35).encode(
         y=alt.Y("episode_return:Q", title="episode return"),
@@ -79,8 +66,8 @@ def scalar_chart(
     """One scalar tag: the raw line faint, the smoothed line on top."""
     df = scalars.filter(pl.col("tag") == tag).sort("step")
     df, x_title = with_x(df, x)
-    df = df.with_columns(pl.Series("smoothed", ema(df["value"].to_numpy(), smoothing)))
-    df = _thin(df.select("x", "value", "smoothed"))
+    df = df.with_columns(pl.Series("smoothed", ema_smooth(df["value"], smoothing)))
+    df = _thin(df.select("x", "value", "smoothed"), "smoothed")
     base = alt.Chart(df).encode(x=alt.X("x:Q", title=x_title))
     raw = base.mark_line(opacity=0.3).encode(y=alt.Y("value:Q", title=None))
     smooth = base.mark_line().encode(

@@ -10,10 +10,9 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
-from dashboard import charts, share
+from dashboard import share
 from dashboard.data import build_row
 from dashboard.estimate import estimate
 from runstore.models import RunRecord, RunState, TrainStatus
@@ -66,16 +65,6 @@ def test_share_allows_this_machine_only_and_binds_all() -> None:
     assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
     given = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--server.allowedHosts"]
     assert given == hosts and "*" not in given
-
-
-def test_smoothing_matches_tensorboard() -> None:
-    values = np.array([1.0, 2.0, 3.0, np.nan, 4.0])
-    out = charts.ema(values, 0.6)
-    # TensorBoard: last = last*w + (1-w)*v, divided by 1 - w**n (debiased); NaN passes through.
-    assert out[0] == 1.0
-    assert out[1] == (0.4 * 1 * 0.6 + 0.4 * 2) / (1 - 0.6**2)
-    assert np.isnan(out[3]) and np.isfinite(out[4])
-    assert np.array_equal(charts.ema(values[:3], 0.0), values[:3])
 
 
 def row(env: str, algo: str, device: str, fps: float) -> object:

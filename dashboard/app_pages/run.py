@@ -7,6 +7,8 @@ import time
 import streamlit as st
 
 from dashboard import charts, controls, data, fmt
+from dashboard.components.clips import render_run_clips
+from dashboard.components.resources import render_resources
 from runstore.models import RunState
 from runstore.timeline import build_timeline
 
@@ -110,7 +112,13 @@ smoothing = c2.slider(
 )
 curves(x, smoothing)
 
-timeline_tab, config_tab, ckpt_tab, log_tab = st.tabs(["Timeline", "Config", "Checkpoints", "Log"])
+timeline_tab, clips_tab, system_tab, config_tab, ckpt_tab, log_tab = st.tabs(
+    ["Timeline", "Clips", "System", "Config", "Checkpoints", "Log"]
+)
+with clips_tab:
+    render_run_clips(run_id)
+with system_tab:
+    render_resources(run_id)
 with timeline_tab:
     record = data.read_run(run_id)
     row = data.get_row(run_id)
