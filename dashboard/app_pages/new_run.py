@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import psutil
 import streamlit as st
 import yaml
 
@@ -14,6 +15,7 @@ from dashboard.estimate import estimate
 from dashboard.presets import CLONE_CHOICE, PRESETS
 from runstore.config import AtariSettings, RunConfig
 from runstore.envs import atari_games, is_atari
+from runstore.estimate import estimate_memory, preflight_problem
 from runstore.hyperparams import HYPERPARAMS_BY_ALGO, ZOO_ATARI
 from runstore.yamlsafe import load_yaml_mapping
 
@@ -136,6 +138,12 @@ if problems:
 elif config is not None:
     found = estimate(data.list_runs(), env, algo, device, int(n_timesteps), config.time_budget)
     st.info(found.text)
+    memory = estimate_memory(config)
+    warning = preflight_problem(memory, psutil.virtual_memory().available)
+    if warning:
+        st.warning(f"Memory: {warning}")
+    else:
+        st.caption(f"Memory: {memory.describe()}, within this machine's free RAM.")
 
 left, right = st.columns(2)
 with left:
