@@ -304,9 +304,10 @@ def bench_env(args: argparse.Namespace) -> None:
 
 
 def bench_threads(args: argparse.Namespace, work: Path) -> None:
-    """Our PPO trainer with 1 torch thread against one per core (the default), alternating."""
+    """Our PPO trainer with 1 torch thread and with one per core, alternating (the default
+    is all cores but one)."""
     cores = len(os.sched_getaffinity(0))
-    counts = sorted({1, cores})
+    counts = sorted({1, max(1, cores - 1), cores})
     fps: dict[int, list[float]] = {n: [] for n in counts}
     for rep in range(args.reps):
         for n in counts[rep % len(counts) :] + counts[: rep % len(counts)]:

@@ -50,9 +50,10 @@ def tracking_enabled() -> bool:
 def torch_threads(cores: int | None = None) -> int:
     """Torch intra-op threads: one per core (measured; README, Performance).
 
-    The env and the network take turns (SB3 steps the env, then runs the policy), so env
-    threads and torch threads do not compete; ``RETRO_ML_TORCH_THREADS`` overrides for the
-    benchmark."""
+    The env and the network take turns (SB3 steps the env, then runs the policy), so our own
+    env threads and torch do not compete. Other work on the machine does: on 2 busy cores one
+    thread beat two (163 against 97 fps), on 2 quiet ones two won (about 245 against 175).
+    We take the quiet case; ``RETRO_ML_TORCH_THREADS=1`` helps on a machine kept busy."""
     override = os.environ.get(TORCH_THREADS_ENV, "").strip()
     if override:
         return max(1, int(override))

@@ -71,8 +71,6 @@ def test_hand_corruption_is_a_problem_on_that_run_never_a_crash(runs: Runs):
     runs.wait_state(base, RunState.STOPPED, timeout=60)
     ckpts = checkpoints.list_checkpoints(runs.store.paths(base).checkpoints)
     assert len(ckpts) >= 3
-    rows_before = metrics.load_scalars(runs.store.paths(base).dir).height
-
     status_cut = _copy(runs, base, "status-cut")
     _cut(runs.store.paths(status_cut).status_json, 0.5)
     run_garbage = _copy(runs, base, "run-garbage")
@@ -88,6 +86,9 @@ def test_hand_corruption_is_a_problem_on_that_run_never_a_crash(runs: Runs):
     ckpt_cut = _copy(runs, base, "ckpt-cut")
     newest = checkpoints.list_checkpoints(runs.store.paths(ckpt_cut).checkpoints)
     _cut(newest[0].model, 0.5)
+    # Read the intact run only now: its Parquet cache (derived data) must not be copied along,
+    # since a cache that matches a file's first and last bytes is trusted for the middle.
+    rows_before = metrics.load_scalars(runs.store.paths(base).dir).height
     LEDGER.trials += 1
     LEDGER.fault("hand corruption", 5)
     line = _ls(runs)
