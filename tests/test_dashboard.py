@@ -373,3 +373,13 @@ def test_app_starts_a_runner_when_none_is_alive(tmp_path: Path, monkeypatch) -> 
         info = rs.read_runner_info()
         if info is not None:
             os.killpg(info.pid, signal.SIGKILL)  # started in its own session: pgid == pid
+
+
+def test_new_run_form_preselects_the_device_recommended_for_this_machine(
+    folder: RunStore,
+) -> None:
+    """This machine has no GPU (no NVML library): the form proposes the CPU and says why."""
+    at = open_page(app(), "app_pages/new_run.py")
+    at.selectbox(key="new_run_preset").set_value("Blank").run()
+    assert at.selectbox(key="nr_blank_device").value == "cpu"
+    assert any("n_envs" in c.value and "device cpu" in c.value for c in at.caption)

@@ -13,6 +13,7 @@ import yaml
 from dashboard import actions, auth, data, form
 from dashboard.estimate import estimate
 from dashboard.presets import CLONE_CHOICE, PRESETS
+from dashboard.recommend import machine_recommendations
 from runstore.config import AtariSettings, RunConfig
 from runstore.envs import atari_games, is_atari
 from runstore.estimate import estimate_memory, preflight_problem
@@ -82,12 +83,18 @@ budget = c5.text_input(
     placeholder="e.g. 2h or 90m",
     help="Train for this long, then stop gracefully with a checkpoint; steps become a limit.",
 )
+rec = machine_recommendations()
 devices = DEVICES + ([base["device"]] if base.get("device") not in DEVICES + [None] else [])
 device = c6.selectbox(
     "Device",
     devices,
-    index=devices.index(base.get("device") or "auto"),
+    index=devices.index(base.get("device") or rec["device"]),
     key=f"{prefix}_device",
+    help=f"Recommended here: {rec['device']}. {rec['device_reason']}",
+)
+st.caption(
+    f"For this machine: device {rec['device']}, n_envs {rec['n_envs']}, vec_env "
+    f"{rec['vec_env']} ({rec['vec_env_reason']}); details on the System page."
 )
 
 atari = is_atari(env)
