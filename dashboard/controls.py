@@ -20,6 +20,8 @@ def run_controls(row: data.RunRow, page: str) -> None:
         st.markdown(f"**{row.name}** {fmt.state_badge(state)}  \n`{row.id}`")
         if row.reason:
             st.caption(row.reason)
+    if row.problem:
+        st.warning(row.problem)
     c = st.columns([1, 1, 1, 1.6, 1, 1.2])
     if page != "run":
         c[0].page_link(

@@ -7,6 +7,7 @@ Pages call the public functions here and never open a file themselves.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import streamlit as st
 
 from runstore import checkpoints as ckpts
 from runstore.config import ConfigError, RunConfig
-from runstore.metrics import load_episodes, load_scalars
+from runstore.metrics import load_episodes, load_scalars, load_scalars_with_report
 from runstore.models import RunRecord, RunState, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir
 from runstore.settings import RunnerSettings, SettingsError, load_settings
@@ -79,6 +80,7 @@ class RunRow:
     reason: str
     heartbeat_at: float | None
     time_budget: float | None
+    problem: str = ""  # a damaged file of this run, in words (shown on the run)
 
     @property
     def progress(self) -> float:
@@ -97,7 +99,16 @@ def _run_row(root: str, run_id: str, run_key: Stamp, status_key: Stamp, cfg_key:
         return None
     status = rs.read_status(run_id)
     config = _config_or_none(rs, run_id)
-    return build_row(record, status, config)
+    row = build_row(record, status, config)
+    problems = []
+    if status is None and status_key != MISSING:
+        problems.append(
+            "status.json cannot be read (damaged, or not a plain file): progress and returns "
+            "are unknown until the trainer writes it again"
+        )
+    if config is None and cfg_key != MISSING:
+        problems.append("config.yaml cannot be read or is invalid: game and algorithm unknown")
+    return dataclasses.replace(row, problem="; ".join(problems)) if problems else row
 
 
 def build_row(
@@ -140,18 +151,25 @@ def _config_or_none(rs: RunStore, run_id: str) -> RunConfig | None:
         return None
 
 
-def list_runs() -> list[RunRow]:
-    """Every run, newest first."""
+def _rows() -> list[tuple[str, RunRow | None]]:
+    """(id, row) of every run folder, newest first; None where run.json cannot be read."""
     rs = store()
-    rows = []
+    found = []
     for run_id in reversed(rs.run_ids()):
         p = rs.paths(run_id)
-        row = _run_row(
-            str(rs.root), run_id, stamp(p.run_json), stamp(p.status_json), stamp(p.config)
-        )
-        if row is not None:
-            rows.append(row)
-    return rows
+        key = (stamp(p.run_json), stamp(p.status_json), stamp(p.config))
+        found.append((run_id, _run_row(str(rs.root), run_id, *key)))
+    return found
+
+
+def list_runs() -> list[RunRow]:
+    """Every run, newest first."""
+    return [row for _run_id, row in _rows() if row is not None]
+
+
+def unreadable_runs() -> list[str]:
+    """Run folders whose run.json is damaged (or a link): shown as a problem, not as a run."""
+    return [run_id for run_id, row in _rows() if row is None]
 
 
 def get_row(run_id: str) -> RunRow | None:
@@ -227,6 +245,23 @@ def run_episodes(run_id: str) -> pl.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=200)
 def _episodes(run_dir: str, key: Any) -> pl.DataFrame:
     return load_episodes(run_dir)
+
+
+def metric_problems(run_id: str) -> list[str]:
+    """Damaged places in the run's event files, in words (the curves stop there)."""
+    p = store().paths(run_id)
+    return _metric_problems(str(p.dir), tree_stamp(p.tb))
+
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _metric_problems(run_dir: str, key: Any) -> list[str]:
+    _frame, report = load_scalars_with_report(run_dir)
+    return [
+        f"{Path(c.path).name} is damaged at byte {c.offset:,}"
+        + (f" (after step {c.after_step:,})" if c.after_step is not None else "")
+        for c in report.corruptions
+        if not c.pending  # a record still being written is not damage
+    ]
 
 
 @dataclass(frozen=True)

@@ -92,11 +92,12 @@ def parse_clip_name(name: str) -> tuple[int, str] | None:
 
 
 def publish(tmp: Path, final: Path, meta: ClipMeta) -> Clip:
-    """Move the encoded file into place, then write its sidecar (the clip is listed then)."""
+    """Write the sidecar, then move the encoded file into place (the clip is listed then)."""
     if not meta.created_at:
         meta.created_at = time.time()
-    os.replace(tmp, final)
+    # Metadata first: listings key on the mp4, so a clip never appears without its metadata.
     atomic_write_json(final.with_suffix(".json"), meta.model_dump(mode="json"))
+    os.replace(tmp, final)
     return Clip(final, meta.step, meta.kind, meta)
 
 

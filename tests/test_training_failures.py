@@ -75,6 +75,20 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return result.returncode == 0
 
 
+def fill_disk(mount: Path, filler: Path, leave: int) -> None:
+    """Fill the filesystem up to ``leave`` free bytes (or completely, if the run races us)."""
+    with open(filler, "wb", buffering=0) as fh:
+        while True:
+            stat = os.statvfs(mount)
+            free = stat.f_bavail * stat.f_frsize - leave
+            if free <= 0:
+                return
+            try:
+                fh.write(b"\0" * min(free, 1 << 20))
+            except OSError:
+                return
+
+
 def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -101,10 +115,8 @@ def test_disk_full_fails_the_run_with_a_diagnosis_and_keeps_the_rest(tmp_path: P
                 lambda: [i for i in runs.store.run_ids() if i != done], 10, "the second run"
             )[0]
             runs.wait_steps(full, 1000)
-            stat = os.statvfs(small)
             filler = small / "filler"
-            with open(filler, "wb") as fh:
-                fh.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 48 * 1024))
+            fill_disk(small, filler, leave=48 * 1024)
             record = runs.wait_state(full, RunState.FAILED, RunState.COMPLETED, timeout=120)
             assert record.state == RunState.FAILED
             status = runs.store.read_status(full)

@@ -23,6 +23,8 @@ if not rows:
 
 ids = [r.id for r in rows]
 wanted = data.safe_run_id(st.query_params.get("run"))
+if wanted and wanted in data.unreadable_runs():
+    st.error(f"Run `{wanted}`: its run.json is damaged, so it cannot be shown; another run is.")
 if wanted and st.session_state.get("run_selected") != wanted:
     st.session_state["run_selected"] = wanted
 if st.session_state.get("run_selected") not in ids:
@@ -84,6 +86,11 @@ def header() -> None:
 def curves(x: str, smoothing: float) -> None:
     episodes = data.run_episodes(run_id)
     scalars = data.run_scalars(run_id)
+    damage = data.metric_problems(run_id)
+    if damage:
+        st.warning(
+            "Event files are damaged; the curves skip what cannot be read: " + "; ".join(damage)
+        )
     if episodes.height:
         st.altair_chart(charts.return_chart(episodes, x, smoothing), width="stretch")
     else:

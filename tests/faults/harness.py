@@ -181,3 +181,119 @@ def sb3_load(model_zip: Path, algo: str = "ppo") -> int:
 
 def live_states() -> set[RunState]:
     return {s for s in RunState if s.is_live}
+
+
+# -- hand damage: one intact run copied into run folders that each carry one kind of damage --
+
+
+@dataclass
+class Damaged:
+    """Run ids of the damaged copies of ``base`` (see ``damage_copies``)."""
+
+    base: str
+    status_cut: str
+    run_garbage: str
+    tb_cut: str
+    tb_flip: str
+    ckpt_cut: str
+    cut_checkpoint: checkpoints.Checkpoint  # the newest checkpoint of ckpt_cut, cut in half
+
+    @property
+    def all(self) -> list[str]:
+        return [self.base, self.status_cut, self.run_garbage, self.tb_cut, self.tb_flip,
+                self.ckpt_cut]  # fmt: skip
+
+
+def copy_run(store: RunStore, run_id: str, name: str) -> str:
+    """A copy of a run folder under a new id and name (published by one rename)."""
+    import shutil
+
+    from runstore.paths import new_run_id
+
+    new_id = new_run_id(name)
+    shutil.copytree(store.paths(run_id).dir, store.root / f".copy-{new_id}")
+    record = store.read_run(run_id).model_copy(update={"id": new_id, "name": name})
+    (store.root / f".copy-{new_id}").rename(store.root / new_id)
+    store.write_run(record)
+    return new_id
+
+
+def cut_file(path: Path, keep: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def event_files(store: RunStore, run_id: str) -> list[Path]:
+    return sorted(store.paths(run_id).tb.rglob("events.out.tfevents.*"))
+
+
+def damage_copies(store: RunStore, base: str, r: random.Random) -> Damaged:
+    """Copies of an ended run with checkpoints and event files, each damaged by hand: a
+    truncated status.json, a garbage run.json, an event file cut mid-record, one with a
+    flipped byte, the newest checkpoint zip cut in half."""
+    status_cut = copy_run(store, base, "status-cut")
+    cut_file(store.paths(status_cut).status_json, 0.5)
+    run_garbage = copy_run(store, base, "run-garbage")
+    store.paths(run_garbage).run_json.write_bytes(r.randbytes(300))
+    tb_cut = copy_run(store, base, "tb-cut")
+    event = event_files(store, tb_cut)[-1]
+    event.write_bytes(event.read_bytes()[:-7])
+    tb_flip = copy_run(store, base, "tb-flip")
+    event = event_files(store, tb_flip)[0]
+    data = bytearray(event.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    event.write_bytes(bytes(data))
+    ckpt_cut = copy_run(store, base, "ckpt-cut")
+    newest = checkpoints.list_checkpoints(store.paths(ckpt_cut).checkpoints)[0]
+    cut_file(newest.model, 0.5)
+    return Damaged(base, status_cut, run_garbage, tb_cut, tb_flip, ckpt_cut, newest)
+
+
+# -- load: many run folders, made the way the runner makes them -------------------------------
+
+
+def many_runs(store: RunStore, n: int, seed: int = 1) -> list[str]:
+    """``n`` run folders through the run store (queue file, ``accept``, ``write_run``) plus a
+    status.json each, in every state, over a few games and algorithms: the Runs page's load.
+    Cheap (no training): a few ms a run."""
+    from runstore import TrainStatus, write_status_file
+    from runstore.config import parse_config
+
+    r = random.Random(seed)
+    configs = [
+        parse_config(f"algo: {algo}\nenv: {env}\nn_timesteps: {steps}\n".encode())
+        for algo, env, steps in (
+            ("ppo", "CartPole-v1", 50_000),
+            ("ppo", "ALE/Pong-v5", 10_000_000),
+            ("dqn", "ALE/Breakout-v5", 10_000_000),
+            ("dqn", "CartPole-v1", 100_000),
+        )
+    ]
+    states = list(RunState)
+    store.ensure_layout()
+    ids = []
+    for i in range(n):
+        config = configs[i % len(configs)]
+        config = config.model_copy(update={"name": f"load-{i:04d}"})
+        path = store.submit("# made by many_runs\n", f"load-{i:04d}.yaml")
+        record = store.accept(path, config)
+        state = states[i % len(states)]
+        record.state = state
+        record.record(state.value, "made by many_runs")
+        if state != RunState.QUEUED:
+            record.started_at = record.queued_at + 1
+            total = config.n_timesteps
+            write_status_file(
+                store.paths(record.id).status_json,
+                TrainStatus(
+                    phase="training",
+                    timesteps=r.randrange(total),
+                    total_timesteps=total,
+                    fps=r.uniform(100, 5000),
+                    last_episode_return=r.uniform(-21, 21),
+                    best_episode_return=21.0,
+                ),
+            )
+        store.write_run(record)
+        ids.append(record.id)
+    return ids

@@ -6,47 +6,27 @@ flipped byte, the newest checkpoint zip cut in half. The runner keeps supervisin
 step in its log), ``python -m runner ls`` lists every run, resume skips the broken checkpoint,
 and the metrics reader returns what is readable with the damage reported.
 
-What the dashboard should show for the same folders (its page check comes with the dashboard):
-run.json unreadable -> the run listed as "unreadable" with that note, controls disabled;
-status.json unreadable -> "status unavailable", the last known values; checkpoint broken ->
-that checkpoint marked incomplete and "resume continues from <the previous one>"; event file
-damage -> the curve up to the damage and ``LoadReport.corruptions`` (offset, after step) shown.
+What the dashboard shows for the same folders (tests/test_dashboard_hostile.py checks it):
+run.json unreadable -> an error naming that run ("run.json is damaged"), no controls for it;
+status.json unreadable -> a warning on that run (progress unknown); checkpoint broken -> that
+checkpoint marked "incomplete (skipped on resume)"; event file damage -> the curves up to the
+damage and a warning naming the file and byte offset (``LoadReport.corruptions``).
 """
 
 from __future__ import annotations
 
 import random
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from runstore import RunState, checkpoints, metrics
-from runstore.paths import new_run_id
 
 from ..conftest import ROOT, Runs, cartpole, wait_for
-from .harness import LEDGER, half_written_json
+from .harness import LEDGER, damage_copies, half_written_json
 
 pytestmark = pytest.mark.faults
-
-
-def _copy(runs: Runs, run_id: str, name: str) -> str:
-    new_id = new_run_id(name)
-    shutil.copytree(runs.store.paths(run_id).dir, runs.store.root / f".copy-{new_id}")
-    record = runs.record(run_id).model_copy(update={"id": new_id, "name": name})
-    (runs.store.root / f".copy-{new_id}").rename(runs.store.root / new_id)
-    runs.store.write_run(record)
-    return new_id
-
-
-def _cut(path, keep: float) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * keep)])
-
-
-def _events(runs: Runs, run_id: str):
-    return sorted(runs.store.paths(run_id).tb.rglob("events.out.tfevents.*"))
 
 
 def _ls(runs: Runs) -> dict[str, str]:
@@ -71,21 +51,11 @@ def test_hand_corruption_is_a_problem_on_that_run_never_a_crash(runs: Runs):
     runs.wait_state(base, RunState.STOPPED, timeout=60)
     ckpts = checkpoints.list_checkpoints(runs.store.paths(base).checkpoints)
     assert len(ckpts) >= 3
-    status_cut = _copy(runs, base, "status-cut")
-    _cut(runs.store.paths(status_cut).status_json, 0.5)
-    run_garbage = _copy(runs, base, "run-garbage")
-    runs.store.paths(run_garbage).run_json.write_bytes(r.randbytes(300))
-    tb_cut = _copy(runs, base, "tb-cut")
-    event = _events(runs, tb_cut)[-1]
-    event.write_bytes(event.read_bytes()[:-7])
-    tb_flip = _copy(runs, base, "tb-flip")
-    event = _events(runs, tb_flip)[0]
-    data = bytearray(event.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    event.write_bytes(bytes(data))
-    ckpt_cut = _copy(runs, base, "ckpt-cut")
+    damaged = damage_copies(runs.store, base, r)
+    status_cut, run_garbage, ckpt_cut = damaged.status_cut, damaged.run_garbage, damaged.ckpt_cut
+    tb_cut, tb_flip = damaged.tb_cut, damaged.tb_flip
     newest = checkpoints.list_checkpoints(runs.store.paths(ckpt_cut).checkpoints)
-    _cut(newest[0].model, 0.5)
+    assert newest[0] == damaged.cut_checkpoint
     # Read the intact run only now: its Parquet cache (derived data) must not be copied along,
     # since a cache that matches a file's first and last bytes is trusted for the middle.
     rows_before = metrics.load_scalars(runs.store.paths(base).dir).height
