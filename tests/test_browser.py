@@ -155,6 +155,15 @@ def test_new_run_to_completed_with_a_drawn_chart(dashboard: Dashboard) -> None:
             if shots:
                 time.sleep(3)
                 page.screenshot(path=str(Path(shots) / "run-page.png"), full_page=True)
+
+            # Compare draws the finished run's episode returns (it is preselected).
+            page.goto(f"{dashboard.url}/compare")
+            expect(page.get_by_text("Metric (TensorBoard tag)")).to_be_visible()
+            compare_chart = page.locator(".vega-embed canvas, .vega-embed svg").first
+            expect(compare_chart).to_be_visible()
+            box = compare_chart.bounding_box()
+            assert box is not None and box["width"] > 100 and box["height"] > 100
+            expect(page.get_by_role("button", name="Data (CSV)")).to_be_visible()
         except BaseException:
             page.screenshot(path=str(dashboard.store.root.parent / "failure.png"), full_page=True)
             raise

@@ -21,6 +21,7 @@ import contextlib
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,11 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=check)
 
 
+_NO_IPV6 = (
+    "for f in all default {peer_if}; do echo 1 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done"
+)
+
+
 @dataclass
 class Lan:
     ns: str
@@ -57,6 +63,8 @@ def lan(tmp_path: Path) -> Iterator[Lan]:
     """A namespace joined to this one by a veth pair; removed again even when the test fails."""
     if os.geteuid() != 0:
         pytest.skip("creating a network namespace and a veth pair needs root")
+    if shutil.which("ip") is None:
+        pytest.skip("the `ip` command (iproute2) is missing: apt-get install -y iproute2")
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     tag = f"{os.getpid() % 10000}{random.randrange(100)}"
@@ -69,6 +77,10 @@ def lan(tmp_path: Path) -> Iterator[Lan]:
         for args in (
             ("link", "add", host_if, "type", "veth", "peer", "name", peer_if),
             ("link", "set", peer_if, "netns", ns),
+            # No IPv6 in the namespace: the link-local address it would gain a second after the
+            # link comes up is a "network change" to Chromium, which aborts every request in
+            # flight (net::ERR_NETWORK_CHANGED) and leaves a blank page.
+            ("netns", "exec", ns, "sh", "-c", _NO_IPV6.format(peer_if=peer_if)),
             ("addr", "add", f"{subnet}.1/24", "dev", host_if),
             ("link", "set", host_if, "up"),
             ("netns", "exec", ns, "ip", "addr", "add", f"{subnet}.2/24", "dev", peer_if),
