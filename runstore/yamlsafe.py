@@ -12,6 +12,9 @@ from typing import Any
 import yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
+# libyaml's safe loader when PyYAML was built with it (PyPI wheels are): the same safe
+# constructors, ten times faster, which a dashboard listing a thousand runs notices.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_DEPTH = 32  # a config nests 3-4 levels; more is a mistake or an attack
 
 # The YAML core scalar tags are harmless and appear in pasted RL Zoo entries (`!!float 1e7`).
@@ -42,7 +45,7 @@ def load_yaml_mapping(data: bytes) -> dict[str, Any]:
         ) from None
     depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_LOADER):
             # Checked while scanning: PyYAML's scanner is quadratic in nesting depth and its
             # composer recursive, so '[' x 30,000 would stall intake, then overflow the stack.
             if isinstance(event, yaml.CollectionStartEvent):
@@ -63,7 +66,7 @@ def load_yaml_mapping(data: bytes) -> dict[str, Any]:
                 raise ConfigSyntaxError(
                     f"YAML tag {tag!r} is not allowed: configs are plain data; remove the tag"
                 )
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_LOADER)  # a safe loader (C or Python), never yaml.Loader
     except ConfigSyntaxError:
         raise
     except yaml.YAMLError as exc:
