@@ -116,6 +116,8 @@ def test_new_run_to_completed_with_a_drawn_chart(dashboard: Dashboard) -> None:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=60_000)  # a loaded CI machine renders slowly
+
     shots = os.environ.get("RETRO_ML_SCREENSHOT_DIR")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -137,7 +139,10 @@ def test_new_run_to_completed_with_a_drawn_chart(dashboard: Dashboard) -> None:
             expect(page.get_by_text("Queued cartpole-smoke")).to_be_visible()
 
             page.get_by_role("link", name="Runs").first.click()
-            expect(page.get_by_text("cartpole-smoke").first).to_be_visible()
+            # The table is a canvas grid whose accessible cells are hidden: look for a
+            # visible mention of the run (its heading), however long a loaded machine takes.
+            visible_name = page.locator("text=cartpole-smoke >> visible=true").first
+            expect(visible_name).to_be_visible(timeout=120_000)
             run_id = wait_for(dashboard.store.run_ids, 60, "the runner to accept the run")[0]
             # The selected run's heading: its name and a state badge the live fragment updates.
             heading = page.locator('[data-testid="stMarkdownContainer"]', has_text=run_id)

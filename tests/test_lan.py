@@ -161,6 +161,8 @@ def _sees_both_runs(page) -> None:  # noqa: ANN001
     """Both runs are in the run picker (the table itself is drawn on a canvas)."""
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=60_000)  # a loaded CI machine renders slowly
+
     page.get_by_role("combobox", name="Run").click()
     for name in ("lan-running", "lan-stopped"):
         expect(page.get_by_role("option", name=re.compile(name))).to_be_visible()
@@ -179,6 +181,8 @@ def _unlock(page, password: str) -> None:  # noqa: ANN001
 @pytest.mark.timeout(400)
 def test_lan_browser_views_but_acts_only_with_the_password(lan: Lan, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)  # a loaded CI machine renders slowly
 
     root = tmp_path / "runs"
     rs = RunStore(root)
