@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +68,17 @@ def commit(staging: Path, step: int, extra: dict | None = None) -> Checkpoint:
     atomic_write_json(staging / MANIFEST, {"step": step, "files": files, **(extra or {})})
     final = staging.parent / checkpoint_name(step)
     if final.exists():  # the same step saved twice (e.g. stop right after a periodic save)
-        shutil.rmtree(final)
+        _discard(final)
     staging.rename(final)
     return Checkpoint(final, step)
+
+
+def _discard(ckpt_dir: Path) -> None:
+    """Delete a published checkpoint: renamed aside first, then removed. An rmtree in place,
+    killed halfway, would leave a half-deleted checkpoint under its published name."""
+    trash = ckpt_dir.parent / f".trash-{ckpt_dir.name}-{time.time_ns()}"
+    ckpt_dir.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def is_complete(ckpt_dir: Path) -> bool:
@@ -111,9 +120,9 @@ def prune(checkpoints_dir: Path, keep: int) -> list[Path]:
     removed = []
     complete = [c for c in list_checkpoints(checkpoints_dir) if is_complete(c.dir)]
     for ckpt in complete[keep:]:
-        shutil.rmtree(ckpt.dir, ignore_errors=True)
+        _discard(ckpt.dir)
         removed.append(ckpt.dir)
-    for stale in checkpoints_dir.glob(".staging-*"):
+    for stale in [*checkpoints_dir.glob(".staging-*"), *checkpoints_dir.glob(".trash-*")]:
         shutil.rmtree(stale, ignore_errors=True)
         removed.append(stale)
     return removed

@@ -56,3 +56,13 @@ def test_prune_keeps_the_newest(tmp_path: Path):
     checkpoints.prune(tmp_path, keep=2)
     assert [c.step for c in checkpoints.list_checkpoints(tmp_path)] == [400, 300]
     assert not list(tmp_path.glob(".staging-*"))
+
+
+def test_saving_a_step_again_never_leaves_a_half_deleted_checkpoint(tmp_path: Path):
+    """The old folder is renamed aside before the new one takes its name, so a kill at any
+    point leaves either the old or the new checkpoint complete under that name, or none."""
+    make(tmp_path, 100)
+    again = make(tmp_path, 100, buffer=True)
+    assert checkpoints.is_complete(again.dir) and again.replay_buffer is not None
+    assert [c.step for c in checkpoints.list_checkpoints(tmp_path)] == [100]
+    assert not list(tmp_path.glob(".trash-*"))

@@ -8,6 +8,7 @@ runner's own CPU stays small while it watches an idle folder full of finished ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -25,12 +26,25 @@ IDLE_CPU_BOUND = 20.0  # percent of one core; a busy loop would show ~100
 
 
 def _trainers(root: str) -> int:
-    count = 0
-    for proc in psutil.process_iter(["cmdline", "status"]):
+    """Trainers alive during the whole scan: walking the process table takes a while on a
+    loaded machine, and one trainer exiting at its start while the next one starts at its end
+    were never alive together."""
+    start = time.time()
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status", "create_time"]):
         cmd = proc.info["cmdline"] or []
-        if proc.info["status"] != psutil.STATUS_ZOMBIE and "training" in cmd:
-            count += any(arg.startswith(root) for arg in cmd)
-    return count
+        if (
+            proc.info["status"] != psutil.STATUS_ZOMBIE
+            and "training" in cmd
+            and any(arg.startswith(root) for arg in cmd)
+            and proc.info["create_time"] < start
+        ):
+            found.append(proc)
+    alive = 0
+    for proc in found:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            alive += proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    return alive
 
 
 @pytest.mark.faults
