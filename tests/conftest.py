@@ -133,15 +133,21 @@ class Runs:
         for runner in self.runners:
             runner.kill()
             runner.log.close()
-        pgids = set(self.extra_pgids)
-        for run_id in self.store.run_ids():
-            record = self.store.read_run(run_id)
-            if record is not None and record.pgid:
-                pgids.add(record.pgid)
-            for proc in process.find_trainers(self.store.paths(run_id).dir):
-                pgids.add(os.getpgid(proc.pid))
-        for pgid in pgids:
-            process.signal_group(pgid, signal.SIGKILL)
+        kill_run_groups(self.store, self.extra_pgids)
+
+
+def kill_run_groups(store: RunStore, pgids: set[int] | None = None) -> None:
+    """SIGKILL ``pgids`` and the process group of every trainer of ``store`` (recorded in
+    run.json, or found by its command line when the record never got its pid)."""
+    pgids = set(pgids or ())
+    for run_id in store.run_ids():
+        record = store.read_run(run_id)
+        if record is not None and record.pgid:
+            pgids.add(record.pgid)
+        for proc in process.find_trainers(store.paths(run_id).dir):
+            pgids.add(os.getpgid(proc.pid))
+    for pgid in pgids:
+        process.signal_group(pgid, signal.SIGKILL)
 
 
 @pytest.fixture

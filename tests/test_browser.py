@@ -12,7 +12,6 @@ Set RETRO_ML_SCREENSHOT_DIR to also save the README's screenshots from this run.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import process
 from runstore import RunStore
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, kill_run_groups, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -89,14 +87,7 @@ class Dashboard:
         info = self.store.read_runner_info()
         if info is not None:
             pgids.add(info.pid)  # the dashboard starts it in its own session
-        for run_id in self.store.run_ids():
-            record = self.store.read_run(run_id)
-            if record is not None and record.pgid:
-                pgids.add(record.pgid)
-            for proc in process.find_trainers(self.store.paths(run_id).dir):
-                pgids.add(os.getpgid(proc.pid))
-        for pgid in pgids:
-            process.signal_group(pgid, signal.SIGKILL)
+        kill_run_groups(self.store, pgids)
         self.proc.wait(timeout=30)
         self.log.close()
 

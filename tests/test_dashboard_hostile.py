@@ -20,27 +20,21 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import actions, auth
+from dashboard import actions
 from runstore import RunState, RunStore
 from runstore.paths import UnsafePathError
 from tests.conftest import Runs, cartpole
 from tests.faults.harness import damage_copies
-from tests.test_dashboard import app, make_run, open_page
+from tests.test_dashboard import app, folder, make_run, open_page  # noqa: F401
 from tests.test_hostile_input import BAD_IDS, _tree, outside  # noqa: F401  (a fixture)
 
 SECRET = '"action": "stop", "at": 1'  # the text of outside/secret.json
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunStore:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(root))
-    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
-    monkeypatch.delenv("RETRO_ML_PASSWORD", raising=False)
-    rs = RunStore(root)
-    rs.ensure_layout()
-    auth.throttle().reset()
-    return rs
+def store(request: pytest.FixtureRequest) -> RunStore:
+    """The dashboard tests' runs folder (env, no autostart, no password, fresh throttle)."""
+    return request.getfixturevalue("folder")
 
 
 def _plant(rs: RunStore, elsewhere: Path) -> str:
