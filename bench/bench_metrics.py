@@ -11,7 +11,8 @@ its own fresh process so peak RSS is its own:
 * cold load: nothing cached, no Parquet cache on disk (ours writes the cache during it);
 * fresh process with the Parquet cache (ours only);
 * warm reload with nothing changed;
-* reload after 1% more events were appended to every event file;
+* reload after 0.1%, then 1%, then 10% more events were appended to every event file (the
+  cost should follow the appended bytes, not the file's size);
 * peak RSS.
 
 EventAccumulator is slow (about 16 µs a record), so by default it runs on the first
@@ -20,8 +21,8 @@ EventAccumulator is slow (about 16 µs a record), so by default it runs on the f
 Then the same measures on real event files: by default a short real training (CartPole PPO,
 ``--real-steps``, through ``python -m training`` on a run folder made with runstore) whose run
 folder is copied ``--real-copies`` times; with ``--real-dir`` every run folder under that
-folder with event files (copied first, so the originals are never appended to). There the +1%
-is the last 1% of each file's scalar events written again at later steps.
+folder with event files (copied first, so the originals are never appended to). There an
+append is the last events of each file written again at later steps.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +57,7 @@ TAGS = (
     "train/value_loss",
 )
 STEP_SIZE = 128  # global steps between two logged points
-GENERATED_MARK = "generated"  # file in a generated run folder (real ones get another +1%)
+GENERATED_MARK = "generated"  # file in a generated run folder (real ones are appended to alike)
 EPISODE_EVERY = 10  # one finished episode per this many logged points
 
 
@@ -184,15 +186,35 @@ def event_files(run: Path) -> list[Path]:
     return sorted(p for p in run.rglob("*") if "tfevents" in p.name and p.is_file())
 
 
-def append_one_percent(run: Path, steps: int) -> None:
+#: Appends measured one after the other, as a share of what the files held at first.
+APPEND_SHARES = (0.001, 0.01, 0.1)
+
+
+def append_share(run: Path, steps: int, share: float, done: float) -> None:
+    """Append ``share`` more events (``done`` already appended) to every event file."""
     if not (run / GENERATED_MARK).exists():
-        append_real_tail(run)
+        append_real_tail(run, share / (1 + done))
         return
-    extra = max(1, steps // 100)
+    extra = max(1, round(steps * share))
     (path,) = event_files(run)
     rng = np.random.default_rng(1)
     with path.open("ab") as fh:
-        fh.write(points(steps, extra, 1.7e9, rng))
+        fh.write(points(round(steps * (1 + done)), extra, 1.7e9, rng))
+
+
+def measure_appends(runs: list[Path], steps: int, reload: Any) -> dict[str, float]:
+    """Seconds per run of ``reload(run)`` after each share in ``APPEND_SHARES`` was appended."""
+    out: dict[str, float] = {}
+    done = 0.0
+    for share in APPEND_SHARES:
+        for run in runs:
+            append_share(run, steps, share, done)
+        done += share
+        t = time.perf_counter()
+        for run in runs:
+            reload(run)
+        out[f"append_{share}_per_run_s"] = (time.perf_counter() - t) / len(runs)
+    return out
 
 
 def append_real_tail(run: Path, share: float = 0.01) -> None:
@@ -245,7 +267,7 @@ def real_runs(dest: Path, args: argparse.Namespace) -> str:
     text = (
         "algo: ppo\nenv: CartPole-v1\nseed: 1\n"
         f"n_timesteps: {args.real_steps}\ncheckpoint_every: {args.real_steps}\n"
-        "hyperparams:\n  n_envs: 1\n  n_steps: 64\n  batch_size: 64\n  n_epochs: 1\n"
+        "hyperparams:\n  n_envs: 8\n  n_steps: 32\n  batch_size: 256\n  n_epochs: 2\n"
     )
     queued = store.submit(text, "bench.yaml")
     record = store.accept(queued, parse_config(queued.read_bytes()))
@@ -311,12 +333,7 @@ def phase_ours(root: Path, steps: int) -> dict[str, float]:
         metrics.load_scalars(run)
     out["warm_per_run_s"] = (time.perf_counter() - t) / len(runs)
 
-    for run in runs:
-        append_one_percent(run, steps)
-    t = time.perf_counter()
-    for run in runs:
-        metrics.load_scalars(run)
-    out["append_per_run_s"] = (time.perf_counter() - t) / len(runs)
+    out |= measure_appends(runs, steps, metrics.load_scalars)
     out["peak_rss_mb"] = rss_mb()
     out["base_rss_mb"] = base_rss
     return out
@@ -344,12 +361,8 @@ def phase_ea(root: Path, ea_runs: int, steps: int) -> dict[str, float]:
     for acc in accs:
         acc.Reload()
     out["warm_per_run_s"] = (time.perf_counter() - t) / len(runs)
-    for run in runs:
-        append_one_percent(run, steps)
-    t = time.perf_counter()
-    for acc in accs:
-        acc.Reload()
-    out["append_per_run_s"] = (time.perf_counter() - t) / len(runs)
+    by_run = dict(zip(runs, accs, strict=True))
+    out |= measure_appends(runs, steps, lambda run: by_run[run].Reload())
     out["peak_rss_mb"] = rss_mb()
     out["base_rss_mb"] = base_rss
     return out
@@ -384,7 +397,7 @@ def side_by_side(args: argparse.Namespace, source: str, k: int) -> None:
     n_runs = len(run_dirs(args.dir / source))
     sizes = {p: p.stat().st_size for p in (args.dir / source).rglob("*tfevents*")}
     ea_res = child("ea", args)
-    for path, original in sizes.items():  # undo EventAccumulator's 1% append
+    for path, original in sizes.items():  # undo EventAccumulator's appends
         os.truncate(path, original)
     ours = child("ours", args)
 
@@ -410,11 +423,12 @@ def side_by_side(args: argparse.Namespace, source: str, k: int) -> None:
         f"{'warm reload, nothing changed, per run':44}{ms(ours['warm_per_run_s'])}"
         f"{ms(ea_res['warm_per_run_s']):>18}{warm_ratio:8.1f}x"
     )
-    print(
-        f"{'reload after +1% events, per run':44}{ms(ours['append_per_run_s'])}"
-        f"{ms(ea_res['append_per_run_s']):>18}"
-        f"{ea_res['append_per_run_s'] / ours['append_per_run_s']:8.1f}x"
-    )
+    for share in APPEND_SHARES:
+        key = f"append_{share}_per_run_s"
+        print(
+            f"{f'reload after +{share:.1%} events, per run':44}{ms(ours[key])}"
+            f"{ms(ea_res[key]):>18}{ea_res[key] / ours[key]:8.1f}x"
+        )
     print(
         f"{'peak RSS':44}{ours['peak_rss_mb']:10.0f} MB{ea_res['peak_rss_mb']:15.0f} MB"
         f"   ({n_runs} vs {k} runs held)"
@@ -440,7 +454,7 @@ def main() -> None:
     parser.add_argument(
         "--real-dir", type=Path, help="bench on the run folders under DIR instead of training"
     )
-    parser.add_argument("--real-steps", type=int, default=2048, help="CartPole steps to train")
+    parser.add_argument("--real-steps", type=int, default=30_000, help="CartPole steps to train")
     parser.add_argument("--real-copies", type=int, default=10, help="copies of the real run")
     parser.add_argument("--no-real", action="store_true", help="generated files only")
     parser.add_argument("--source", default="runs", help=argparse.SUPPRESS)

@@ -41,6 +41,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -48,7 +49,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "EPISODE_LENGTH_TAG",
@@ -59,6 +59,7 @@ __all__ = [
     "load_episodes",
     "load_scalars",
     "load_scalars_with_report",
+    "wait_for_cache_writes",
 ]
 
 EPISODE_RETURN_TAG = "episode/return"
@@ -79,6 +80,9 @@ EPISODES_SCHEMA: dict[str, Any] = {
 
 #: Write the Parquet cache beside event files. Turned off it changes speed, never results.
 PERSIST_CACHE = True
+#: Files smaller than this get no cache: parsing them (about 1.5 ms for 30 KB) costs what
+#: reading a Parquet file does, and writing one would triple the first load.
+PERSIST_MIN_BYTES = 64 * 1024
 #: Rewrite a file's cache once this share of it is new since the last write (or the file has
 #: been quiet for ``_QUIET_SECONDS``); rewriting on every poll of a live run would be O(n^2).
 _PERSIST_GROWTH = 0.25
@@ -129,6 +133,17 @@ _T16_LO = _T4[3][_X16 & 0xFF] ^ _T4[2][_X16 >> 8]
 _T16_HI = _T4[1][_X16 & 0xFF] ^ _T4[0][_X16 >> 8]
 del _X16
 _U32_ALL = np.uint32(0xFFFFFFFF)
+
+
+def _windows(buf: np.ndarray, width: int) -> np.ndarray:
+    """Read-only view of every ``width``-byte window of ``buf`` (row i = bytes i..i+width-1).
+
+    ``numpy.lib.stride_tricks.sliding_window_view`` builds the same view with ~20 µs of checks
+    per call; a parse makes a dozen such calls, which shows on small files.
+    """
+    view = np.ndarray((len(buf) - width + 1, width), np.uint8, buf, 0, (1, 1))
+    view.flags.writeable = False
+    return view
 
 
 def _init_shift_table() -> np.ndarray:
@@ -183,7 +198,7 @@ def _linear_crc(padded: np.ndarray, ends: np.ndarray, lead: np.ndarray, width: i
 
     ``width`` is a multiple of 4 and at most 64; ``ends`` are offsets into the unpadded buffer.
     """
-    m = sliding_window_view(padded, width)[ends + (_PIECE - width)]
+    m = _windows(padded, width)[ends + (_PIECE - width)]
     m *= np.arange(width)[None, :] >= lead[:, None]
     words = m.view("<u4").T.copy()
     reg = np.zeros(len(ends), dtype=np.uint32)
@@ -252,7 +267,7 @@ def _header_crc_ok(padded: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Whether the 8-byte length at each position carries its masked CRC in the next 4 bytes."""
     if len(pos) == 0:
         return np.zeros(0, dtype=bool)
-    w12 = sliding_window_view(padded, 12)[pos + _PIECE]
+    w12 = _windows(padded, 12)[pos + _PIECE]
     words = w12[:, :8].copy().view("<u4")
     reg = np.full(len(pos), 0xFFFFFFFF, dtype=np.uint32)
     for j in range(2):
@@ -262,7 +277,7 @@ def _header_crc_ok(padded: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 
 def _u32_at(padded: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return sliding_window_view(padded, 4)[pos + _PIECE].copy().view("<u4")[:, 0]
+    return _windows(padded, 4)[pos + _PIECE].copy().view("<u4")[:, 0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,7 +330,7 @@ def _walk_vectorised(padded: np.ndarray, pos: int, n: int) -> tuple[np.ndarray, 
     heads = heads[_header_crc_ok(padded, heads)]
     if len(heads) == 0 or heads[0] != pos:
         return None
-    lens = sliding_window_view(padded, 8)[heads + _PIECE].copy().view("<u8")[:, 0]
+    lens = _windows(padded, 8)[heads + _PIECE].copy().view("<u8")[:, 0]
     ends = heads + 16 + lens.astype(np.int64)
     if not (ends[:-1] == heads[1:]).all():
         return None
@@ -374,7 +389,7 @@ def _frame(buf: bytes, padded: np.ndarray, at_eof: bool) -> _Framed:
     heads = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
     lens = np.zeros(0, dtype=np.int64)
     if len(heads):
-        raw = sliding_window_view(padded, 8)[heads + _PIECE].copy().view("<u8")[:, 0]
+        raw = _windows(padded, 8)[heads + _PIECE].copy().view("<u8")[:, 0]
         lens = raw.astype(np.int64)
     return _Framed(heads + 12, lens, damaged, pos, pending)
 
@@ -400,7 +415,7 @@ def _fast_scalars(
     ok = (lens >= 20) & (padded[s] == 0x09)
     p = s + 9
     has_step = padded[p] == 0x10
-    vb = sliding_window_view(padded, 10)[p + 1]
+    vb = _windows(padded, 10)[p + 1]
     cont = vb >= 0x80
     vlen = np.argmin(cont, axis=1) + 1
     ok &= ~cont.all(axis=1) | ~has_step
@@ -412,7 +427,7 @@ def _fast_scalars(
     step = step_u.view(np.int64)
     q = p + np.where(has_step, 1 + vlen, 0)
     ok &= padded[q] == 0x2A
-    head = sliding_window_view(padded, 6)[q]
+    head = _windows(padded, 6)[q]
     sum_len = head[:, 1].astype(np.int64)
     val_len = head[:, 3].astype(np.int64)
     tag_len = head[:, 5].astype(np.int64)
@@ -427,8 +442,8 @@ def _fast_scalars(
         empty = np.zeros(0)
         return ok, [], np.zeros(0, np.int64), empty.astype(np.int64), empty, empty, idx
     s, q, tag_len, vpos, step = s[idx], q[idx], tag_len[idx], vpos[idx], step[idx]
-    wall = sliding_window_view(padded, 8)[s + 1].copy().view("<f8")[:, 0]
-    value = sliding_window_view(padded, 4)[vpos + 1].copy().view("<f4")[:, 0].astype(np.float64)
+    wall = _windows(padded, 8)[s + 1].copy().view("<f8")[:, 0]
+    value = _windows(padded, 4)[vpos + 1].copy().view("<f4")[:, 0].astype(np.float64)
     tags, tag_idx, bad = _group_tags(padded, q + 6, tag_len)
     if bad is not None:  # tags that are not UTF-8: protobuf rejects them, so leave them to it
         ok[idx[bad]] = False
@@ -444,7 +459,7 @@ def _group_tags(
     """Unique tag strings and each record's index into them, without a Python loop per row."""
     width = int(-(-int(length.max()) // 8) * 8) if len(length) else 8
     width = max(width, 8)
-    mat = sliding_window_view(padded, width)[start].copy()
+    mat = _windows(padded, width)[start].copy()
     mat *= np.arange(width)[None, :] < length[:, None]
     words = mat.view("<u8")
     h = length.astype(np.uint64)
@@ -600,6 +615,15 @@ class LoadReport:
     from_cache: bool = False  # True when the call returned the remembered frame untouched
 
 
+def _no_rows() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        np.zeros(0, np.uint32),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.float64),
+        np.zeros(0, np.float64),
+    )
+
+
 @dataclass
 class _FileState:
     path: str
@@ -623,20 +647,34 @@ class _FileState:
     tail: bytes = b""  # bytes just before ``offset``: detects a file rewritten in place
     persisted_offset: int = 0
     records_parsed: int = 0  # total records decoded in this process (tests, diagnostics)
+    generation: int = 0  # bumped when the file is read again from zero: old rows are void
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(tag id, step, wall, value) of every row, the appended chunks joined once."""
         if not self.chunks:
-            return (
-                np.zeros(0, np.uint32),
-                np.zeros(0, np.int64),
-                np.zeros(0, np.float64),
-                np.zeros(0, np.float64),
-            )
+            return _no_rows()
         if len(self.chunks) > 1:
             tag, step, wall, value = (np.concatenate(c) for c in zip(*self.chunks, strict=True))
             self.chunks = [(tag, step, wall, value)]
         return self.chunks[0]
+
+    def rows_from(self, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(tag id, step, wall, value) of rows ``start`` onwards, touching only the chunks that
+        hold them, so an append costs what was appended."""
+        picked: list[tuple[np.ndarray, ...]] = []
+        end = self.n_rows
+        for chunk in reversed(self.chunks):
+            if end <= start:
+                break
+            begin = end - len(chunk[0])
+            picked.append(tuple(c[max(0, start - begin) :] for c in chunk))
+            end = begin
+        if not picked:
+            return _no_rows()
+        if len(picked) == 1:
+            return picked[0]  # type: ignore[return-value]
+        tag, step, wall, value = (np.concatenate(c) for c in zip(*reversed(picked), strict=True))
+        return tag, step, wall, value
 
     def last_step(self) -> int | None:
         for chunk in reversed(self.chunks):
@@ -656,6 +694,7 @@ class _FileState:
 def _reset(state: _FileState) -> None:
     fresh = _FileState(state.path)
     fresh.records_parsed = state.records_parsed
+    fresh.generation = state.generation + 1
     state.__dict__.update(fresh.__dict__)
 
 
@@ -794,11 +833,15 @@ def _load_persisted(state: _FileState, fh: Any, size: int) -> None:
 
 
 def _persist(state: _FileState, fh: Any) -> None:
-    """Write the Parquet cache next to the event file (temp file + rename; errors ignored)."""
+    """Queue the Parquet cache of this file for writing beside it, off the caller's path.
+
+    Building and compressing the frame costs about as much as parsing the file did; the
+    writer thread does it while the dashboard goes on (polars releases the GIL). What it
+    writes is a snapshot: the arrays are never changed in place, and fingerprints of the bytes
+    it describes go with it, so a file rewritten meanwhile simply does not match it.
+    """
     if state.offset <= 0:
         return
-    tag, step, wall, value = state.arrays()
-    df = _scalars_frame(state.tags, tag.astype(np.int64), step, wall, value)
     head, tail = _read_fingerprints(fh, state.offset)
     meta = {
         "format": _CACHE_FORMAT,
@@ -809,12 +852,30 @@ def _persist(state: _FileState, fh: Any) -> None:
         "n_records": state.n_records,
         "n_rows": state.n_rows,
         "first_wall": state.first_wall,
-        "tags": state.tags,
-        "plugins": state.plugins,
-        "starts": state.starts,
-        "corrupt": state.corrupt,
+        "tags": list(state.tags),
+        "plugins": dict(state.plugins),
+        "starts": list(state.starts),
+        "corrupt": list(state.corrupt),
     }
-    target = _cache_path(state.path)
+    state.persisted_offset = state.offset
+    _writer().submit(_write_cache, _cache_path(state.path), list(state.tags), state.arrays(), meta)
+
+
+@cache
+def _writer() -> ThreadPoolExecutor:
+    # One thread: writes of one file land in the order they were queued. Its pending work is
+    # finished at interpreter exit, so a CLI that loads and quits still leaves its caches.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-cache")
+
+
+def _write_cache(
+    target: str,
+    tags: list[str],
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    meta: dict[str, Any],
+) -> None:
+    tag, step, wall, value = rows
+    df = _scalars_frame(tags, tag.astype(np.int64), step, wall, value)
     tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         df.write_parquet(
@@ -825,10 +886,14 @@ def _persist(state: _FileState, fh: Any) -> None:
             metadata={_CACHE_META_KEY: json.dumps(meta)},
         )
         os.replace(tmp, target)
-        state.persisted_offset = state.offset
     except Exception:  # read-only folder, disk full...: the cache is only an optimisation
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def wait_for_cache_writes() -> None:
+    """Block until every queued Parquet cache is on disk (tests, and tools about to exit)."""
+    _writer().submit(lambda: None).result()
 
 
 def _update_file(state: _FileState, st: os.stat_result) -> int:
@@ -876,7 +941,7 @@ def _update_file(state: _FileState, st: os.stat_result) -> int:
         fh.seek(lo)
         state.tail = fh.read(state.offset - lo)
         state.size, state.mtime_ns = size, fst.st_mtime_ns
-        if PERSIST_CACHE and state.offset > state.persisted_offset:
+        if PERSIST_CACHE and state.offset > max(state.persisted_offset, PERSIST_MIN_BYTES - 1):
             grown = state.offset - state.persisted_offset
             quiet = (time.time() - fst.st_mtime_ns / 1e9) > _QUIET_SECONDS
             if state.persisted_offset == 0 or grown >= _PERSIST_GROWTH * state.offset or quiet:
@@ -900,21 +965,33 @@ class _RunState:
     corrupt: int = 0
     corruptions: tuple[CorruptRegion, ...] = ()
     states: list[_FileState] = field(default_factory=list)
-
-    def rows(self) -> int:
-        return sum(df.height for df in (self.scalars, self.episodes) if df is not None)
+    # What ``scalars`` was built from, so rows appended to the newest file can be spliced in
+    # instead of merging the whole run again: (path, generation, rows, starts) per file in
+    # timeline order, the newest file's tag count, and per tag (``names`` order) the row where
+    # its block ends and its last step.
+    layout: tuple[tuple[str, int, int, int], ...] = ()
+    newest_tags: int = 0
+    names: list[str] = field(default_factory=list)
+    tag_end: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    tag_last: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 _LOCK = threading.RLock()
 _FILES: dict[str, _FileState] = {}
 _RUNS: OrderedDict[str, _RunState] = OrderedDict()
+#: Rows held in ``_FILES`` and in the merged frames of ``_RUNS``, kept as running totals so a
+#: page loading a thousand runs does not sum them all on every load.
+_HELD = {"files": 0, "runs": 0}
 
 
 def clear_cache() -> None:
-    """Forget everything remembered in this process (the Parquet caches stay on disk)."""
+    """Forget everything remembered in this process (the Parquet caches stay on disk, queued
+    ones written first)."""
+    wait_for_cache_writes()
     with _LOCK:
         _FILES.clear()
         _RUNS.clear()
+        _HELD.update(files=0, runs=0)
 
 
 def _is_event_file(name: str) -> bool:
@@ -1031,6 +1108,75 @@ def _scalars_frame(
     )
 
 
+def _layout(ordered: list[_FileState]) -> tuple[tuple[str, int, int, int], ...]:
+    return tuple((s.path, s.generation, s.n_rows, len(s.starts)) for s in ordered)
+
+
+def _splice(run: _RunState, ordered: list[_FileState]) -> pl.DataFrame | None:
+    """``run.scalars`` with the rows appended to the newest file since, or None when a full
+    merge is needed.
+
+    The common live case: one process appends to the newest event file, each tag at steps
+    above what it logged before. Then no earlier row is superseded or duplicated, and the new
+    rows go at the end of their tag's block. The frame is stitched from zero-copy slices of
+    the old one and the new rows, so the cost follows the new rows, not the run's length.
+    Anything else (another file changed, a file re-read, a new tag, a SessionLog.START, a step
+    that does not rise) falls back to ``_merge``.
+    """
+    layout = _layout(ordered)
+    if run.scalars is None or len(layout) != len(run.layout) or not layout:
+        return None
+    if layout[:-1] != run.layout[:-1]:
+        return None
+    path, generation, rows, starts = run.layout[-1]
+    newest = ordered[-1]
+    if (newest.path, newest.generation, len(newest.starts)) != (path, generation, starts):
+        return None
+    tag, step, wall, value = newest.rows_from(rows)
+    if len(tag) == 0:
+        return run.scalars
+    if int(tag.max()) >= run.newest_tags:
+        return None
+    gid = {t: i for i, t in enumerate(run.names)}
+    g = np.array([gid[t] for t in newest.tags[: run.newest_tags]], dtype=np.int64)[tag]
+    order = np.argsort(g, kind="stable")
+    g, step, wall, value = g[order], step[order], wall[order], value[order]
+    first = np.ones(len(g), dtype=bool)
+    first[1:] = g[1:] != g[:-1]
+    if not (step[1:][~first[1:]] > step[:-1][~first[1:]]).all():
+        return None
+    if not (step[first] > run.tag_last[g[first]]).all():
+        return None
+    added = _scalars_frame(run.names, g, step, wall, value)
+    bounds = np.flatnonzero(first).tolist() + [len(g)]
+    pieces: list[pl.DataFrame] = []
+    at = 0
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        end = int(run.tag_end[g[lo]])
+        pieces += [run.scalars.slice(at, end - at), added.slice(lo, hi - lo)]
+        at = end
+    pieces.append(run.scalars.slice(at))
+    frame = pl.concat(pieces, rechunk=False)
+    if frame.n_chunks() > 64:  # keep later filters fast; amortised over many polls
+        frame = frame.rechunk()
+    run.tag_end = run.tag_end + np.cumsum(np.bincount(g, minlength=len(run.names)))
+    last = np.ones(len(g), dtype=bool)
+    last[:-1] = first[1:]
+    run.tag_last[g[last]] = step[last]
+    return frame
+
+
+def _merged(ordered: list[_FileState]) -> tuple[pl.DataFrame, list[str], np.ndarray, np.ndarray]:
+    """A full merge: the frame, its tag names, and per tag the block end and last step."""
+    names, g, step, wall, value, _ = _merge(ordered, None, dedup=True)
+    counts = np.bincount(g, minlength=len(names)) if len(g) else np.zeros(len(names), np.int64)
+    tag_end = np.cumsum(counts).astype(np.int64)
+    tag_last = np.full(len(names), np.iinfo(np.int64).min, dtype=np.int64)
+    has = counts > 0
+    tag_last[has] = step[tag_end[has] - 1]
+    return _scalars_frame(names, g, step, wall, value), names, tag_end, tag_last
+
+
 def _refresh(run_dir: str | Path) -> tuple[_RunState, LoadReport]:
     root = os.path.abspath(os.fspath(run_dir))
     found = _scan(root)
@@ -1047,37 +1193,46 @@ def _refresh(run_dir: str | Path) -> tuple[_RunState, LoadReport]:
         state = _FILES.get(path)
         if state is None:
             state = _FILES[path] = _FileState(path)
-        before = state.records_parsed
+        before, rows_before = state.records_parsed, state.n_rows
         parsed += _update_file(state, st)
         records += state.records_parsed - before
+        _HELD["files"] += state.n_rows - rows_before
         states.append(state)
-    names, g, step, wall, value, _ = _merge(states, None, dedup=True)
+    ordered = _order(states)
+    frame = _splice(run, ordered) if run is not None else None
+    if run is None or frame is None:
+        frame, names, tag_end, tag_last = _merged(ordered)
+        if run is None:
+            run = _RunState()
+        run.names, run.tag_end, run.tag_last = names, tag_end, tag_last
     regions = []
     for s in states:
         regions += [CorruptRegion(s.path, off, after) for off, after in s.corrupt]
         if s.pending is not None:
             regions.append(CorruptRegion(s.path, s.pending, s.last_step(), pending=True))
-    frame = _scalars_frame(names, g, step, wall, value)
-    run = _RunState(key, [p for p, _ in found], frame, None, len(regions), tuple(regions), states)
+    _HELD["runs"] += frame.height - (run.scalars.height if run.scalars is not None else 0)
+    run.key, run.files, run.scalars, run.episodes = key, [p for p, _ in found], frame, None
+    run.corrupt, run.corruptions, run.states = len(regions), tuple(regions), states
+    run.layout = _layout(ordered)
+    run.newest_tags = len(ordered[-1].tags) if ordered else 0
     _RUNS[root] = run
     _RUNS.move_to_end(root)
     # Files no longer under the run folder are forgotten.
     old = {p for p in _FILES if p.startswith(root + os.sep)} - set(run.files)
     for p in old:
-        _FILES.pop(p, None)
+        _HELD["files"] -= _FILES.pop(p).n_rows
     _evict()
     return run, LoadReport(len(found), run.corrupt, run.corruptions, records, parsed, False)
 
 
 def _evict() -> None:
-    total = sum(r.rows() for r in _RUNS.values()) + sum(s.n_rows for s in _FILES.values())
-    while total > MAX_CACHED_ROWS and len(_RUNS) > 1:
+    while _HELD["files"] + _HELD["runs"] > MAX_CACHED_ROWS and len(_RUNS) > 1:
         _, run = _RUNS.popitem(last=False)
-        total -= run.rows()
+        _HELD["runs"] -= run.scalars.height if run.scalars is not None else 0
         still = {p for r in _RUNS.values() for p in r.files}
         for p in run.files:
             if p not in still and p in _FILES:
-                total -= _FILES.pop(p).n_rows
+                _HELD["files"] -= _FILES.pop(p).n_rows
 
 
 # --------------------------------------------------------------------------------------------

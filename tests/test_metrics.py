@@ -335,6 +335,45 @@ def test_append_parses_only_new_bytes_and_unchanged_costs_nothing(tmp_path: Path
     assert_frame_equal(df, ea_scalars(tmp_path))
 
 
+def test_live_appends_are_spliced_in_and_equal_a_full_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll of a live run merges only the appended rows, and the result is exactly what a
+    fresh full load of the same bytes gives, through new tags, steps that go back and a
+    SessionLog.START (which must fall back to the full merge)."""
+    merges = []
+    real_merge = metrics._merge
+    monkeypatch.setattr(metrics, "_merge", lambda *a, **k: merges.append(1) or real_merge(*a, **k))
+    tb = tmp_path / "run" / "tb"
+    write_scalars(tb, range(0, 40), offset=1000.0)  # the crashed session
+    time.sleep(0.01)
+    w = SummaryWriter(str(tb))
+    step = 20  # resumed from a checkpoint at 20
+    spliced = 0
+    for round_no in range(14):
+        tags = ("a", "b") if round_no < 6 else ("a", "b", "c")  # "c" is new in round 6
+        if round_no == 9:
+            step -= 5  # a step that goes back: the last write of a step must win
+        if round_no == 11:
+            w._get_file_writer().add_event(
+                Event(step=step - 8, wall_time=time.time(), session_log=SessionLog(status=1))
+            )
+        for s in range(step, step + 7):
+            for i, tag in enumerate(tags):
+                w.add_scalar(tag, s * 0.25 + i + round_no, s)
+        step += 7
+        w.flush()
+        before = len(merges)
+        got = load_scalars(tmp_path / "run")
+        spliced += len(merges) == before
+        copy = tmp_path / f"copy{round_no}"
+        shutil.copytree(tmp_path / "run", copy)
+        assert_frame_equal(got, load_scalars(copy))
+    w.close()
+    assert spliced == 10  # all but the first load and rounds 6, 9 and 11
+    assert got.filter(pl.col("tag") == "a")["step"].is_sorted()
+
+
 def test_replaced_or_shrunk_event_file_is_read_again_from_zero(tmp_path: Path) -> None:
     other = tmp_path / "other"
     write_scalars(other, range(3), tags=("z",))
@@ -357,9 +396,32 @@ def test_replaced_or_shrunk_event_file_is_read_again_from_zero(tmp_path: Path) -
 # --- the Parquet cache ----------------------------------------------------------------------
 
 
+@pytest.fixture
+def cache_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' files are a few KB; below ``PERSIST_MIN_BYTES`` no cache would be written."""
+    monkeypatch.setattr(metrics, "PERSIST_MIN_BYTES", 0)
+
+
+def test_only_files_worth_it_get_a_cache(tmp_path: Path) -> None:
+    small, large = tmp_path / "small", tmp_path / "large"
+    write_scalars(small, range(40))
+    write_scalars(large, range(3000))  # 2 tags x 3,000 records: over 64 KiB
+    assert event_file(small).stat().st_size < metrics.PERSIST_MIN_BYTES
+    assert event_file(large).stat().st_size >= metrics.PERSIST_MIN_BYTES
+    load_scalars(small)
+    load_scalars(large)
+    metrics.wait_for_cache_writes()
+    assert not [p for p in small.iterdir() if p.name.endswith(".parquet")]
+    _cache_of(large)
+    metrics.clear_cache()
+    assert load_scalars_with_report(large)[1].records_parsed == 0
+
+
+@pytest.mark.usefixtures("cache_small_files")
 def test_parquet_cache_serves_a_fresh_process(tmp_path: Path) -> None:
     write_scalars(tmp_path, range(40))
     first = load_scalars(tmp_path)
+    metrics.wait_for_cache_writes()
     caches = [p for p in tmp_path.iterdir() if p.name.endswith(".parquet")]
     assert len(caches) == 1 and "tfevents" not in caches[0].name  # TensorBoard ignores it
     metrics.clear_cache()
@@ -370,10 +432,12 @@ def test_parquet_cache_serves_a_fresh_process(tmp_path: Path) -> None:
 
 
 def _cache_of(folder: Path) -> Path:
+    metrics.wait_for_cache_writes()
     (cache,) = [p for p in folder.iterdir() if p.name.endswith(".parquet")]
     return cache
 
 
+@pytest.mark.usefixtures("cache_small_files")
 def test_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
     write_scalars(tmp_path, range(40))
     want = load_scalars(tmp_path)
@@ -389,6 +453,7 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
     assert load_scalars_with_report(tmp_path)[1].records_parsed == 0
 
 
+@pytest.mark.usefixtures("cache_small_files")
 def test_foreign_or_stale_cache_is_ignored(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write_scalars(a, range(40), offset=100.0)
