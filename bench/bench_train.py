@@ -4,6 +4,7 @@
     python bench/bench_train.py --reps 5 --ppo-steps 4096 --device cuda
     python bench/bench_train.py --only env             # env-only throughput
     python bench/bench_train.py --only threads         # torch threads: 1 vs one per core
+    python bench/bench_train.py --only layout          # NatureCNN: NCHW vs channels-last
     python bench/bench_train.py --only learn --learn-steps 200000 --env ALE/Breakout-v5
 
 Three ways, alternating within each repetition so machine noise hits all of them alike, each in
@@ -19,6 +20,8 @@ its own fresh process:
    config's defaults (``backend: auto``, i.e. the native Atari env).
 3. ``ours-off``: the same with ``RETRO_ML_TRACKING=off`` (no callback, TensorBoard or
    checkpoints), to measure what tracking costs.
+4. ``ours-nchw`` (PPO): ``ours`` with ``channels_last: false``, to show what the
+   channels-last convolutions (``training/memory_format.py``) bring.
 
 fps is timesteps divided by the time spent in ``learn()`` (interpreter start-up and env
 construction excluded on both sides; both print the same measure); the process wall time is
@@ -27,6 +30,9 @@ scaled down (same on all sides) so that gradient steps happen within a short ben
 
 Env-only throughput steps random actions through the native backend and through SB3's
 SubprocVecEnv and DummyVecEnv (AtariWrapper + VecFrameStack), 8 envs each.
+
+``--only layout`` times NatureCNN alone (PPO's minibatch step of 256 frames and the rollout's
+forward pass of 8) in NCHW and channels-last layout, in this process.
 
 ``--only learn`` is the learning check of the native backend against ``backend: sb3``: our
 trainer on both, printing the mean episode return per tenth of the run (it takes hours on a
@@ -47,6 +53,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -253,6 +260,8 @@ def print_training_table(algo: str, results: dict[str, list[dict]]) -> dict[str,
             f"{cpu[key] / cpu_base:>8.2f}x {wall[key]:>7.1f}   {every}"
         )
     for name, table in (("fps", fps), ("cpu fps", cpu)):
+        if "ours-nchw" in table:
+            print(f"  {name}: channels-last {table['ours'] / table['ours-nchw']:.2f}x NCHW")
         overhead = 1 - table["ours"] / table["ours-off"]
         line = f"  {name}: tracking overhead {overhead * 100:+.1f}% (goal <= 2%)"
         if algo == "ppo":
@@ -262,7 +271,7 @@ def print_training_table(algo: str, results: dict[str, list[dict]]) -> dict[str,
 
 
 def bench_training(args: argparse.Namespace, algo: str, steps: int, work: Path) -> None:
-    ways = ["plain", "ours", "ours-off"]
+    ways = ["plain", "ours", "ours-off"] + (["ours-nchw"] if algo == "ppo" else [])
     results: dict[str, list[dict]] = {w: [] for w in ways}
     for rep in range(args.reps):
         order = ways[rep % len(ways) :] + ways[: rep % len(ways)]  # rotate who goes first
@@ -271,8 +280,9 @@ def bench_training(args: argparse.Namespace, algo: str, steps: int, work: Path) 
             if way == "plain":
                 r = run_plain(algo, args.env, steps, seed, args.device)
             else:
-                config = our_config(algo, args.env, steps, seed, args.device, args.extra)
-                r = run_ours(work / f"{algo}-{way}", config, tracking=way == "ours")
+                extra = args.extra + ("channels_last: false\n" if way == "ours-nchw" else "")
+                config = our_config(algo, args.env, steps, seed, args.device, extra)
+                r = run_ours(work / f"{algo}-{way}", config, tracking=way != "ours-off")
                 shutil.rmtree(r.pop("run"), ignore_errors=True)
             results[way].append(r)
             print(
@@ -321,6 +331,63 @@ def bench_threads(args: argparse.Namespace, work: Path) -> None:
         print(f"  {n} thread(s): {median(fps[n]):7.1f}   {every}")
 
 
+def _time_policy(policy: Any, batch: Any) -> dict[str, float]:
+    """Seconds of one PPO minibatch step (256 frames) and of one rollout forward pass (8)."""
+    import torch
+
+    actions = torch.randint(0, 6, (len(batch),))
+
+    def train_step() -> None:
+        values, log_prob, entropy = policy.evaluate_actions(batch, actions)
+        loss = values.pow(2).mean() - log_prob.mean() - 0.01 * entropy.mean()
+        policy.optimizer.zero_grad()
+        loss.backward()
+        policy.optimizer.step()
+
+    def rollout_step() -> None:
+        with torch.no_grad():
+            policy(batch[:8])
+
+    out = {}
+    for name, fn, n in (("train step (256)", train_step, 10), ("forward (8)", rollout_step, 200)):
+        fn()
+        started = time.perf_counter()
+        for _ in range(n):
+            fn()
+        out[name] = (time.perf_counter() - started) / n
+    return out
+
+
+def bench_layout(args: argparse.Namespace) -> None:
+    """NatureCNN (SB3's PPO CnnPolicy for Pong) in NCHW and channels-last, alternating."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from stable_baselines3.common.policies import ActorCriticCnnPolicy
+
+    from training.memory_format import use_channels_last
+    from training.trainer import torch_threads
+
+    torch.set_num_threads(torch_threads(len(os.sched_getaffinity(0))))
+    obs_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    batch = torch.randint(0, 256, (256, 4, 84, 84), dtype=torch.uint8)
+    layouts = ("nchw", "channels-last")
+    times: dict[str, dict[str, list[float]]] = {}
+    for rep in range(args.reps):
+        for layout in layouts[rep % 2 :] + layouts[: rep % 2]:
+            torch.manual_seed(rep)
+            policy = ActorCriticCnnPolicy(obs_space, gym.spaces.Discrete(6), lambda _: 2.5e-4)
+            if layout == "channels-last":
+                use_channels_last(policy)
+            for name, took in _time_policy(policy, batch).items():
+                times.setdefault(name, {}).setdefault(layout, []).append(took)
+    threads = torch.get_num_threads()
+    print(f"\nNatureCNN layout, {threads} torch threads ({args.reps} reps, median ms)")
+    for name, by_layout in times.items():
+        a, b = median(by_layout["nchw"]), median(by_layout["channels-last"])
+        print(f"  {name:<18} NCHW {a * 1e3:7.2f}   channels-last {b * 1e3:7.2f}   {a / b:.2f}x")
+
+
 def bench_learning(args: argparse.Namespace, work: Path) -> None:
     """Native vs sb3 backend, our trainer, one seed each: mean return per tenth of the run."""
     import numpy as np
@@ -362,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="ppo,dqn,env",
-        help="comma-separated parts: ppo, dqn, env, threads, learn (default: ppo,dqn,env)",
+        help="comma-separated parts: ppo, dqn, env, threads, layout, learn (default: ppo,dqn,env)",
     )
     parser.add_argument("--extra", default="", help=argparse.SUPPRESS)  # config lines for ours
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -379,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(parts) - {"ppo", "dqn", "env", "threads", "learn"}
+    unknown = set(parts) - {"ppo", "dqn", "env", "threads", "layout", "learn"}
     if unknown:
         parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
     cores = len(os.sched_getaffinity(0))
@@ -395,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_env(args)
         if "threads" in parts:
             bench_threads(args, work)
+        if "layout" in parts:
+            bench_layout(args)
         if "learn" in parts:
             bench_learning(args, work)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

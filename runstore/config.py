@@ -134,6 +134,11 @@ class RunConfig(StrictModel):
         description="Atari env implementation: native (ale-py's C++ vector env), sb3 (SB3's "
         "wrappers in a VecEnv) or auto (native for Atari when it can run the config)",
     )
+    channels_last: Literal["auto", True, False] = Field(
+        "auto",
+        description="keep convolutions in channels-last memory layout (faster on the CPU); "
+        "auto = on for image policies on the CPU, off on CUDA",
+    )
     checkpoint_every: Int | None = Field(None, ge=1)
     keep_checkpoints: Int = Field(3, ge=1, le=1000)
     save_replay_buffer: bool = False

@@ -85,7 +85,8 @@ class RunCallback(BaseCallback):
         self.status.tick(n)
         if n >= self.next_checkpoint:
             self.next_checkpoint = (n // self.checkpoint_every + 1) * self.checkpoint_every
-            self.save_checkpoint()
+            if n < self.model._total_timesteps:  # the last step: the trainer saves after learn
+                self.save_checkpoint()
         if self.evaluate is not None and n >= self.next_eval:
             self.next_eval = (n // self.eval_every + 1) * self.eval_every
             self.last_eval_step = n

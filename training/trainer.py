@@ -28,6 +28,7 @@ from training.callbacks import RunCallback, StopReason, check_finite
 from training.envs import make_train_env
 from training.evaluation import Evaluator
 from training.failures import explain
+from training.memory_format import use_channels_last, wants_channels_last
 from training.sb3_kwargs import ALGORITHMS, model_kwargs, schedule_overrides
 from training.status import StatusWriter
 from training.system_sampler import SystemSampler
@@ -144,6 +145,9 @@ class Trainer:
             )
             if config.init_from:
                 self._init_from(config.init_from, device)
+        if wants_channels_last(config.channels_last, self.model.policy, self.model.device):
+            convs = use_channels_last(self.model.policy)
+            log.info("%d convolutions in channels-last layout", convs)
         remaining = config.n_timesteps - start_step
         if remaining <= 0:
             return Outcome("completed", "already trained for n_timesteps")
