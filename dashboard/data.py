@@ -320,6 +320,7 @@ def _log_tail(path: str, key: Stamp, max_lines: int) -> str:
 class QueueItem:
     name: str
     waiting_seconds: float
+    problem: str | None = None  # why the runner could neither start nor move it
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,8 @@ def queue_items() -> list[QueueItem]:
     items = []
     for path in store().queue_files():
         s = stamp(path)
-        items.append(QueueItem(path.name, max(0.0, now - s[1] / 1e9) if s != MISSING else 0.0))
+        waiting = max(0.0, now - s[1] / 1e9) if s != MISSING else 0.0
+        items.append(QueueItem(path.name, waiting, store().queue_note(path)))
     return items
 
 

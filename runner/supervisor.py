@@ -37,6 +37,9 @@ VERSION = "0.1.0"
 HEARTBEAT_SECONDS = 5.0
 # An invalid queue file this fresh may still be being written; look again before rejecting.
 FRESH_FILE_SECONDS = 1.0
+#: A bad file that cannot be moved to rejected/ is retried after 5 s, then ever less often.
+REJECT_RETRY_SECONDS = 5.0
+REJECT_RETRY_MAX_SECONDS = 300.0
 
 
 class AlreadyRunningError(RuntimeError):
@@ -76,6 +79,8 @@ class Supervisor:
         self._observer: Observer | None = None
         self._watched: set[str] = set()
         self._unremovable: set[Path] = set()
+        # Queue files that could not be moved to rejected/: name -> (stamp, retry at, delay).
+        self._stuck: dict[str, tuple[tuple[int, int] | None, float, float]] = {}
         self._records: dict[str, tuple[tuple[int, int], RunRecord]] = {}
         self._started = time.time()
         self._next_heartbeat = 0.0
@@ -193,6 +198,8 @@ class Supervisor:
 
     def intake(self) -> None:
         for path in self.store.queue_files():
+            if self._backing_off(path):
+                continue
             try:
                 config = self.store.read_queue_file(path, self.config_defaults)
             except FileNotFoundError:
@@ -200,21 +207,58 @@ class Supervisor:
             except ConfigError as exc:
                 if self._is_fresh(path):
                     continue
-                target = self.store.reject(path, exc.problems)
-                log.warning("rejected %s: %s", path.name, "; ".join(exc.problems))
-                log.info("moved to %s", target)
+                self._reject(path, exc.problems)
                 continue
             except OSError as exc:
-                self.store.reject(path, [f"could not read the file: {exc}"])
+                self._reject(path, [f"could not read the file: {exc}"])
                 continue
             except Exception as exc:  # a validator bug must not block every later file
                 log.exception("reading %s failed", path.name)
-                self.store.reject(path, [f"could not validate the file ({exc!r}); please report"])
+                self._reject(path, [f"could not validate the file ({exc!r}); please report"])
                 continue
             record = self.store.accept(path, config)
             if record is not None:
                 log.info("queued %s from %s", record.id, path.name)
                 self._watch_requests(record.id)
+
+    def _reject(self, path: Path, problems: list[str]) -> None:
+        """Move a bad file to rejected/. When that fails (the folder is not writable, or a
+        file sits in its place) the file stays in the queue with a note beside it and is
+        retried with a growing delay, so one stuck file neither blocks the files after it
+        nor makes the runner spin; a changed file is looked at again at once."""
+        try:
+            target = self.store.reject(path, problems)
+        except FileNotFoundError:
+            return  # removed meanwhile
+        except OSError as exc:
+            stamp = _file_stamp(path)
+            _, _, delay = self._stuck.get(path.name, (None, 0.0, REJECT_RETRY_SECONDS / 2))
+            delay = min(delay * 2, REJECT_RETRY_MAX_SECONDS)
+            if path.name not in self._stuck:
+                log.error(
+                    "could not move %s to %s (%s); it stays in the queue, retried every %.0f s "
+                    "at most",
+                    path.name,
+                    self.store.rejected_dir,
+                    exc,
+                    REJECT_RETRY_MAX_SECONDS,
+                )
+                self.store.note_unmovable(path, problems, exc)
+            self._stuck[path.name] = (stamp, time.monotonic() + delay, delay)
+            return
+        self._stuck.pop(path.name, None)
+        log.warning("rejected %s: %s", path.name, "; ".join(problems))
+        log.info("moved to %s", target)
+
+    def _backing_off(self, path: Path) -> bool:
+        stuck = self._stuck.get(path.name)
+        if stuck is None:
+            return False
+        stamp, retry_at, _ = stuck
+        if _file_stamp(path) != stamp:  # edited or replaced: look at it now
+            del self._stuck[path.name]
+            return False
+        return time.monotonic() < retry_at
 
     def _is_fresh(self, path: Path) -> bool:
         try:
@@ -526,3 +570,11 @@ def _rotate(log_path: Path, max_bytes: int = 10 * 2**20) -> None:
             os.replace(log_path, log_path.with_suffix(".log.1"))
     except FileNotFoundError:
         pass
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size

@@ -7,6 +7,7 @@ request files. All writes are atomic (``runstore.atomic``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -35,6 +36,9 @@ QUEUE_SUFFIXES = (".yaml", ".yml")
 _IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".swp", ".crdownload", "~")
 REQUEST_ACTIONS = ("stop", "pause", "resume", "delete", "record", "timelapse")
 MAX_QUEUE_NAME = 200
+#: The reason a queue file was refused, beside it (in rejected/, or in the queue itself when
+#: it could not be moved there).
+ERROR_SUFFIX = ".error.txt"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,14 @@ class Request:
     at: float
     source: str
     params: dict = field(default_factory=dict)  # record: checkpoint, episodes
+
+
+def _refusal(path: Path, problems: list[str]) -> str:
+    return (
+        f"{path.name} was not started:\n"
+        + "\n".join(f"- {p}" for p in problems)
+        + "\n\nFix the file and drop it into the queue again.\n"
+    )
 
 
 class RunStore:
@@ -76,7 +88,13 @@ class RunStore:
         return self.root / "runner.log"
 
     def ensure_layout(self) -> None:
-        self.rejected_dir.mkdir(parents=True, exist_ok=True)
+        self.queue_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.rejected_dir.mkdir(exist_ok=True)
+        except OSError as exc:  # not fatal: bad files then stay in the queue with a note
+            log.error(
+                "cannot make %s (%s): rejected configs stay in the queue", self.rejected_dir, exc
+            )
 
     def paths(self, run_id: str) -> RunPaths:
         """Paths of a run, refusing ids that are not ours or that escape the folder."""
@@ -144,7 +162,9 @@ class RunStore:
         files = []
         for entry in os.scandir(self.queue_dir):
             name = entry.name
-            if name.startswith(".") or name.endswith(_IN_PROGRESS_SUFFIXES):
+            if name.startswith(".") or name.endswith(_IN_PROGRESS_SUFFIXES + (ERROR_SUFFIX,)):
+                continue
+            if name == self.rejected_dir.name:  # whatever sits in its place is no config
                 continue
             if entry.is_file(follow_symlinks=False) or entry.is_symlink():
                 try:
@@ -176,13 +196,28 @@ class RunStore:
             stem = path.name[:MAX_QUEUE_NAME]
             target = self.rejected_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
         os.replace(path, target)
-        text = (
-            f"{path.name} was not started:\n"
-            + "\n".join(f"- {p}" for p in problems)
-            + "\n\nFix the file and drop it into the queue again.\n"
-        )
-        atomic_write_text(target.with_name(target.name + ".error.txt"), text)
+        atomic_write_text(target.with_name(target.name + ERROR_SUFFIX), _refusal(path, problems))
+        with contextlib.suppress(OSError):  # a note left when rejected/ was broken
+            path.with_name(path.name + ERROR_SUFFIX).unlink()
         return target
+
+    def note_unmovable(self, path: Path, problems: list[str], error: OSError) -> None:
+        """Explain, beside a bad queue file, that it could not be moved to rejected/ (the
+        file stays where it is, so nothing is lost); best effort, the queue may be read-only."""
+        text = _refusal(path, problems) + (
+            f"\nIt stays in the queue: moving it to {self.rejected_dir} failed ({error}). "
+            "Make that folder writable (or remove whatever is in its place); the runner "
+            "tries again.\n"
+        )
+        with contextlib.suppress(OSError):
+            atomic_write_text(path.with_name(path.name + ERROR_SUFFIX), text)
+
+    def queue_note(self, path: Path) -> str | None:
+        """The note ``note_unmovable`` left beside a queue file, if any."""
+        try:
+            return path.with_name(path.name + ERROR_SUFFIX).read_text(errors="replace")[:4000]
+        except OSError:
+            return None
 
     def accept(self, path: Path, config: RunConfig) -> RunRecord | None:
         """Turn a valid queue file into a queued run, atomically.

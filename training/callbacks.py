@@ -61,11 +61,16 @@ class RunCallback(BaseCallback):
         self.last_eval_step: int | None = None
         self._tb = None
         self._next_nan_check = 0.0
+        #: Main-thread seconds spent tracking inside learn (this callback, checkpoints, SB3's
+        #: TensorBoard writes): the benchmark's direct measure of tracking overhead, free of
+        #: the machine noise that an on/off comparison of whole runs carries.
+        self.tracking_seconds = 0.0
 
     def _on_training_start(self) -> None:
         for fmt in self.model.logger.output_formats:
             if isinstance(fmt, TensorBoardOutputFormat):
                 self._tb = fmt.writer
+                fmt.write = self._timed(fmt.write)  # type: ignore[method-assign]
         if self.start_step > 0 and self._tb is not None:
             # Tell TensorBoard the run restarted here: steps past the checkpoint written by
             # the crashed session are purged instead of drawn twice.
@@ -77,7 +82,24 @@ class RunCallback(BaseCallback):
             self._tb._get_file_writer().add_event(event)
         self.status.write(self.num_timesteps, phase="training")
 
+    def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.tracking_seconds += time.perf_counter() - started
+
+        return timed
+
     def _on_step(self) -> bool:
+        started = time.perf_counter()
+        try:
+            return self._track_step()
+        finally:
+            self.tracking_seconds += time.perf_counter() - started
+
+    def _track_step(self) -> bool:
         n = self.num_timesteps
         dones = self.locals.get("dones")
         if dones is not None and dones.any():
@@ -122,6 +144,7 @@ class RunCallback(BaseCallback):
         if now >= self._next_nan_check:
             self._next_nan_check = now + NAN_CHECK_SECONDS
             check_finite(self.model.policy, self.num_timesteps)
+            self.tracking_seconds += time.monotonic() - now
 
 
 def check_finite(policy: torch.nn.Module, step: int) -> None:

@@ -187,6 +187,7 @@ class Trainer:
                 self.model.num_timesteps - start_step,
                 time.perf_counter() - started,
                 time.process_time() - cpu,
+                callback.tracking_seconds,
             )
             if self.stop.reason != "stop":
                 callback.final_evaluation()
@@ -198,16 +199,20 @@ class Trainer:
             return Outcome("completed", f"time budget of {config.time_budget:.0f} s spent")
         return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
 
-    def _log_speed(self, steps: int, seconds: float, cpu_seconds: float) -> None:
+    def _log_speed(
+        self, steps: int, seconds: float, cpu_seconds: float, tracking: float = 0.0
+    ) -> None:
         """One line the benchmark reads (bench/bench_train.py): the speed of ``learn`` alone,
         without interpreter start-up or env construction; CPU seconds are this process's (all
-        its threads), the measure that survives a machine shared with other work."""
+        its threads), the measure that survives a machine shared with other work; tracking
+        seconds are those the training loop spent in tracking code."""
         log.info(
-            "learned %d steps in %.3f s (%.1f steps/s), %.3f CPU s",
+            "learned %d steps in %.3f s (%.1f steps/s), %.3f CPU s, tracking %.3f s",
             steps,
             seconds,
             steps / max(seconds, 1e-9),
             cpu_seconds,
+            tracking,
         )
 
     def _load(self, ckpt: checkpoints.Checkpoint, device: str) -> BaseAlgorithm:

@@ -118,6 +118,8 @@ def queue() -> None:
     if waiting:
         for item in waiting:
             st.text(f"{item.name} — waiting {fmt.duration(item.waiting_seconds)}")
+            if item.problem:
+                st.error(item.problem)
     else:
         st.caption(
             "Empty. Configs dropped into the queue folder are picked up by the runner within a "
