@@ -8,8 +8,10 @@ checkpoints a plain SB3 install loads, and the switch in a real Atari training.
 from __future__ import annotations
 
 import copy
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -21,6 +23,8 @@ from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticP
 
 from runstore import RunStore, checkpoints
 from training.memory_format import use_channels_last, wants_channels_last
+
+from .conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
@@ -108,13 +112,14 @@ def test_when_it_applies(setting: bool | str, image: bool, device: str, want: bo
     assert wants_channels_last(setting, policy, torch.device(device)) is want
 
 
-def test_atari_training_uses_it_and_its_checkpoint_loads_in_plain_sb3(tmp_path: Path) -> None:
+def pong_run(tmp_path: Path, steps: int, every: int) -> Path:
     store = RunStore(tmp_path / "runs")
     store.ensure_layout()
-    text = """\
+    text = f"""\
 algo: ppo
 env: ALE/Pong-v5
-n_timesteps: 256
+n_timesteps: {steps}
+checkpoint_every: {every}
 seed: 3
 device: cpu
 hyperparams:
@@ -126,18 +131,26 @@ hyperparams:
     path = store.submit(text, "pong.yaml")
     record = store.accept(path, store.read_queue_file(path))
     assert record is not None
-    run = store.paths(record.id)
-    proc = subprocess.run(
-        [sys.executable, "-m", "training", str(run.dir)],
+    return store.paths(record.id).dir
+
+
+def trainer(run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "training", str(run_dir)],
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
-    log = run.train_log.read_text()
-    assert proc.returncode == 0, log[-3000:]
+
+
+def test_atari_training_uses_it_and_its_checkpoint_loads_in_plain_sb3(tmp_path: Path) -> None:
+    run_dir = pong_run(tmp_path, 256, 256)
+    proc = trainer(run_dir)
+    assert proc.wait(timeout=240) == 0
+    log = (run_dir / "logs" / "train.log").read_text()
     assert "3 convolutions in channels-last layout" in log
-    ckpt, _ = checkpoints.latest_complete(run.checkpoints)
+    ckpt, _ = checkpoints.latest_complete(run_dir / "checkpoints")
     assert ckpt is not None and ckpt.step == 256
     plain = PPO.load(ckpt.model, device="cpu")  # what a user without Retro ML does
     assert all(p.is_contiguous() for p in plain.policy.parameters())
@@ -148,3 +161,35 @@ hyperparams:
         want = plain.policy.get_distribution(plain.policy.obs_to_tensor(obs)[0]).distribution
         got = fast.policy.get_distribution(fast.policy.obs_to_tensor(obs)[0]).distribution
     torch.testing.assert_close(got.logits, want.logits, rtol=1e-4, atol=1e-5)
+
+
+def test_stopped_atari_run_resumes_with_its_optimizer_state(tmp_path: Path) -> None:
+    """The checkpoint holds Adam's moments as saved from channels-last weights; the resumed
+    process loads them into a fresh (NCHW) model, converts it, and trains on."""
+    run_dir = pong_run(tmp_path, 512, 128)
+    proc = trainer(run_dir)
+    try:
+        wait_for(
+            lambda: checkpoints.latest_complete(run_dir / "checkpoints")[0] is not None,
+            240,
+            "a first checkpoint",
+        )
+        proc.send_signal(signal.SIGTERM)  # a stop request: checkpoint and exit
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    first, _ = checkpoints.latest_complete(run_dir / "checkpoints")
+    assert first is not None and first.step < 512
+    time.sleep(0.01)
+    proc = trainer(run_dir)
+    assert proc.wait(timeout=240) == 0
+    log = (run_dir / "logs" / "train.log").read_text()
+    assert f"resumed from {first.dir.name}" in log
+    assert log.count("3 convolutions in channels-last layout") == 2
+    last, _ = checkpoints.latest_complete(run_dir / "checkpoints")
+    assert last is not None and last.step >= 512  # PPO ends on whole rollouts after a stop
+    resumed = PPO.load(last.model, device="cpu")
+    assert resumed.num_timesteps == last.step
+    assert all(torch.isfinite(p).all() for p in resumed.policy.parameters())
