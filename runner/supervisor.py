@@ -197,7 +197,11 @@ class Supervisor:
     # -- intake ---------------------------------------------------------------------------
 
     def intake(self) -> None:
-        for path in self.store.queue_files():
+        files = self.store.queue_files()
+        if self._stuck:  # forget files that left the queue
+            names = {p.name for p in files}
+            self._stuck = {k: v for k, v in self._stuck.items() if k in names}
+        for path in files:
             if self._backing_off(path):
                 continue
             try:
@@ -236,11 +240,12 @@ class Supervisor:
             delay = min(delay * 2, REJECT_RETRY_MAX_SECONDS)
             if path.name not in self._stuck:
                 log.error(
-                    "could not move %s to %s (%s); it stays in the queue, retried every %.0f s "
-                    "at most",
+                    "could not move %s to %s (%s); it stays in the queue and is retried after "
+                    "%.0f s, then less often (every %.0f s at most)",
                     path.name,
                     self.store.rejected_dir,
                     exc,
+                    REJECT_RETRY_SECONDS,
                     REJECT_RETRY_MAX_SECONDS,
                 )
                 self.store.note_unmovable(path, problems, exc)
