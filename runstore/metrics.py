@@ -13,9 +13,12 @@ seconds and compares many runs at once, so this module:
 * remembers per event file how far it has read (byte offset, inode, size, the bytes just
   before the offset), so a poll reads only the appended bytes and an unchanged run costs a
   directory walk and a few ``stat`` calls;
-* keeps a Parquet copy of what it parsed beside each event file, so a fresh process (a new
-  dashboard session, the CLI) starts fast too. The event file stays the source of truth: a
-  cache that is stale, foreign or unreadable is ignored and rebuilt;
+* splices rows appended to a run's newest file into the run's frame (zero-copy slices plus
+  the new rows) instead of merging the whole run again, so a poll costs what was appended;
+* keeps a Parquet copy of what it parsed beside each event file over 64 KiB, written by a
+  background thread, so a fresh process (a new dashboard session, the CLI) starts fast too.
+  The event file stays the source of truth: a cache that is stale, foreign or unreadable is
+  ignored and rebuilt;
 * tolerates writers: a record cut short by a writer mid-append is left for the next call, a
   record with a bad CRC is skipped and reported (never fatal), and damage at the very end of a
   file that nothing valid follows yet is retried on the next call instead of being skipped.
