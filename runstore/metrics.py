@@ -90,6 +90,9 @@ PERSIST_MIN_BYTES = 64 * 1024
 #: been quiet for ``_QUIET_SECONDS``); rewriting on every poll of a live run would be O(n^2).
 _PERSIST_GROWTH = 0.25
 _QUIET_SECONDS = 30.0
+#: Cache writes wait until no load has started for this long (see ``_write_cache``).
+_WRITE_WHEN_QUIET = 0.25
+_LAST_LOAD = [0.0]
 #: Bound on cached rows (per-file data plus merged frames) kept by one process.
 MAX_CACHED_ROWS = 40_000_000
 #: Event files are read in blocks this large, so a huge file never sits in memory whole.
@@ -877,6 +880,10 @@ def _write_cache(
     rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     meta: dict[str, Any],
 ) -> None:
+    # Building the frame holds the GIL; a page loading many runs at once would wait on it.
+    # So wait until loads have paused for a moment (a burst of loads is seconds at most).
+    while (quiet := time.monotonic() - _LAST_LOAD[0]) < _WRITE_WHEN_QUIET:
+        time.sleep(_WRITE_WHEN_QUIET - quiet)
     tag, step, wall, value = rows
     df = _scalars_frame(tags, tag.astype(np.int64), step, wall, value)
     tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -1181,6 +1188,7 @@ def _merged(ordered: list[_FileState]) -> tuple[pl.DataFrame, list[str], np.ndar
 
 
 def _refresh(run_dir: str | Path) -> tuple[_RunState, LoadReport]:
+    _LAST_LOAD[0] = time.monotonic()
     root = os.path.abspath(os.fspath(run_dir))
     found = _scan(root)
     key = tuple((p, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for p, st in found)
