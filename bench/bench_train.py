@@ -346,38 +346,53 @@ def bench_threads(args: argparse.Namespace, work: Path) -> None:
 
 
 def _time_policy(policy: Any, batch: Any) -> dict[str, float]:
-    """Seconds of one PPO minibatch step (256 frames) and of one rollout forward pass (8)."""
+    """Seconds of one training step and of one acting forward pass: PPO's minibatch of 256
+    and rollout of 8 envs, or DQN's batch of 32 and its single env."""
     import torch
 
-    actions = torch.randint(0, 6, (len(batch),))
+    ppo = hasattr(policy, "evaluate_actions")
+    size, acting = (256, 8) if ppo else (32, 1)
+    obs = batch[:size]
+    actions = torch.randint(0, 6, (size,))
 
     def train_step() -> None:
-        values, log_prob, entropy = policy.evaluate_actions(batch, actions)
-        loss = values.pow(2).mean() - log_prob.mean() - 0.01 * entropy.mean()
+        if ppo:
+            values, log_prob, entropy = policy.evaluate_actions(obs, actions)
+            loss = values.pow(2).mean() - log_prob.mean() - 0.01 * entropy.mean()
+        else:
+            with torch.no_grad():
+                target = policy.q_net_target(obs).max(dim=1).values
+            q = policy.q_net(obs).gather(1, actions[:, None])[:, 0]
+            loss = (q - target).pow(2).mean()
         policy.optimizer.zero_grad()
         loss.backward()
         policy.optimizer.step()
 
-    def rollout_step() -> None:
+    def act() -> None:
         with torch.no_grad():
-            policy(batch[:8])
+            policy(obs[:acting])
 
+    name = "PPO" if ppo else "DQN"
     out = {}
-    for name, fn, n in (("train step (256)", train_step, 10), ("forward (8)", rollout_step, 200)):
+    for label, fn, n in (
+        (f"{name} train step ({size})", train_step, 10 if ppo else 40),
+        (f"{name} forward ({acting})", act, 200),
+    ):
         fn()
         started = time.perf_counter()
         for _ in range(n):
             fn()
-        out[name] = (time.perf_counter() - started) / n
+        out[label] = (time.perf_counter() - started) / n
     return out
 
 
 def bench_layout(args: argparse.Namespace) -> None:
-    """NatureCNN (SB3's PPO CnnPolicy for Pong) in NCHW and channels-last, alternating."""
+    """NatureCNN (SB3's PPO and DQN CnnPolicy for Pong) in NCHW and channels-last, alternating."""
     import gymnasium as gym
     import numpy as np
     import torch
     from stable_baselines3.common.policies import ActorCriticCnnPolicy
+    from stable_baselines3.dqn.policies import CnnPolicy as DQNCnnPolicy
 
     from training.memory_format import use_channels_last
     from training.trainer import torch_threads
@@ -389,17 +404,18 @@ def bench_layout(args: argparse.Namespace) -> None:
     times: dict[str, dict[str, list[float]]] = {}
     for rep in range(args.reps):
         for layout in layouts[rep % 2 :] + layouts[: rep % 2]:
-            torch.manual_seed(rep)
-            policy = ActorCriticCnnPolicy(obs_space, gym.spaces.Discrete(6), lambda _: 2.5e-4)
-            if layout == "channels-last":
-                use_channels_last(policy)
-            for name, took in _time_policy(policy, batch).items():
-                times.setdefault(name, {}).setdefault(layout, []).append(took)
+            for policy_cls in (ActorCriticCnnPolicy, DQNCnnPolicy):
+                torch.manual_seed(rep)
+                policy = policy_cls(obs_space, gym.spaces.Discrete(6), lambda _: 2.5e-4)
+                if layout == "channels-last":
+                    use_channels_last(policy)
+                for name, took in _time_policy(policy, batch).items():
+                    times.setdefault(name, {}).setdefault(layout, []).append(took)
     threads = torch.get_num_threads()
     print(f"\nNatureCNN layout, {threads} torch threads ({args.reps} reps, median ms)")
     for name, by_layout in times.items():
         a, b = median(by_layout["nchw"]), median(by_layout["channels-last"])
-        print(f"  {name:<18} NCHW {a * 1e3:7.2f}   channels-last {b * 1e3:7.2f}   {a / b:.2f}x")
+        print(f"  {name:<22} NCHW {a * 1e3:7.2f}   channels-last {b * 1e3:7.2f}   {a / b:.2f}x")
 
 
 def bench_learning(args: argparse.Namespace, work: Path) -> None:
