@@ -110,6 +110,20 @@ def test_empty_folder_teaches_presets_and_the_queue(folder: RunStore) -> None:
     assert {b.label for b in at.button} >= {"Use CartPole PPO smoke run", "Use Pong PPO (zoo)"}
 
 
+def test_a_queue_file_that_could_not_be_rejected_shows_why(folder: RunStore) -> None:
+    stuck = folder.queue_dir / "bad.yaml"
+    stuck.write_text("algo: ppo\nenv: CartPole-v1\nn_timesteps: -5\n")
+    folder.note_unmovable(stuck, ["n_timesteps: must be above 0"], PermissionError(13, "denied"))
+    folder.submit("algo: ppo\nenv: CartPole-v1\nn_timesteps: 64\n", "waiting.yaml")
+    at = open_page(app(), "app_pages/runs.py")
+    texts = [t.value for t in at.text]
+    assert any(t.startswith("bad.yaml") for t in texts)
+    assert any(t.startswith("waiting.yaml") for t in texts)
+    assert not any(".error.txt" in t for t in texts)  # the note is not listed as a config
+    (error,) = [e.value for e in at.error]
+    assert "n_timesteps: must be above 0" in error and "stays in the queue" in error
+
+
 def test_every_page_renders_every_state(every_state: dict[RunState, str]) -> None:
     at = app()
     for page in PAGES:
