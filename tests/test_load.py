@@ -1,8 +1,9 @@
 """Load: many configs dropped at once with ``--max-concurrent 2``.
 
 All complete, they start first-in first-out (``started_at`` follows queue order), never more
-than two train at a time (run.json states and the process table, sampled all along), and the
-runner's own CPU stays small while it watches an idle folder full of finished runs.
+than two train at a time (run.json states, sampled all along; the process table is sampled
+too and reported when it shows more), and the runner's own CPU stays small while it watches an
+idle folder full of finished runs.
 ``make test`` drops 10 configs; ``make faults`` drops 50 (RETRO_ML_LOAD_CONFIGS).
 """
 
