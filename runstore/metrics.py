@@ -931,7 +931,7 @@ def _update_file(state: _FileState, st: os.stat_result) -> int:
             if fh.read(state.offset - lo) != state.tail:
                 _reset(state)  # rewritten in place
         state.dev, state.ino = fst.st_dev, fst.st_ino
-        if state.offset == 0 and PERSIST_CACHE and size > 0:
+        if state.offset == 0 and PERSIST_CACHE and size >= PERSIST_MIN_BYTES:
             _load_persisted(state, fh, size)
         fh.seek(state.offset)
         carry = b""
