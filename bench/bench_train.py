@@ -328,8 +328,8 @@ def bench_env(args: argparse.Namespace) -> None:
 
 
 def bench_threads(args: argparse.Namespace, work: Path) -> None:
-    """Our PPO trainer with 1 torch thread and with one per core, alternating (the default
-    is all cores but one)."""
+    """Our PPO trainer with 1 torch thread, all cores but one, and one per core (the
+    default), alternating."""
     cores = len(os.sched_getaffinity(0))
     counts = sorted({1, max(1, cores - 1), cores})
     fps: dict[int, list[float]] = {n: [] for n in counts}

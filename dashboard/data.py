@@ -21,9 +21,9 @@ from runstore import checkpoints as ckpts
 from runstore.config import ConfigError, RunConfig
 from runstore.metrics import load_episodes, load_scalars, load_scalars_with_report
 from runstore.models import RunRecord, RunState, TrainStatus
-from runstore.paths import UnsafePathError, default_runs_dir
+from runstore.paths import UnsafePathError, default_runs_dir, file_stamp
 from runstore.settings import RunnerSettings, SettingsError, load_settings
-from runstore.store import RunStore
+from runstore.store import ERROR_SUFFIX, RunStore
 
 Stamp = tuple[int, int]
 MISSING: Stamp = (-1, -1)
@@ -37,11 +37,7 @@ def store() -> RunStore:
 
 def stamp(path: Path) -> Stamp:
     """(size, mtime in ns) of a file, or MISSING: the cache key of everything read from it."""
-    try:
-        st_ = os.stat(path)
-    except OSError:
-        return MISSING
-    return (st_.st_size, st_.st_mtime_ns)
+    return file_stamp(path) or MISSING
 
 
 def tree_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -151,29 +147,36 @@ def _config_or_none(rs: RunStore, run_id: str) -> RunConfig | None:
         return None
 
 
-def _rows() -> list[tuple[str, RunRow | None]]:
-    """(id, row) of every run folder, newest first; None where run.json cannot be read."""
+def _row_of(rs: RunStore, run_id: str) -> RunRow | None:
+    p = rs.paths(run_id)
+    return _run_row(str(rs.root), run_id, stamp(p.run_json), stamp(p.status_json), stamp(p.config))
+
+
+def runs_listing() -> tuple[list[RunRow], list[str]]:
+    """Every readable run (newest first), and the run folders whose run.json is damaged (or a
+    link): those are shown as a problem, not as a run. One pass over the folders."""
     rs = store()
-    found = []
+    rows, unreadable = [], []
     for run_id in reversed(rs.run_ids()):
-        p = rs.paths(run_id)
-        key = (stamp(p.run_json), stamp(p.status_json), stamp(p.config))
-        found.append((run_id, _run_row(str(rs.root), run_id, *key)))
-    return found
+        row = _row_of(rs, run_id)
+        if row is None:
+            unreadable.append(run_id)
+        else:
+            rows.append(row)
+    return rows, unreadable
 
 
 def list_runs() -> list[RunRow]:
     """Every run, newest first."""
-    return [row for _run_id, row in _rows() if row is not None]
-
-
-def unreadable_runs() -> list[str]:
-    """Run folders whose run.json is damaged (or a link): shown as a problem, not as a run."""
-    return [run_id for run_id, row in _rows() if row is None]
+    return runs_listing()[0]
 
 
 def get_row(run_id: str) -> RunRow | None:
-    return next((r for r in list_runs() if r.id == run_id), None)
+    """One run's row, without listing the others (the Run page refreshes it every few s)."""
+    try:
+        return _row_of(store(), run_id)
+    except UnsafePathError:
+        return None
 
 
 # -- one run in depth -------------------------------------------------------------------------
@@ -332,28 +335,26 @@ class RejectedItem:
 
 def queue_items() -> list[QueueItem]:
     now = time.time()
+    rs = store()
     items = []
-    for path in store().queue_files():
+    for path in rs.queue_files():
         s = stamp(path)
         waiting = max(0.0, now - s[1] / 1e9) if s != MISSING else 0.0
-        items.append(QueueItem(path.name, waiting, store().queue_note(path)))
+        items.append(QueueItem(path.name, waiting, rs.refusal_note(path)))
     return items
 
 
 def rejected_items(limit: int = 20) -> list[RejectedItem]:
     """Queue files the runner refused, newest first, with the reason it wrote beside each."""
-    folder = store().rejected_dir
+    rs = store()
+    folder = rs.rejected_dir
     if not folder.is_dir():
         return []
     found = []
     for path in folder.iterdir():
-        if path.name.endswith(".error.txt") or path.name.startswith("."):
+        if path.name.endswith(ERROR_SUFFIX) or path.name.startswith("."):
             continue
-        error_file = path.with_name(path.name + ".error.txt")
-        try:
-            error = error_file.read_text(encoding="utf-8", errors="replace")[:4000]
-        except OSError:
-            error = "(no error file)"
+        error = rs.refusal_note(path) or "(no error file)"
         found.append(RejectedItem(path.name, error, stamp(path)[1] / 1e9))
     return sorted(found, key=lambda r: r.rejected_at, reverse=True)[:limit]
 

@@ -27,6 +27,7 @@ from runstore import checkpoints
 from runstore.atomic import remove_stale_temp_files
 from runstore.config import ConfigError
 from runstore.models import RESUMABLE_STATES, RunnerInfo, RunRecord, RunState, TrainStatus
+from runstore.paths import file_stamp
 from runstore.settings import SettingsError, load_settings, settings_path
 from runstore.store import Request, RunStore
 from training.failures import explain
@@ -68,7 +69,7 @@ class Supervisor:
         self.max_concurrent = max_concurrent or 1
         self.stop_grace = stop_grace or 30.0
         self.config_defaults: dict = {}
-        self._settings_stamp: tuple[int, int] | None = None
+        self._settings_stamp: tuple[int, int] | None = (-1, -1)  # no file's: load at start
         self.poll = poll
         self.handles: dict[str, Handle] = {}
         self.media = MediaJobs(store)  # clip/time-lapse jobs, beside training (runner/media.py)
@@ -154,11 +155,7 @@ class Supervisor:
     def load_settings(self) -> None:
         """Apply runs/settings.yaml when it changed; a bad file keeps the last good settings."""
         path = settings_path(self.store.root)
-        try:
-            st = path.stat()
-            stamp = (st.st_size, st.st_mtime_ns)
-        except FileNotFoundError:
-            stamp = (-1, -1)
+        stamp = file_stamp(path)
         if stamp == self._settings_stamp:
             return
         self._settings_stamp = stamp
@@ -235,7 +232,7 @@ class Supervisor:
         except FileNotFoundError:
             return  # removed meanwhile
         except OSError as exc:
-            stamp = _file_stamp(path)
+            stamp = file_stamp(path)
             _, _, delay = self._stuck.get(path.name, (None, 0.0, REJECT_RETRY_SECONDS / 2))
             delay = min(delay * 2, REJECT_RETRY_MAX_SECONDS)
             if path.name not in self._stuck:
@@ -260,7 +257,7 @@ class Supervisor:
         if stuck is None:
             return False
         stamp, retry_at, _ = stuck
-        if _file_stamp(path) != stamp:  # edited or replaced: look at it now
+        if file_stamp(path) != stamp:  # edited or replaced: look at it now
             del self._stuck[path.name]
             return False
         return time.monotonic() < retry_at
@@ -539,12 +536,10 @@ class Supervisor:
         The loop looks at every run twice a second; with hundreds of run folders, parsing
         each document every time would keep an idle runner busy.
         """
-        try:
-            st = self.store.paths(run_id).run_json.stat()
-        except OSError:
+        key = file_stamp(self.store.paths(run_id).run_json)
+        if key is None:
             self._records.pop(run_id, None)
             return None
-        key = (st.st_mtime_ns, st.st_size)
         cached = self._records.get(run_id)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -575,11 +570,3 @@ def _rotate(log_path: Path, max_bytes: int = 10 * 2**20) -> None:
             os.replace(log_path, log_path.with_suffix(".log.1"))
     except FileNotFoundError:
         pass
-
-
-def _file_stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat(follow_symlinks=False)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size

@@ -34,6 +34,16 @@ def slugify(name: str) -> str:
     return (slug or "run")[:40].strip("-") or "run"
 
 
+def file_stamp(path: Path | str) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a file, None if it cannot be stat'ed: the key under which
+    whatever was read from it is cached (a rewrite changes one or the other)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def new_run_id(name: str, now: float | None = None) -> str:
     """Sortable, filesystem-safe and unique without coordination (random suffix)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))

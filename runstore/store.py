@@ -212,8 +212,9 @@ class RunStore:
         with contextlib.suppress(OSError):
             atomic_write_text(path.with_name(path.name + ERROR_SUFFIX), text)
 
-    def queue_note(self, path: Path) -> str | None:
-        """The note ``note_unmovable`` left beside a queue file, if any."""
+    def refusal_note(self, path: Path) -> str | None:
+        """Why a file was refused: the note beside it in rejected/, or the one
+        ``note_unmovable`` left beside it in the queue; None if there is none."""
         try:
             return path.with_name(path.name + ERROR_SUFFIX).read_text(errors="replace")[:4000]
         except OSError:

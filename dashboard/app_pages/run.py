@@ -14,7 +14,7 @@ from runstore.timeline import build_timeline
 
 REFRESH_SECONDS = 3.0
 
-rows = data.list_runs()
+rows, unreadable = data.runs_listing()
 if not rows:
     st.title("Run")
     st.info("No runs yet: start one from **New run**; its curves appear here while it trains.")
@@ -23,7 +23,7 @@ if not rows:
 
 ids = [r.id for r in rows]
 wanted = data.safe_run_id(st.query_params.get("run"))
-if wanted and wanted in data.unreadable_runs():
+if wanted and wanted in unreadable:
     st.error(f"Run `{wanted}`: its run.json is damaged, so it cannot be shown; another run is.")
 if wanted and st.session_state.get("run_selected") != wanted:
     st.session_state["run_selected"] = wanted

@@ -75,8 +75,8 @@ def filters(rows: list[data.RunRow]) -> list[data.RunRow]:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def live_runs() -> None:
-    rows = data.list_runs()
-    for run_id in data.unreadable_runs():
+    rows, unreadable = data.runs_listing()
+    for run_id in unreadable:
         st.error(
             f"Run `{run_id}`: its run.json is damaged (or a link), so it cannot be shown or "
             "controlled. Restore run.json or delete the folder; `python -m runner ls` lists it."

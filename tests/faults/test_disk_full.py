@@ -9,7 +9,6 @@ files are byte-for-byte the same, and the runner is still supervising.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from runstore import RunState, checkpoints
 
 from ..conftest import Runs, cartpole, wait_for
-from ..test_training_failures import _digest, _mount_tmpfs
+from ..test_training_failures import _digest, _mount_tmpfs, fill_disk
 from .harness import (
     LEDGER,
     broken_checkpoints,
@@ -55,10 +54,8 @@ def test_disk_full_at_random_moments_keeps_everything_else(tmp_path: Path):
                     30,
                 )[0]
                 runs.wait_steps(run_id, r.randrange(300, 1500), timeout=120)
-                stat = os.statvfs(small)
                 filler = small / "filler"
-                with open(filler, "wb") as fh:
-                    fh.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 48 * 1024))
+                fill_disk(small, filler, leave=48 * 1024)
                 LEDGER.trials += 1
                 LEDGER.fault("disk full")
                 record = runs.wait_state(run_id, RunState.FAILED, RunState.COMPLETED, timeout=120)
