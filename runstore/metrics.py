@@ -5,17 +5,17 @@ Why not TensorBoard's own ``EventAccumulator``: it decodes every record into Pyt
 and stops silently at the first damaged record. The dashboard polls live runs every few
 seconds and compares many runs at once, so this module:
 
-* parses the TFRecord framing itself and checks both CRCs of every record, vectorised with
-  numpy across records (no C extension needed);
-* decodes the common record shape (one ``simple_value`` per event, as SB3, CleanRL and
-  ``torch.utils.tensorboard`` write it) with numpy in bulk and hands anything else (tensor
-  scalars of TF2/new-style writers, ``SessionLog`` events, text, histograms) to protobuf;
+* parses the TFRecord framing itself, checks both CRCs of every record and decodes the common
+  record shape (one ``simple_value`` per event, as SB3, CleanRL and ``torch.utils.tensorboard``
+  write it) in a loop compiled by numba (``runstore.tfrecord``), and hands anything else
+  (tensor scalars of TF2/new-style writers, ``SessionLog`` events, text, histograms) to
+  protobuf;
 * remembers per event file how far it has read (byte offset, inode, size, the bytes just
   before the offset), so a poll reads only the appended bytes and an unchanged run costs a
   directory walk and a few ``stat`` calls;
 * splices rows appended to a run's newest file into the run's frame (zero-copy slices plus
   the new rows) instead of merging the whole run again, so a poll costs what was appended;
-* keeps a Parquet copy of what it parsed beside each event file over 64 KiB, written by a
+* keeps a Parquet copy of what it parsed beside each event file over 512 KiB, written by a
   background thread, so a fresh process (a new dashboard session, the CLI) starts fast too.
   The event file stays the source of truth: a cache that is stale, foreign or unreadable is
   ignored and rebuilt;
@@ -40,7 +40,6 @@ import hashlib
 import json
 import math
 import os
-import struct
 import threading
 import time
 from collections import OrderedDict
@@ -52,6 +51,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+
+from runstore import tfrecord
 
 __all__ = [
     "EPISODE_LENGTH_TAG",
@@ -83,9 +84,9 @@ EPISODES_SCHEMA: dict[str, Any] = {
 
 #: Write the Parquet cache beside event files. Turned off it changes speed, never results.
 PERSIST_CACHE = True
-#: Files smaller than this get no cache: parsing them (about 1.5 ms for 30 KB) costs what
-#: reading a Parquet file does, and writing one would triple the first load.
-PERSIST_MIN_BYTES = 64 * 1024
+#: Files smaller than this get no cache: below it, parsing (about 2 ms for 280 KiB) costs what
+#: reading the Parquet file does; above it the cache halves a fresh process's load.
+PERSIST_MIN_BYTES = 512 * 1024
 #: Rewrite a file's cache once this share of it is new since the last write (or the file has
 #: been quiet for ``_QUIET_SECONDS``); rewriting on every poll of a live run would be O(n^2).
 _PERSIST_GROWTH = 0.25
@@ -101,396 +102,6 @@ _BLOCK = 32 * 1024 * 1024
 _CACHE_FORMAT = "retro-ml.scalars.v1"
 _CACHE_META_KEY = "retro_ml_scalars"
 _FINGERPRINT_BYTES = 4096
-
-# --------------------------------------------------------------------------------------------
-# CRC32C (Castagnoli), vectorised across records.
-#
-# TFRecord checks every length and payload with a masked CRC32C. zlib only has the IEEE
-# polynomial, and the pure-Python loop TensorBoard ships runs at about 5 MB/s. Here records are
-# cut into 64-byte pieces, right-aligned with zero padding (zeros do not change a CRC register
-# that starts at 0), and all pieces advance four bytes per numpy step (slicing-by-4). The
-# standard initial value is folded in afterwards (``_INIT_SHIFT``), and the pieces of long
-# records are combined pairwise with "shift by N zero bytes" tables.
-# --------------------------------------------------------------------------------------------
-
-_POLY = 0x82F63B78
-_PIECE = 64
-
-
-def _make_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ _POLY if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_T_LIST = _make_table()
-_T = np.array(_T_LIST, dtype=np.uint32)
-_T4 = np.zeros((4, 256), dtype=np.uint32)
-_T4[0] = _T
-for _k in range(1, 4):
-    _T4[_k] = (_T4[_k - 1] >> 8) ^ _T[_T4[_k - 1] & 0xFF]
-# Slicing-by-4 with two 16-bit lookups instead of four 8-bit ones (2 x 256 KiB of tables).
-_X16 = np.arange(1 << 16)
-_T16_LO = _T4[3][_X16 & 0xFF] ^ _T4[2][_X16 >> 8]
-_T16_HI = _T4[1][_X16 & 0xFF] ^ _T4[0][_X16 >> 8]
-del _X16
-_U32_ALL = np.uint32(0xFFFFFFFF)
-
-
-def _windows(buf: np.ndarray, width: int) -> np.ndarray:
-    """Read-only view of every ``width``-byte window of ``buf`` (row i = bytes i..i+width-1).
-
-    ``numpy.lib.stride_tricks.sliding_window_view`` builds the same view with ~20 µs of checks
-    per call; a parse makes a dozen such calls, which shows on small files.
-    """
-    view = np.ndarray((len(buf) - width + 1, width), np.uint8, buf, 0, (1, 1))
-    view.flags.writeable = False
-    return view
-
-
-def _init_shift_table() -> np.ndarray:
-    """Register value after feeding f zero bytes to the initial 0xFFFFFFFF, f = 0..64."""
-    out = np.zeros(_PIECE + 1, dtype=np.uint32)
-    reg = 0xFFFFFFFF
-    out[0] = reg
-    for f in range(1, _PIECE + 1):
-        reg = _T_LIST[reg & 0xFF] ^ (reg >> 8)
-        out[f] = reg
-    return out
-
-
-_INIT_SHIFT = _init_shift_table()
-
-
-def _apply_matrix(mat: tuple[int, ...], x: int) -> int:
-    r = 0
-    i = 0
-    while x:
-        if x & 1:
-            r ^= mat[i]
-        x >>= 1
-        i += 1
-    return r
-
-
-@cache
-def _zero_shift_matrix(log2_bytes: int) -> tuple[int, ...]:
-    """GF(2) matrix (32 column images) of feeding 2**log2_bytes zero bytes to a register."""
-    if log2_bytes == 0:
-        return tuple(_T_LIST[(1 << i) & 0xFF] ^ ((1 << i) >> 8) for i in range(32))
-    half = _zero_shift_matrix(log2_bytes - 1)
-    return tuple(_apply_matrix(half, c) for c in half)
-
-
-@cache
-def _zero_shift_tables(log2_bytes: int) -> np.ndarray:
-    base = np.array(_zero_shift_matrix(log2_bytes), dtype=np.uint32).reshape(4, 8)
-    b = np.arange(256)
-    tables = np.zeros((4, 256), dtype=np.uint32)
-    for k in range(4):
-        acc = np.zeros(256, dtype=np.uint32)
-        for bit in range(8):
-            acc ^= np.where((b >> bit) & 1, base[k, bit], 0).astype(np.uint32)
-        tables[k] = acc
-    return tables
-
-
-def _linear_crc(padded: np.ndarray, ends: np.ndarray, lead: np.ndarray, width: int) -> np.ndarray:
-    """CRC register (start 0) of the ``width`` bytes before each end, the first ``lead`` zeroed.
-
-    ``width`` is a multiple of 4 and at most 64; ``ends`` are offsets into the unpadded buffer.
-    """
-    m = _windows(padded, width)[ends + (_PIECE - width)]
-    m *= np.arange(width)[None, :] >= lead[:, None]
-    words = m.view("<u4").T.copy()
-    reg = np.zeros(len(ends), dtype=np.uint32)
-    for w in words:
-        reg = _step4(reg ^ w)
-    return reg
-
-
-def _step4(reg: np.ndarray) -> np.ndarray:
-    """Advance CRC registers by the four bytes already XORed into them."""
-    return _T16_LO[reg & 0xFFFF] ^ _T16_HI[reg >> 16]
-
-
-def _shift(x: np.ndarray, tables: np.ndarray) -> np.ndarray:
-    return (
-        tables[0][x & 0xFF]
-        ^ tables[1][(x >> 8) & 0xFF]
-        ^ tables[2][(x >> 16) & 0xFF]
-        ^ tables[3][x >> 24]
-    )
-
-
-def _crc32c_many(padded: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """CRC32C of ``buf[s:s+l]`` for each record (offsets into ``buf``); ``padded`` is 64 zero
-    bytes followed by ``buf``, so the 64 bytes ending at e are one window row."""
-    n = len(starts)
-    out = np.zeros(n, dtype=np.uint32)
-    if n == 0:
-        return out
-    ends = starts + lens
-    pieces = np.maximum((lens + _PIECE - 1) // _PIECE, 1)
-    one = np.flatnonzero(pieces == 1)
-    if len(one):
-        f = lens[one]
-        width = max(4, -(-int(f.max()) // 4) * 4)  # no wider than the longest record
-        out[one] = _linear_crc(padded, ends[one], width - f, width) ^ _INIT_SHIFT[f]
-    many = np.flatnonzero(pieces > 1)
-    if len(many):
-        levels = np.ceil(np.log2(pieces[many])).astype(np.int64)
-        for level in np.unique(levels):
-            sel = many[levels == level]
-            width = 1 << int(level)
-            k = pieces[sel]
-            p = np.arange(width)
-            piece_end = ends[sel][:, None] - _PIECE * (width - 1 - p)[None, :]
-            real = p[None, :] >= (width - k)[:, None]
-            first = p[None, :] == (width - k)[:, None]
-            f = lens[sel] - _PIECE * (k - 1)
-            lead = np.where(real, np.where(first, (_PIECE - f)[:, None], 0), _PIECE)
-            reg = _linear_crc(padded, np.maximum(piece_end, 0).ravel(), lead.ravel(), _PIECE)
-            reg = reg.reshape(len(sel), width)
-            reg[first] ^= _INIT_SHIFT[f]
-            log2_piece = 6
-            while reg.shape[1] > 1:
-                reg = _shift(reg[:, 0::2], _zero_shift_tables(log2_piece)) ^ reg[:, 1::2]
-                log2_piece += 1
-            out[sel] = reg[:, 0]
-    return out ^ _U32_ALL
-
-
-def _mask(crc: np.ndarray) -> np.ndarray:
-    return (((crc >> 15) | (crc << 17)) + np.uint32(0xA282EAD8)).astype(np.uint32)
-
-
-def _header_crc_ok(padded: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Whether the 8-byte length at each position carries its masked CRC in the next 4 bytes."""
-    if len(pos) == 0:
-        return np.zeros(0, dtype=bool)
-    w12 = _windows(padded, 12)[pos + _PIECE]
-    words = w12[:, :8].copy().view("<u4")
-    reg = np.full(len(pos), 0xFFFFFFFF, dtype=np.uint32)
-    for j in range(2):
-        reg = _step4(reg ^ words[:, j])
-    stored = w12[:, 8:12].copy().view("<u4")[:, 0]
-    return _mask(reg ^ _U32_ALL) == stored
-
-
-def _u32_at(padded: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return _windows(padded, 4)[pos + _PIECE].copy().view("<u4")[:, 0]
-
-
-# --------------------------------------------------------------------------------------------
-# TFRecord framing
-# --------------------------------------------------------------------------------------------
-
-_U64 = struct.Struct("<Q").unpack_from
-_RESYNC_WINDOW = 1 << 16
-
-
-@dataclass
-class _Framed:
-    data_start: np.ndarray  # payload start of each complete record with a valid length CRC
-    data_len: np.ndarray
-    damaged: list[tuple[int, int]]  # (offset of damage, offset where framing resumed)
-    consumed: int  # bytes fully accounted for (records and skipped damage)
-    pending: int | None  # damage at the end that nothing valid follows yet
-
-
-def _walk(buf: bytes, pos: int, n: int) -> tuple[list[int], int]:
-    """Follow length fields from ``pos``; returns header offsets and where the walk stopped."""
-    heads: list[int] = []
-    append = heads.append
-    limit = n - 12
-    while pos <= limit:
-        nxt = pos + _U64(buf, pos)[0] + 16
-        if nxt > n:
-            break
-        append(pos)
-        pos = nxt
-    return heads, pos
-
-
-def _walk_vectorised(padded: np.ndarray, pos: int, n: int) -> tuple[np.ndarray, int] | None:
-    """``_walk`` without a Python loop per record, for the usual well-formed file.
-
-    Every header has a length below 16 MiB (five zero high bytes) and a valid length CRC, and
-    each record ends where the next begins. So: take the positions that pass both tests (a
-    false positive has odds of 2**-32 each) and accept them only if they chain exactly from
-    ``pos``. Anything else (damage, giant records) returns None and the caller walks.
-    """
-    if n - pos < 12:
-        return np.zeros(0, dtype=np.int64), pos
-    a = padded[_PIECE + pos : _PIECE + n]
-    zero = a == 0
-    cand = zero[3 : len(a) - 4].copy()
-    for k in range(4, 8):
-        np.logical_and(cand, zero[k : len(a) - 7 + k], out=cand)
-    heads = np.flatnonzero(cand) + pos
-    heads = heads[_header_crc_ok(padded, heads)]
-    if len(heads) == 0 or heads[0] != pos:
-        return None
-    lens = _windows(padded, 8)[heads + _PIECE].copy().view("<u8")[:, 0]
-    ends = heads + 16 + lens.astype(np.int64)
-    if not (ends[:-1] == heads[1:]).all():
-        return None
-    if ends[-1] > n:  # the last record is not complete yet
-        return heads[:-1], int(heads[-1])
-    return heads, int(ends[-1])
-
-
-def _resync(padded: np.ndarray, start: int, n: int) -> int | None:
-    """First offset >= start holding a length with a valid CRC, or None."""
-    while start <= n - 12:
-        stop = min(n - 11, start + _RESYNC_WINDOW)
-        cand = np.arange(start, stop, dtype=np.int64)
-        ok = np.flatnonzero(_header_crc_ok(padded, cand))
-        if len(ok):
-            return int(cand[ok[0]])
-        start = stop
-    return None
-
-
-def _frame(buf: bytes, padded: np.ndarray, at_eof: bool) -> _Framed:
-    n = len(buf)
-    starts: list[np.ndarray] = []
-    damaged: list[tuple[int, int]] = []
-    pos = 0
-    pending: int | None = None
-    while True:
-        walked = _walk_vectorised(padded, pos, n)
-        if walked is not None:
-            heads, stop = walked
-            ok = np.ones(len(heads), dtype=bool)  # it only accepts headers with valid CRCs
-        else:
-            heads_list, stop = _walk(buf, pos, n)
-            heads = np.array(heads_list, dtype=np.int64)
-            ok = _header_crc_ok(padded, heads)
-        bad_pos: int | None = None
-        if not ok.all():
-            first_bad = int(np.argmin(ok))
-            starts.append(heads[:first_bad])
-            bad_pos = int(heads[first_bad])
-        else:
-            starts.append(heads)
-            pos = stop
-            if n - stop >= 12 and not _header_crc_ok(padded, np.array([stop]))[0]:
-                bad_pos = stop
-        if bad_pos is None:
-            break  # clean end, or a record cut short: left for the next call
-        resumed = _resync(padded, bad_pos + 1, n)
-        if resumed is None:
-            pos = bad_pos
-            if at_eof:
-                pending = bad_pos
-            break
-        damaged.append((bad_pos, resumed))
-        pos = resumed
-    heads = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
-    lens = np.zeros(0, dtype=np.int64)
-    if len(heads):
-        raw = _windows(padded, 8)[heads + _PIECE].copy().view("<u8")[:, 0]
-        lens = raw.astype(np.int64)
-    return _Framed(heads + 12, lens, damaged, pos, pending)
-
-
-# --------------------------------------------------------------------------------------------
-# Record decoding
-# --------------------------------------------------------------------------------------------
-
-
-def _fast_scalars(
-    padded: np.ndarray, starts: np.ndarray, lens: np.ndarray
-) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Decode records shaped exactly like ``Event{wall_time, step?, summary{value{tag,
-    simple_value}}}`` in bulk.
-
-    Only byte strings that match this layout exactly are taken (lengths and field keys checked,
-    ending on the record's last byte), and such a byte string has one meaning in protobuf, so
-    the result equals what protobuf would decode. Everything else is returned for protobuf.
-    Returns (taken mask, unique tags, tag index, step, wall, value, indices taken).
-    """
-    s = starts + _PIECE
-    end = s + lens
-    ok = (lens >= 20) & (padded[s] == 0x09)
-    p = s + 9
-    has_step = padded[p] == 0x10
-    vb = _windows(padded, 10)[p + 1]
-    cont = vb >= 0x80
-    vlen = np.argmin(cont, axis=1) + 1
-    ok &= ~cont.all(axis=1) | ~has_step
-    vlen = np.where(has_step, vlen, 0)
-    step_u = np.zeros(len(s), dtype=np.uint64)
-    for i in range(int(vlen.max()) if len(vlen) else 0):
-        byte = np.where(vlen > i, vb[:, i] & 0x7F, 0).astype(np.uint64)
-        step_u |= byte << np.uint64(7 * i)
-    step = step_u.view(np.int64)
-    q = p + np.where(has_step, 1 + vlen, 0)
-    ok &= padded[q] == 0x2A
-    head = _windows(padded, 6)[q]
-    sum_len = head[:, 1].astype(np.int64)
-    val_len = head[:, 3].astype(np.int64)
-    tag_len = head[:, 5].astype(np.int64)
-    ok &= (head[:, 2] == 0x0A) & (head[:, 4] == 0x0A)
-    ok &= (sum_len < 0x80) & (val_len < 0x80) & (tag_len < 0x80)
-    ok &= (sum_len == val_len + 2) & (val_len == tag_len + 7)
-    vpos = q + 6 + tag_len
-    ok &= vpos + 5 == end
-    ok &= padded[np.minimum(vpos, len(padded) - 1)] == 0x15
-    idx = np.flatnonzero(ok)
-    if len(idx) == 0:
-        empty = np.zeros(0)
-        return ok, [], np.zeros(0, np.int64), empty.astype(np.int64), empty, empty, idx
-    s, q, tag_len, vpos, step = s[idx], q[idx], tag_len[idx], vpos[idx], step[idx]
-    wall = _windows(padded, 8)[s + 1].copy().view("<f8")[:, 0]
-    value = _windows(padded, 4)[vpos + 1].copy().view("<f4")[:, 0].astype(np.float64)
-    tags, tag_idx, bad = _group_tags(padded, q + 6, tag_len)
-    if bad is not None:  # tags that are not UTF-8: protobuf rejects them, so leave them to it
-        ok[idx[bad]] = False
-        good = ~bad
-        idx, tag_idx, step = idx[good], tag_idx[good], step[good]
-        wall, value = wall[good], value[good]
-    return ok, tags, tag_idx, step, wall, value, idx
-
-
-def _group_tags(
-    padded: np.ndarray, start: np.ndarray, length: np.ndarray
-) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    """Unique tag strings and each record's index into them, without a Python loop per row."""
-    width = int(-(-int(length.max()) // 8) * 8) if len(length) else 8
-    width = max(width, 8)
-    mat = _windows(padded, width)[start].copy()
-    mat *= np.arange(width)[None, :] < length[:, None]
-    words = mat.view("<u8")
-    h = length.astype(np.uint64)
-    mult = np.uint64(0x100000001B3)
-    with np.errstate(over="ignore"):
-        for j in range(words.shape[1]):
-            h = (h * mult) ^ words[:, j]
-            h ^= h >> np.uint64(29)
-    uniq, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-    if not (mat == mat[first[inverse]]).all():  # a hash collision: group on the bytes instead
-        rows = np.ascontiguousarray(mat).view(np.dtype((np.void, width)))[:, 0]
-        uniq, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-    tags: list[str] = []
-    bad_ids: list[int] = []
-    for i, r in enumerate(first):
-        raw = mat[r, : length[r]].tobytes()
-        try:
-            tags.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            tags.append("")
-            bad_ids.append(i)
-    inverse = inverse.reshape(-1).astype(np.int64)
-    bad = np.isin(inverse, bad_ids) if bad_ids else None
-    return tags, inverse, bad
-
 
 _DT_FLOAT = 1
 _DT_DOUBLE = 2
@@ -516,7 +127,7 @@ def _tensor_scalar(tensor: Any) -> float | None:
 
 def _event_pb2() -> Any:
     # Imported on first use: loading the protobuf modules costs ~0.1 s the dashboard need not
-    # pay when every record takes the numpy path.
+    # pay when every record takes the compiled path.
     from tensorboard.compat.proto import event_pb2
 
     return event_pb2
@@ -706,13 +317,11 @@ def _reset(state: _FileState) -> None:
 
 def _parse_block(state: _FileState, buf: bytes, at_eof: bool) -> int:
     """Decode complete records of ``buf`` (file bytes from ``state.offset``); returns bytes used."""
-    padded = np.concatenate(
-        [np.zeros(_PIECE, np.uint8), np.frombuffer(buf, np.uint8), np.zeros(256, np.uint8)]
-    )
-    framed = _frame(buf, padded, at_eof)
-    starts, lens = framed.data_start, framed.data_len
-    consumed, pending = framed.consumed, framed.pending
-    good = _mask(_crc32c_many(padded, starts, lens)) == _u32_at(padded, starts + lens)
+    arr = np.frombuffer(buf, np.uint8)
+    framed = tfrecord.frame(arr, at_eof)
+    starts, lens, good = framed.data_start, framed.data_len, framed.data_ok
+    consumed = framed.consumed
+    pending = None if framed.pending < 0 else framed.pending
     if len(starts) and not good[-1] and int(starts[-1] + lens[-1]) + 4 == consumed:
         # A bad payload with nothing valid after it may still be being written: retry later.
         consumed = int(starts[-1]) - 12
@@ -723,13 +332,25 @@ def _parse_block(state: _FileState, buf: bytes, at_eof: bool) -> int:
     valid = np.flatnonzero(good)
     v_starts, v_lens, v_rec = starts[valid], lens[valid], rec_ids[valid]
 
-    ok, fast_tags, fast_tag_idx, f_step, f_wall, f_value, taken = _fast_scalars(
-        padded, v_starts, v_lens
-    )
+    fast = tfrecord.decode_scalars(arr, v_starts, v_lens)
+    ok, f_step, f_wall, f_value, group, tag_bytes = fast
+    taken = np.flatnonzero(ok)
+    lut = np.zeros(max(len(tag_bytes), 1), dtype=np.uint32)
+    not_utf8: list[int] = []
+    for g, raw in enumerate(tag_bytes):
+        try:
+            lut[g] = state.tag_id(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            not_utf8.append(g)
+    if not_utf8:  # protobuf rejects such a tag, so leave those records to it
+        keep = ~np.isin(group, not_utf8)
+        ok[taken[~keep]] = False
+        taken, f_step, f_wall, f_value, group = (
+            a[keep] for a in (taken, f_step, f_wall, f_value, group)
+        )
+    f_tag = lut[group]
     slow_idx = np.flatnonzero(~ok)
     slow = _slow_records(buf, v_rec[slow_idx], v_starts[slow_idx], v_lens[slow_idx], state.plugins)
-    lut = np.array([state.tag_id(t) for t in fast_tags] or [0], dtype=np.uint32)
-    f_tag = lut[fast_tag_idx]
     s_tag = np.array([state.tag_id(t) for t in slow.tags], dtype=np.uint32)
     f_rec = v_rec[taken]
     if len(slow.rec):  # interleave both paths back into record order
@@ -754,7 +375,7 @@ def _parse_block(state: _FileState, buf: bytes, at_eof: bool) -> int:
 
     # Damage, by file offset, with the last step read before it (for the UI).
     base = state.offset
-    damage = [a for a, _ in framed.damaged]
+    damage = framed.damaged[:, 0].tolist()
     damage += [int(starts[i]) - 12 for i in np.flatnonzero(~good)]
     damage += [int(starts[r - state.n_records]) - 12 for r in slow.undecodable]
     prior_step = state.last_step()

@@ -22,12 +22,13 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c as reference_crc32c
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 from torch.utils.tensorboard import SummaryWriter
 
-from runstore import metrics
+from runstore import metrics, tfrecord
 from runstore.metrics import (
     load_episodes,
     load_scalars,
@@ -102,8 +103,7 @@ def test_crc32c_matches_tensorboard_reference() -> None:
     lens = np.concatenate([lens, rng.integers(0, 300, 200)])
     data = rng.integers(0, 256, int(lens.sum()), dtype=np.uint8)
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    padded = np.concatenate([np.zeros(64, np.uint8), data, np.zeros(256, np.uint8)])
-    got = metrics._crc32c_many(padded, starts, lens.astype(np.int64))
+    got = tfrecord.crc32c_many(data, starts, lens)
     raw = data.tobytes()
     want = [reference_crc32c(raw[s : s + n]) for s, n in zip(starts, lens, strict=True)]
     assert got.tolist() == want
@@ -289,6 +289,30 @@ def test_flipped_length_byte_resyncs_on_the_next_record(tmp_path: Path) -> None:
     assert_frame_equal(got, expected)
 
 
+def test_a_tag_that_is_not_utf8_is_an_undecodable_record(tmp_path: Path) -> None:
+    """Its CRCs are fine and its shape is the common one, but protobuf rejects the tag: the
+    record is counted as damage like any other undecodable one; its neighbours are read."""
+
+    def record(tag: str, step: int) -> bytes:
+        ev = Event(wall_time=1.5, step=step, summary=Summary(value=[Summary.Value(tag=tag)]))
+        ev.summary.value[0].simple_value = step / 2
+        payload = ev.SerializeToString().replace(b"\x0a\x01q", b"\x0a\x01\xff")
+        head = struct.pack("<Q", len(payload))
+        return (
+            head
+            + struct.pack("<I", masked_crc32c(head))
+            + payload
+            + struct.pack("<I", masked_crc32c(payload))
+        )
+
+    (tmp_path / "events.out.tfevents.1.host").write_bytes(
+        record("a", 1) + record("q", 2) + record("a", 3)
+    )
+    got, report = load_scalars_with_report(tmp_path)
+    assert got["tag"].to_list() == ["a", "a"] and got["step"].to_list() == [1, 3]
+    assert report.corrupt_records == 1 and report.corruptions[0].after_step == 1
+
+
 def test_damage_at_the_end_is_retried_not_skipped(tmp_path: Path) -> None:
     """A bad last record may be a write in flight: reported as pending, read once it is good."""
     write_scalars(tmp_path, range(5))
@@ -402,7 +426,8 @@ def cache_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics, "PERSIST_MIN_BYTES", 0)
 
 
-def test_only_files_worth_it_get_a_cache(tmp_path: Path) -> None:
+def test_only_files_worth_it_get_a_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "PERSIST_MIN_BYTES", 64 * 1024)  # the rule, on smaller files
     small, large = tmp_path / "small", tmp_path / "large"
     write_scalars(small, range(40))
     write_scalars(large, range(3000))  # 2 tags x 3,000 records: over 64 KiB
