@@ -1,11 +1,13 @@
 """TFRecord framing, CRC32C and the common scalar event, compiled with numba.
 
 Why compiled: a TensorBoard event file is a chain of small records (50-60 bytes for one SB3
-scalar), each with two masked CRC32Cs. In Python or numpy every record costs a few hundred
-nanoseconds of dispatch whatever is done with it; a loop compiled by numba walks the chain,
-checks both CRCs and decodes the usual event in about 0.05 µs a record, so a small live file
-costs what its bytes cost. The kernels are cached on disk (``cache=True``): a process pays
-the compilation once per machine, then about 0.1 s to load it.
+scalar), each with two masked CRC32Cs. A Python loop costs microseconds a record; vectorised
+with numpy, a parse is a few hundred array calls whose fixed cost outweighs the records of a
+small live file (3.4 ms for 3,000 records, only 15x faster than EventAccumulator). A loop
+compiled by numba walks the chain, checks both CRCs and decodes the usual event in about
+0.1 µs a record, with no fixed cost to speak of. The kernels are cached on disk
+(``cache=True``): the compilation (about 5 s) happens once per machine, then a process pays
+about 0.3 s to import numba and load them.
 
 Record layout (TFRecord): ``u64 length | u32 masked_crc32c(length) | data | u32
 masked_crc32c(data)``, little-endian. Only bytes are read here; nothing is ever executed.
@@ -120,7 +122,7 @@ class Framed(NamedTuple):
 
 
 @_jit
-def _frame(buf: np.ndarray, at_eof: bool, t: np.ndarray):  # noqa: ANN202 - numba tuple
+def _frame(buf: np.ndarray, at_eof: bool, t: np.ndarray):
     n = len(buf)
     cap = n // 16 + 1  # a record is at least 16 bytes
     starts = np.empty(cap, dtype=np.int64)
@@ -196,7 +198,7 @@ class Scalars(NamedTuple):
 
 
 @_jit
-def _decode(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray):  # noqa: ANN202
+def _decode(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray):
     m = len(starts)
     taken = np.zeros(m, dtype=np.bool_)
     step = np.empty(m, dtype=np.int64)
