@@ -724,18 +724,23 @@ def _merge(
     return names, g, step, wall, value, seq
 
 
+_FEW_ROWS = 64
+
+
 def _scalars_frame(
     names: list[str], g: np.ndarray, step: np.ndarray, wall: np.ndarray, value: np.ndarray
 ) -> pl.DataFrame:
-    tags = pl.Series("tag", names, dtype=pl.String)
+    if len(g) <= _FEW_ROWS:  # a poll's handful of rows: a gather costs ~0.3 ms of set-up
+        tag = pl.Series("tag", [names[i] for i in g.tolist()], dtype=pl.String)
+    else:
+        tag = pl.Series("tag", names, dtype=pl.String).gather(g)
     return pl.DataFrame(
-        {
-            "tag": tags.gather(g) if len(g) else pl.Series("tag", [], dtype=pl.String),
-            "step": step,
-            "wall_time": wall,
-            "value": value,
-        },
-        schema=SCALARS_SCHEMA,
+        [
+            tag,
+            pl.Series("step", step, dtype=pl.Int64),
+            pl.Series("wall_time", wall, dtype=pl.Float64),
+            pl.Series("value", value, dtype=pl.Float64),
+        ]
     )
 
 
