@@ -474,7 +474,7 @@ def main() -> None:
     try:
         t = time.perf_counter()
         records, size = generate(args.dir / "runs", args.runs, args.steps)
-        generate(args.dir / "warmup", 1, 50)
+        generate(args.dir / "warmup", 1, 200)  # over 1,000 rows: both ways of building a frame
         print(
             f"generated {args.runs} runs x {len(TAGS)} tags x {args.steps} steps + episodes: "
             f"{records:,} records, {size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s"
