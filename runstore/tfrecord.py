@@ -91,23 +91,28 @@ def _header_ok(buf: np.ndarray, pos: int, t: np.ndarray) -> bool:
 
 
 @_jit
-def _crc_many(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, t: np.ndarray) -> np.ndarray:
+def _crc_many(
+    buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, t: np.ndarray, masked: bool
+) -> np.ndarray:
     out = np.empty(len(starts), dtype=np.int64)
     for i in range(len(starts)):
-        out[i] = _crc(buf, starts[i], lens[i], t)
+        crc = _crc(buf, starts[i], lens[i], t)
+        out[i] = _mask(crc) if masked else crc
     return out
 
 
 def crc32c_many(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """CRC32C of ``buf[s:s+n]`` for each (s, n); ``buf`` is a uint8 array."""
-    return _crc_many(buf, starts.astype(np.int64), lens.astype(np.int64), _T).astype(np.uint32)
+    return _crc_many(buf, starts.astype(np.int64), lens.astype(np.int64), _T, False).astype(
+        np.uint32
+    )
 
 
 def masked_crc32c_many(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """TFRecord's masked CRC32C of each ``buf[s:s+n]`` (what a record stores)."""
-    crc = crc32c_many(buf, starts, lens).astype(np.uint64)
-    rot = ((crc >> np.uint64(15)) | (crc << np.uint64(17))) & np.uint64(_U32)
-    return ((rot + np.uint64(_MASK_DELTA)) & np.uint64(_U32)).astype(np.uint32)
+    return _crc_many(buf, starts.astype(np.int64), lens.astype(np.int64), _T, True).astype(
+        np.uint32
+    )
 
 
 class Framed(NamedTuple):

@@ -21,14 +21,13 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
-from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c as reference_crc32c
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 from torch.utils.tensorboard import SummaryWriter
 
-from runstore import metrics, tfrecord
+from runstore import metrics
 from runstore.metrics import (
     load_episodes,
     load_scalars,
@@ -92,21 +91,6 @@ def write_scalars(
         for s in steps:
             for i, tag in enumerate(tags):
                 w.add_scalar(tag, s * 0.5 + i + offset, s)
-
-
-# --- CRC ----------------------------------------------------------------------------------
-
-
-def test_crc32c_matches_tensorboard_reference() -> None:
-    rng = np.random.default_rng(1)
-    lens = np.array([0, 1, 3, 4, 59, 60, 63, 64, 65, 127, 128, 129, 1000, 4096, 20_000])
-    lens = np.concatenate([lens, rng.integers(0, 300, 200)])
-    data = rng.integers(0, 256, int(lens.sum()), dtype=np.uint8)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    got = tfrecord.crc32c_many(data, starts, lens)
-    raw = data.tobytes()
-    want = [reference_crc32c(raw[s : s + n]) for s, n in zip(starts, lens, strict=True)]
-    assert got.tolist() == want
 
 
 # --- equality with TensorBoard --------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c, masked_crc32c
 from torch.utils.tensorboard import SummaryWriter
 
 from runstore import tfrecord
@@ -70,16 +69,18 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return path.read_bytes()
 
 
-def test_masked_crc_matches_tensorboard() -> None:
-    rng = np.random.default_rng(7)
-    lens = rng.integers(0, 200, 300)
+def test_crc32c_matches_tensorboard_masked_or_not() -> None:
+    """Lengths around the 8-byte steps of the loop, long records, and random ones."""
+    rng = np.random.default_rng(1)
+    lens = np.array([0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 59, 60, 63, 64, 65, 127, 128, 129, 1000])
+    lens = np.concatenate([lens, [4096, 20_000], rng.integers(0, 300, 200)])
     data = rng.integers(0, 256, int(lens.sum()), dtype=np.uint8)
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    got = tfrecord.masked_crc32c_many(data, starts, lens)
     raw = data.tobytes()
-    assert got.tolist() == [
-        masked_crc32c(raw[s : s + n]) for s, n in zip(starts, lens, strict=True)
-    ]
+    pieces = [raw[s : s + n] for s, n in zip(starts, lens, strict=True)]
+    assert tfrecord.crc32c_many(data, starts, lens).tolist() == [crc32c(p) for p in pieces]
+    masked = tfrecord.masked_crc32c_many(data, starts, lens)
+    assert masked.tolist() == [masked_crc32c(p) for p in pieces]
 
 
 def test_an_intact_file_frames_whole(sample: bytes) -> None:
@@ -166,7 +167,7 @@ def test_what_the_fast_decoder_takes_protobuf_reads_the_same(
     assert ev.ListFields()[-1][0].name == "summary" and len(ev.ListFields()) <= 3
 
 
-def test_tags_are_grouped_by_their_bytes(tmp_path: Path) -> None:
+def test_tags_are_grouped_by_their_bytes() -> None:
     tags = [b"a", b"b", b"a", b"ab", b"\xc3\xbc", b"ba", b"b", b"a" * 100, b"a" * 100]
     records = [simple_event(t, i, 1.0, 2.0) for i, t in enumerate(tags)]
     data = b"".join(records)
