@@ -30,7 +30,7 @@ install: $(STAMP)
 ## make run: install on first use, then the dashboard on http://127.0.0.1:8501 (this machine
 ## only); it starts a runner for $(RUNS_DIR) in the background when none is running
 run: $(STAMP)
-	RETRO_ML_RUNS_DIR=$(RUNS_DIR) $(BIN)/streamlit run dashboard/app.py
+	RETRO_ML_RUNS_DIR=$(RUNS_DIR) $(BIN)/python -m dashboard.serve
 
 ## make share: the dashboard on the LAN (allowedHosts = this machine's names); prints the URL
 share: $(STAMP)

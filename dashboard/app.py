@@ -1,7 +1,13 @@
-"""Retro ML dashboard: ``streamlit run dashboard/app.py``.
+"""Retro ML dashboard: ``python -m dashboard.serve`` (``make run``), or ``streamlit run
+dashboard/app.py``.
 
 The entry file builds the navigation and the shared sidebar, and starts a local runner when
 none supervises the runs folder; the pages live in ``app_pages/`` (one line each in PAGES).
+
+It also installs the anti-framing headers (dashboard/headers.py) on every run: under plain
+``streamlit run`` that is the first chance our code gets, so the first page the server sends
+after it starts, before any session has run this script, is not covered; ``make run`` starts
+the server through dashboard/serve.py, which installs them before it serves anything.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import streamlit as st  # noqa: E402
 
-from dashboard import auth, data  # noqa: E402
+from dashboard import auth, data, headers  # noqa: E402
 from dashboard.runner_launch import RunnerLaunch, ensure_runner  # noqa: E402
 from runstore.store import RunStore  # noqa: E402
 
@@ -44,6 +50,7 @@ def _runner_once(root: str) -> RunnerLaunch:
 
 
 def main() -> None:
+    headers.install()  # idempotent; see the module docstring for why it is here too
     st.set_page_config(page_title="Retro ML", page_icon=":joystick:", layout="wide")
     rs = data.store()
     if os.environ.get(NO_AUTOSTART_ENV):

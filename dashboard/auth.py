@@ -5,6 +5,18 @@ only after entering the password set in ``.streamlit/secrets.toml`` (``admin_pas
 ``RETRO_ML_PASSWORD``. With no password set, other hosts are read-only. Every action function
 calls ``require_control()`` itself, so hiding a button is never the only check: a forged client
 that drives the websocket still hits the server-side check in the code that acts.
+
+"From this machine" needs more than a loopback peer: any page the local browser opens can open
+Streamlit's websocket, and Streamlit accepts an Origin whose host name is localhost, 127.0.0.1
+or one of our addresses on any port (``is_url_from_allowed_origins`` ignores ports), and a
+handshake with no Origin at all. So a session is local only when its websocket was opened by a
+page of the dashboard itself: the handshake's Origin is the very scheme, host and port of the
+Host header it was sent to, and that host name names this machine (a DNS-rebinding name does
+not). Anything else (another port, another site, ``null``, no Origin) is treated as remote.
+
+Without a Streamlit server (AppTest, a script run in bare mode) there is no network client at
+all, so there is nothing to check and the session counts as local, as before; with a server
+whose handshake headers cannot be read (an older Streamlit), the check fails closed: remote.
 """
 
 from __future__ import annotations
@@ -13,9 +25,12 @@ import functools
 import hmac
 import ipaddress
 import os
+import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -104,12 +119,17 @@ def peer_address() -> str | None:
     return ip if isinstance(ip, str) and ip else "unknown"
 
 
-def _forwarded() -> bool:
-    """A proxy in front of us: the TCP peer is the proxy, not the person; never local."""
+def _handshake_headers() -> Mapping[str, str] | None:
+    """The headers of this session's websocket handshake; None when they cannot be read."""
     try:
-        names = {name.lower() for name in st.context.headers}
+        return st.context.headers
     except Exception:
-        return False
+        return None
+
+
+def _forwarded(headers: Mapping[str, str]) -> bool:
+    """A proxy in front of us: the TCP peer is the proxy, not the person; never local."""
+    names = {name.lower() for name in headers}
     return bool(names & {"x-forwarded-for", "forwarded", "x-real-ip"})
 
 
@@ -124,24 +144,97 @@ def _own_addresses() -> frozenset[str]:
     return frozenset(found)
 
 
-def is_local_request() -> bool:
-    """True when the browser runs on this machine (loopback or one of our own addresses)."""
-    ip = peer_address()
-    if ip is None:
-        return True  # no server, no network client: AppTest or a script on this machine
-    if _forwarded():
-        return False
+@functools.cache
+def _own_names() -> frozenset[str]:
+    names = {"localhost", socket.gethostname(), socket.getfqdn()}
+    return frozenset(name.lower().rstrip(".") for name in names if name)
+
+
+def names_this_machine(hostname: str) -> bool:
+    """Is this host name (from a Host header) one of this machine's own names or addresses?"""
+    name = hostname.lower().rstrip(".").strip("[]")
+    if name in _own_names() or name.endswith(".localhost"):
+        return True
     try:
-        addr = ipaddress.ip_address(ip)
+        addr = ipaddress.ip_address(name)
     except ValueError:
         return False
-    if addr.is_loopback or (
+    return _is_loopback(addr) or str(addr) in _own_addresses()
+
+
+def _is_loopback(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return addr.is_loopback or (
         isinstance(addr, ipaddress.IPv6Address)
         and addr.ipv4_mapped is not None
         and addr.ipv4_mapped.is_loopback
+    )
+
+
+def _served_scheme() -> str:
+    """https when Streamlit itself serves TLS (server.sslCertFile), else http."""
+    try:
+        from streamlit import config
+
+        return "https" if config.get_option("server.sslCertFile") else "http"
+    except Exception:
+        return "http"
+
+
+def same_origin(origin: str | None, host: str | None, scheme: str = "http") -> bool:
+    """Was the websocket opened by a page of the dashboard itself? ``origin`` (the page that
+    opened it) must be ``scheme://host`` exactly: same scheme, host name and port (a browser
+    leaves the default port out of both headers)."""
+    if not origin or not host:
+        return False
+    default = 443 if scheme == "https" else 80
+    try:
+        page = urlsplit(origin)
+        served = urlsplit(f"{scheme}://{host}")
+        page_port, served_port = page.port or default, served.port or default
+    except ValueError:
+        return False
+    if page.scheme != scheme or page.path or page.query or page.username or served.path:
+        return False
+    return bool(page.hostname) and (page.hostname, page_port) == (served.hostname, served_port)
+
+
+def _single(headers: Mapping[str, str], name: str) -> str | None:
+    """The header's value when it was sent exactly once (a browser never repeats these)."""
+    get_all = getattr(headers, "get_all", None)
+    values = get_all(name) if get_all is not None else [v for v in [headers.get(name)] if v]
+    return values[0] if len(values) == 1 else None
+
+
+def not_local_because() -> str | None:
+    """None when this session may act without the password; else why not, for the sidebar."""
+    ip = peer_address()
+    if ip is None:
+        return None  # no server, no network client: AppTest or a script on this machine
+    headers = _handshake_headers()
+    if headers is None:
+        return "this dashboard cannot see where this page was opened from"
+    if _forwarded(headers):
+        return "this browser reaches the dashboard through a proxy"
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return "this browser's address is unknown"
+    if not (_is_loopback(addr) or ip in _own_addresses()):
+        return "this browser is on another machine"
+    origin, host = _single(headers, "Origin"), _single(headers, "Host")
+    if not same_origin(origin, host, _served_scheme()) or not names_this_machine(
+        urlsplit(f"//{host}").hostname or ""
     ):
-        return True
-    return ip in _own_addresses()
+        return (
+            "this page was not opened from the dashboard's own address (another site or port "
+            "on this machine may be driving it)"
+        )
+    return None
+
+
+def is_local_request() -> bool:
+    """True when the browser runs on this machine and the page is the dashboard's own."""
+    return not_local_because() is None
 
 
 def control_allowed() -> bool:
@@ -180,7 +273,8 @@ def check_password(attempt: str) -> tuple[bool, str]:
 def render_access_box() -> None:
     """Sidebar: say whether this browser may act, why, and how to change it."""
     with st.sidebar:
-        if is_local_request():
+        why_not = not_local_because()
+        if why_not is None:
             st.caption("Full control: this browser is on the machine running Retro ML.")
             return
         if control_allowed():
@@ -190,8 +284,8 @@ def render_access_box() -> None:
                 st.rerun()
             return
         st.info(
-            "Read-only: this browser is on another machine. Viewing is open; starting, "
-            "stopping and deleting runs need the password."
+            f"Read-only: {why_not}. Viewing is open; starting, stopping and deleting runs "
+            "need the password."
         )
         if not password_is_set():
             st.caption(

@@ -2,8 +2,9 @@
 
 Binds 0.0.0.0, sets ``server.allowedHosts`` to this machine's own names and addresses (so a
 DNS-rebinding page cannot reach the websocket under a foreign host name), prints the URL to
-share, then becomes ``streamlit run dashboard/app.py``. Other machines can view; acting needs
-the password (dashboard/auth.py).
+share, then becomes ``python -m dashboard.serve`` (``streamlit run dashboard/app.py`` with the
+anti-framing headers installed before the server starts). Other machines can view; acting
+needs the password (dashboard/auth.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import ipaddress
 import os
 import socket
 import sys
-from pathlib import Path
 
 import psutil
 
-APP = Path(__file__).resolve().parent / "app.py"
 DEFAULT_PORT = 8501
 
 
@@ -46,7 +45,7 @@ def allowed_hosts() -> list[str]:
 
 
 def command(port: int) -> list[str]:
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "0.0.0.0"]
+    cmd = [sys.executable, "-m", "dashboard.serve", "--server.address", "0.0.0.0"]
     cmd += ["--server.port", str(port)]
     for host in allowed_hosts():
         cmd += ["--server.allowedHosts", host]
