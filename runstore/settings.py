@@ -75,21 +75,45 @@ def parse_settings(data: bytes, path: Path = Path(SETTINGS_FILE)) -> RunnerSetti
         raise SettingsError(path, format_validation_errors(exc)) from None
 
 
+def _unusable(path: Path, exc: OSError) -> SettingsError:
+    """A SettingsError that says what is wrong with the path itself and how to fix it, instead
+    of an OSError traceback on the Settings page (a folder here is an easy slip: ``mkdir -p
+    runs/settings.yaml``, or a bind mount of a file that did not exist)."""
+    if path.is_dir():
+        problem = (
+            "is a folder, not a file: remove or rename that folder (the settings are one YAML "
+            "file), then save the settings again; until then the defaults apply"
+        )
+    else:
+        problem = f"cannot be used ({exc.strerror or exc}): fix its permissions or remove it"
+    return SettingsError(path, [problem])
+
+
 def load_settings(root: Path) -> RunnerSettings:
-    """The settings in ``root``; the defaults when there is no file. Raises SettingsError."""
+    """The settings in ``root``; the defaults when there is no file. Raises SettingsError,
+    also when the path cannot be read (a folder, no permission)."""
     path = settings_path(root)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return RunnerSettings()
+    except OSError as exc:
+        raise _unusable(path, exc) from None
     return parse_settings(data, path)
 
 
 def save_settings(root: Path, settings: RunnerSettings) -> Path:
+    """Write the settings atomically. Raises SettingsError when the path cannot take a file
+    (a folder is never replaced: it may hold something the user wants)."""
     path = settings_path(root)
     text = (
         "# Retro ML runner settings (the dashboard's Settings page writes this file).\n"
         + yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
     )
-    atomic_write_text(path, text)
+    if path.is_dir():
+        raise _unusable(path, IsADirectoryError(21, "Is a directory"))
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise _unusable(path, exc) from None
     return path

@@ -240,3 +240,54 @@ def test_plain_streamlit_run_sends_the_headers_from_the_first_script_run(
             assert got.get(name) == value, (name, got)
     finally:
         app.close()
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "scheme", "same"),
+    [
+        ("http://127.0.0.1:8501", "127.0.0.1:8501", "http", True),
+        ("http://localhost:8501", "localhost:8501", "http", True),
+        ("http://[::1]:8501", "[::1]:8501", "http", True),
+        ("http://LOCALHOST:8501", "localhost:8501", "http", True),
+        ("http://example.lan", "example.lan:80", "http", True),  # default port left out
+        ("https://127.0.0.1:8501", "127.0.0.1:8501", "https", True),
+        ("http://localhost:9999", "127.0.0.1:8501", "http", False),  # another port
+        ("http://localhost:9999", "localhost:8501", "http", False),
+        ("http://localhost:8501", "127.0.0.1:8501", "http", False),  # another host name
+        ("https://127.0.0.1:8501", "127.0.0.1:8501", "http", False),  # another scheme
+        ("http://127.0.0.1:8501", "127.0.0.1:8501", "https", False),
+        ("null", "127.0.0.1:8501", "http", False),
+        ("", "127.0.0.1:8501", "http", False),
+        (None, "127.0.0.1:8501", "http", False),
+        ("http://127.0.0.1:8501", None, "http", False),
+        ("http://127.0.0.1:8501/x", "127.0.0.1:8501", "http", False),
+        ("http://user@127.0.0.1:8501", "127.0.0.1:8501", "http", False),
+        ("http://127.0.0.1:99999", "127.0.0.1:99999", "http", False),  # not a port
+    ],
+)
+def test_same_origin_needs_scheme_host_and_port(
+    origin: str | None, host: str | None, scheme: str, same: bool
+) -> None:
+    from dashboard.auth import same_origin
+
+    assert same_origin(origin, host, scheme) is same
+
+
+def test_only_this_machines_names_count_as_its_own() -> None:
+    import socket
+
+    from dashboard.auth import names_this_machine
+
+    for name in (
+        "localhost",
+        "LOCALHOST.",
+        "127.0.0.1",
+        "127.9.9.9",
+        "::1",
+        "[::1]",
+        "app.localhost",
+    ):
+        assert names_this_machine(name), name
+    assert names_this_machine(socket.gethostname())
+    for name in ("evil.example", "192.0.2.10", "localhost.evil.example", ""):
+        assert not names_this_machine(name), name

@@ -3,12 +3,20 @@ against a real runner process and real training."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from runstore import RunState
-from runstore.settings import RunnerSettings, SettingsError, parse_settings, save_settings
+from runstore.settings import (
+    RunnerSettings,
+    SettingsError,
+    load_settings,
+    parse_settings,
+    save_settings,
+)
 
-from .conftest import Runs, cartpole, group_alive, wait_for
+from .conftest import ROOT, Runs, cartpole, group_alive, wait_for
 
 
 def test_delete_stops_a_live_run_then_removes_its_folder(runs: Runs) -> None:
@@ -78,3 +86,42 @@ def test_settings_are_validated_by_the_config_schema_rules() -> None:
         parse_settings(b"max_concurrent: 0\ndefault_device: gpu\nmax_concurent: 2\n")
     text = " ".join(err.value.problems)
     assert "max_concurrent" in text and "not a device" in text and "max_concurent" in text
+
+
+def test_settings_yaml_that_is_a_folder_is_explained_on_the_settings_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not an exception: the page names the file and the fix, and a save says the same."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import auth
+    from runstore import RunStore
+
+    root = tmp_path / "runs"
+    RunStore(root).ensure_layout()
+    (root / "settings.yaml").mkdir()
+    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(root))
+    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
+    auth.throttle().reset()
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=90).run()
+    at.switch_page("app_pages/settings.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = " ".join([e.value for e in at.error] + [c.value for c in at.code])
+    assert str(root / "settings.yaml") in shown
+    assert "is a folder" in shown and "remove or rename" in shown, shown
+
+    at.number_input(key="settings_max_concurrent").set_value(2)
+    at.button[0].click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("is a folder" in e.value for e in at.error), [e.value for e in at.error]
+    assert (root / "settings.yaml").is_dir()  # nothing of the user's was removed
+
+
+def test_load_settings_names_the_file_and_the_fix_for_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "settings.yaml").mkdir()
+    with pytest.raises(SettingsError) as err:
+        load_settings(tmp_path)
+    assert str(tmp_path / "settings.yaml") in str(err.value)
+    assert "is a folder" in str(err.value) and "remove or rename" in str(err.value)
+    with pytest.raises(SettingsError, match="is a folder"):
+        save_settings(tmp_path, RunnerSettings())
