@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -96,35 +96,46 @@ def response_headers(url: str) -> dict[str, str]:
         return {k.lower(): v for k, v in resp.headers.items()}
 
 
+def _ask_for_a_run() -> bytes:
+    """The BackMsg a browser sends first: run the app's default page."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    ask = BackMsg()
+    ask.rerun_script.query_string = ""
+    ask.rerun_script.page_script_hash = ""
+    return ask.SerializeToString()
+
+
+def _drawn(next_message: Callable[[float], bytes], timeout: float) -> tuple[set[str], str]:
+    """Read ForwardMsgs until the script run finishes: the labels of the buttons it drew and
+    the text of everything it drew."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    labels: set[str] = set()
+    texts: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = ForwardMsg()
+        msg.ParseFromString(next_message(max(1.0, deadline - time.monotonic())))
+        kind = msg.WhichOneof("type")
+        if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            element = msg.delta.new_element
+            if element.WhichOneof("type") == "button":
+                labels.add(element.button.label)
+            texts.append(str(element))
+        elif kind == "script_finished":
+            return labels, "\n".join(texts)
+
+
 def session_view(url: str, origin: str | None, timeout: float = 90) -> tuple[set[str], str]:
     """Open Streamlit's websocket as a page's script would (``origin`` as its Origin header,
-    or none), ask for one run of the app, and return the labels of the buttons it drew and
-    the text of everything else it drew."""
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    or none), ask for one run of the app, and return what it drew (``_drawn``)."""
     from websockets.sync.client import connect
 
     ws_url = "ws" + url.removeprefix("http") + "/_stcore/stream"
-    labels: set[str] = set()
-    texts: list[str] = []
     with connect(ws_url, origin=origin, subprotocols=["streamlit"], open_timeout=30) as ws:
-        ask = BackMsg()
-        ask.rerun_script.query_string = ""
-        ask.rerun_script.page_script_hash = ""
-        ws.send(ask.SerializeToString())
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = ForwardMsg()
-            msg.ParseFromString(ws.recv(timeout=max(1.0, deadline - time.monotonic())))
-            kind = msg.WhichOneof("type")
-            if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-                element = msg.delta.new_element
-                if element.WhichOneof("type") == "button":
-                    labels.add(element.button.label)
-                texts.append(str(element))
-            elif kind == "script_finished":
-                break
-    return labels, "\n".join(texts)
+        ws.send(_ask_for_a_run())
+        return _drawn(lambda wait: ws.recv(timeout=wait), timeout)
 
 
 def test_every_response_refuses_foreign_framing(served: Served) -> None:
@@ -140,10 +151,10 @@ class _Evil(http.server.BaseHTTPRequestHandler):
     target = ""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        body = (
-            "<!doctype html><title>evil</title><h1 id=evil>win a prize</h1>"
-            f'<iframe id=victim src="{self.target}/" width=1200 height=800></iframe>'
-        ).encode()
+        body = "<!doctype html><title>evil</title><h1 id=evil>win a prize</h1>"
+        if self.path == "/":
+            body += f'<iframe id=victim src="{self.target}/" width=1200 height=800></iframe>'
+        body = body.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -203,6 +214,56 @@ def test_a_page_on_another_port_that_frames_the_dashboard_gets_no_control(
             expect(own.get_by_role("button", name="Stop", exact=True)).to_be_enabled()
         finally:
             browser.close()
+
+
+# Run in the foreign page: open the dashboard's websocket as its own app would, ask for a run,
+# and keep every message for the test to read.
+OPEN_SOCKET = """([url, ask]) => {
+    window.got = [];
+    window.wsClosed = null;
+    const ws = new WebSocket(url, ["streamlit"]);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => ws.send(new Uint8Array(ask));
+    ws.onmessage = (event) => window.got.push(Array.from(new Uint8Array(event.data)));
+    ws.onclose = (event) => { window.wsClosed = event.code; };
+}"""
+
+
+@pytest.mark.timeout(300)
+def test_a_page_on_another_port_that_drives_the_websocket_gets_no_control(
+    served: Served, evil_site: str
+) -> None:
+    """The attack itself, in Chromium: a page of another local site opens the websocket (its
+    real Origin is http://127.0.0.1:<other port>, which Streamlit lets in) and asks for a run."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{evil_site}/socket")
+            ws_url = "ws" + served.url.removeprefix("http") + "/_stcore/stream"
+            page.evaluate(OPEN_SOCKET, [ws_url, list(_ask_for_a_run())])
+
+            def next_message(wait: float) -> bytes:
+                end = time.monotonic() + wait
+                while time.monotonic() < end:
+                    got = page.evaluate("() => window.got.shift() || null")
+                    if got is not None:
+                        return bytes(got)
+                    closed = page.evaluate("() => window.wsClosed")
+                    assert closed is None, f"the websocket closed ({closed})"
+                    time.sleep(0.05)
+                raise TimeoutError("no script run finished")
+
+            labels, text = _drawn(next_message, 90)
+        finally:
+            browser.close()
+    assert not labels & CONTROL_LABELS, labels
+    assert "Read-only here" in text, text[-2000:]
+    assert "Full control" not in text
 
 
 @pytest.mark.timeout(300)

@@ -7,8 +7,9 @@ other end of a virtual cable, 10.77.N.2 in its own namespace, and the dashboard 
 addresses, which now include the host end 10.77.N.1). From the namespace: the runs are
 visible; no control is enabled without the password; a wrong password is refused and, after
 three, even the right one waits (the process-wide throttle); the right one enables the
-controls for that browser context only; a write without the XSRF token is refused. From this
-machine (127.0.0.1) the same page has every control enabled without any password.
+controls for that browser context only; a write without the XSRF token is refused; the first
+page served already refuses to be framed by another site. From this machine (127.0.0.1) the
+same page has every control enabled without any password.
 
 The browser really runs inside the namespace: Playwright starts Chromium through
 ``ip netns exec`` (a two-line wrapper script), and the test first checks that it cannot reach
@@ -204,6 +205,14 @@ def test_lan_browser_views_but_acts_only_with_the_password(lan: Lan, tmp_path: P
                     print("unreachable", end=" ")
         """
         assert _in_ns(lan, reach) == "200 unreachable"
+        # The first page a LAN browser gets (no session has run yet) refuses to be framed by
+        # another site: make share installs the headers before serving (dashboard/serve.py).
+        framing = f"""
+            import urllib.request
+            with urllib.request.urlopen("{remote}/", timeout=10) as resp:
+                print(resp.headers["X-Frame-Options"], resp.headers["Content-Security-Policy"])
+        """
+        assert _in_ns(lan, framing) == "SAMEORIGIN frame-ancestors 'self'"
         # XSRF stays on: a write to the upload endpoint without the token is refused.
         forged = f"""
             import urllib.request, urllib.error
