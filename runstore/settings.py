@@ -82,7 +82,7 @@ def _unusable(path: Path, exc: OSError) -> SettingsError:
     if path.is_dir():
         problem = (
             "is a folder, not a file: remove or rename that folder (the settings are one YAML "
-            "file), then save the settings again; until then the defaults apply"
+            "file), then save the settings again"
         )
     else:
         problem = f"cannot be used ({exc.strerror or exc}): fix its permissions or remove it"

@@ -139,6 +139,8 @@ def session_view(url: str, origin: str | None, timeout: float = 90) -> tuple[set
 
 
 def test_every_response_refuses_foreign_framing(served: Served) -> None:
+    """First in this module: no session has run the app yet, so the headers on ``/`` come from
+    dashboard/serve.py installing them before the server started."""
     for path in ("/", "/run", "/_stcore/health", "/_stcore/host-config"):
         got = response_headers(served.url + path)
         for name, value in WANTED.items():
