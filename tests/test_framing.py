@@ -213,7 +213,8 @@ def test_a_page_on_another_port_that_frames_the_dashboard_gets_no_control(
             expect(own.get_by_text("Full control: this browser is on the machine")).to_be_visible(
                 timeout=60_000
             )
-            expect(own.get_by_role("button", name="Stop", exact=True)).to_be_enabled()
+            body = own.locator('[data-testid="stMainBlockContainer"]')  # not the header's Stop
+            expect(body.get_by_role("button", name="Stop", exact=True)).to_be_enabled()
         finally:
             browser.close()
 

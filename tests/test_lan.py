@@ -40,6 +40,7 @@ from tests.test_dashboard import make_run
 
 PASSWORD = "correct horse battery"
 CONTROL_LABELS = ("Stop", "Pause", "Resume from checkpoint", "Clone", "Delete")
+MAIN = '[data-testid="stMainBlockContainer"]'  # the page body, not the header or sidebar
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -149,10 +150,12 @@ def _in_ns(lan: Lan, code: str) -> str:
 
 
 def _controls(page) -> dict[str, bool]:  # noqa: ANN001
-    """Label -> enabled, for every run control on the page."""
+    """Label -> enabled, for every run control on the page (in the page body: the header's
+    status widget has a "Stop" of its own while a script runs)."""
     found = {}
+    body = page.locator(MAIN)
     for label in CONTROL_LABELS:
-        button = page.get_by_role("button", name=label, exact=True)
+        button = body.get_by_role("button", name=label, exact=True)
         if button.count():
             found[label] = button.first.is_enabled()
     return found
