@@ -241,7 +241,7 @@ PPO_PONG = "algo: ppo\nenv: ALE/Pong-v5\nn_timesteps: 10000\n"
             "hyperparams.target_update_interval",
             "[1, 100_000_000_000]",
         ),
-        (PPO_CARTPOLE + "resources: {cpus: [99999999999]}", "resources.cpus", "[0, 4095]"),
+        (PPO_CARTPOLE + "resources: {cpus: [99999999999]}", "resources.cpus", "[0, 4_095]"),
         (
             "algo: ppo\nenv: CartPole-v1\nn_timesteps: 1e11\ncheckpoint_every: 1",
             "checkpoint_every",
