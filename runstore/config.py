@@ -139,7 +139,9 @@ class Resources(StrictModel):
         if value is None:
             return None
         if isinstance(value, int) and not isinstance(value, bool):
-            if not 1 <= value <= MAX_CPU_ID + 1:
+            if value < 1:
+                raise ValueError(f"{value} cores leaves nothing to run on; {usage}")
+            if value > MAX_CPU_ID + 1:
                 raise ValueError(
                     f"a count must be a whole number in [1, {format_number(MAX_CPU_ID + 1)}] "
                     f"(got {value}); "
@@ -154,8 +156,8 @@ class Resources(StrictModel):
             isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= MAX_CPU_ID for c in value
         ):
             raise ValueError(
-                f"core numbers must be whole numbers in [0, {format_number(MAX_CPU_ID)}] "
-                f"(got {short_repr(value)}); {usage}"
+                f"{short_repr(value)} is not a list of core numbers in "
+                f"[0, {format_number(MAX_CPU_ID)}]; {usage}"
             )
         if len(set(value)) != len(value):
             raise ValueError(f"{value} names a core twice")
