@@ -44,7 +44,9 @@ _DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|hour
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 MAX_TIME_BUDGET = 366 * 86400  # a year: longer is a typo (or .inf), not a plan
 MAX_CHECKPOINTS = 100_000  # n_timesteps / checkpoint_every: each one stops training to save
-MAX_CPU_ID = 4095  # Linux's usual NR_CPUS; not this machine's count, as a config may train elsewhere
+MAX_CPU_ID = (
+    4095  # Linux's usual NR_CPUS; not this machine's count, as a config may train elsewhere
+)
 
 
 class ConfigError(ValueError):
@@ -596,7 +598,9 @@ def _unknown_top_level(doc: dict[str, Any], algo: str | None) -> list[str]:
             problems.append(f"{name}: belongs under hyperparams: (hyperparams: {flow})")
             continue
         if own is not None and any(name in m.model_fields for m in models):
-            problems.append(f"{name}: not a {algo.upper()} hyperparameter (and not a top-level key)")
+            problems.append(
+                f"{name}: not a {algo.upper()} hyperparameter (and not a top-level key)"
+            )
             continue
         scored = [(difflib.SequenceMatcher(None, name, k).ratio(), k) for k in top] + [
             (difflib.SequenceMatcher(None, name, k).ratio(), f"hyperparams.{k}") for k in hyper
@@ -617,7 +621,9 @@ def _unknown(doc: dict[str, Any], known: Any, prefix: str) -> list[str]:
     return problems
 
 
-def format_validation_errors(exc: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+def format_validation_errors(
+    exc: ValidationError, model: type[BaseModel] | None = None
+) -> list[str]:
     """One line per error: ``dotted.path: what is wrong (got value)``.
 
     With ``model``, an unknown key anywhere below it (``policy_kwargs.optimizer_kwargs``) is

@@ -503,7 +503,10 @@ class DQNHyperparams(CommonHyperparams):
     @classmethod
     def _nonzero(cls, value: int) -> int:
         if value == 0:
-            raise ValueError("must be -1 (as many as env steps) or at least 1")
+            raise ValueError(
+                "must be a whole number in [-1, 10_000] other than 0: -1 (as many as env "
+                "steps) or at least 1 (got 0)"
+            )
         return value
 
     @field_validator("train_freq", mode="before")
