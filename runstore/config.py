@@ -571,6 +571,11 @@ def _unknown_key_problems(doc: dict[str, Any]) -> list[str]:
         for key in hp:
             if key not in fields and key in other:
                 problems.append(f"hyperparams.{key}: not a {algo.upper()} hyperparameter")
+            elif key not in fields and key in RunConfig.model_fields:
+                problems.append(
+                    f"hyperparams.{key}: a top-level key, not a hyperparameter; "
+                    "write it beside algo and env"
+                )
             elif key not in fields:
                 problems += _unknown({key: None}, fields, "hyperparams.")
     if isinstance(doc.get("atari"), dict):

@@ -294,7 +294,52 @@ def test_stop_grace_below_a_second_is_rejected_with_the_range():
         (PPO_CARTPOLE + "lerning_rate: 0.1", "did you mean 'hyperparams.learning_rate'"),
         (DQN_CARTPOLE + "buffer_size: 5000", "hyperparams: {buffer_size: 5000}"),
         (PPO_CARTPOLE + "n_timestep: 10", "did you mean 'n_timesteps'"),
+        (PPO_CARTPOLE + "hyperparams: {seed: 3}", "hyperparams.seed: a top-level key"),
     ],
 )
 def test_a_top_level_hyperparameter_points_under_hyperparams(text, expected):
     assert expected in errors(text)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "hyperparams: {learning_rate: 1, clip_range: lin_1, gamma: 0, target_kl: 0.01}",
+        "hyperparams: {learning_rate: '1e-3', sde_sample_freq: 4, max_grad_norm: 1e6}",
+        "hyperparams: {policy_kwargs: {net_arch: {pi: [65536], vf: [1]}, log_std_init: -2}}",
+        "hyperparams: {policy_kwargs: {net_arch: [{pi: [64], vf: [64]}]}}",
+        "hyperparams: {policy_kwargs: {optimizer_kwargs: {eps: 1e-5, betas: [0.9, 0.999]}}}",
+        "hyperparams: {policy_kwargs: {optimizer_class: RMSprop, "
+        "optimizer_kwargs: {alpha: 0.99, eps: 1e-5, centered: true}}}",
+        "hyperparams: {policy_kwargs: {optimizer_class: sgd, "
+        "optimizer_kwargs: {momentum: 0.9, nesterov: true}}}",
+        "hyperparams: {env_kwargs: {sutton_barto_reward: true, max_episode_steps: 200}}",
+        "time_budget: 366d\ncheckpoint_every: 1\nresources: {cpus: [0, 4095]}",
+    ],
+)
+def test_values_an_sb3_user_would_write_are_accepted(extra):
+    from training.sb3_kwargs import policy_kwargs
+
+    config = parse_config((PPO_CARTPOLE + extra).encode())
+    assert load_resolved(to_yaml(config)) == config
+    kwargs = policy_kwargs(config)
+    if "optimizer_kwargs" in kwargs:  # torch takes exactly what the allow-list lets through
+        import torch
+
+        cls = kwargs.get("optimizer_class", torch.optim.Adam)
+        cls([torch.nn.Parameter(torch.zeros(1))], lr=1e-3, **kwargs["optimizer_kwargs"])
+
+
+def test_atari_env_kwargs_allow_list():
+    config = parse_config(
+        (
+            PPO_PONG + "hyperparams: {env_kwargs: {mode: 1, difficulty: 0, game: pong, "
+            "repeat_action_probability: 0, max_num_frames_per_episode: 108000}}"
+        ).encode()
+    )
+    assert config.hyperparams.env_kwargs["mode"] == 1
+    assert "env: ALE/Breakout-v5" in errors(
+        PPO_PONG + "hyperparams: {env_kwargs: {game: breakout}}"
+    )
+    message = errors(PPO_PONG + "hyperparams: {env_kwargs: {obs_type: ram}}")
+    assert "hyperparams.env_kwargs.obs_type: unknown key" in message and "frameskip" in message
