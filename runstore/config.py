@@ -28,11 +28,11 @@ from runstore.hyperparams import (
     Int,
     PPOHyperparams,
     StrictModel,
-    _unwrap,
     check_env_kwarg_value,
     env_kwargs_problems,
     format_number,
     short_repr,
+    unwrap_annotation,
 )
 from runstore.paths import RUN_ID_REGEX
 from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
@@ -653,7 +653,7 @@ def _section_hint(model: type[BaseModel] | None, path: list[Any]) -> str:
     """'; did you mean X? use one of ...' for an unknown key at ``path`` below ``model``."""
     for part in path[:-1]:
         field = model.model_fields.get(str(part)) if model is not None else None
-        base = _unwrap(field.annotation)[0] if field is not None else None
+        base = unwrap_annotation(field.annotation)[0] if field is not None else None
         model = base if isinstance(base, type) and issubclass(base, BaseModel) else None
     if model is None or not path:
         return ""

@@ -175,7 +175,7 @@ def _finite_in(x: float, bounds: Range) -> bool:
     return not (isinstance(x, float) and not math.isfinite(x)) and x in bounds
 
 
-def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
+def unwrap_annotation(annotation: Any) -> tuple[Any, list[Any], bool]:
     """The annotation without ``None`` and ``Annotated``: (type, its metadata, optional)."""
     metadata: list[Any] = []
     optional = False
@@ -198,7 +198,7 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
 
 def number_spec(field: FieldInfo) -> NumberSpec | None:
     """The NumberSpec of a plain int, float or schedule field; None for any other field."""
-    base, metadata, optional = _unwrap(field.annotation)
+    base, metadata, optional = unwrap_annotation(field.annotation)
     bounds = Range.of(list(field.metadata) + metadata)
     if base is int or base is float:
         kind: Literal["int", "float", "schedule"] = "int" if base is int else "float"

@@ -40,8 +40,8 @@ from runstore.hyperparams import (
     OptimizerKwargs,
     PolicyKwargs,
     PPOHyperparams,
-    _unwrap,
     number_spec,
+    unwrap_annotation,
 )
 from runstore.settings import RunnerSettings, SettingsError, parse_settings
 
@@ -263,7 +263,7 @@ def _numeric_fields(
         if spec is not None:
             found.append(((*prefix, name), spec))
             continue
-        base = _unwrap(field.annotation)[0]
+        base = unwrap_annotation(field.annotation)[0]
         if isinstance(base, type) and issubclass(base, BaseModel):
             found += _numeric_fields(base, (*prefix, name))
     return found
