@@ -44,9 +44,9 @@ _DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|hour
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 MAX_TIME_BUDGET = 366 * 86400  # a year: longer is a typo (or .inf), not a plan
 MAX_CHECKPOINTS = 100_000  # n_timesteps / checkpoint_every: each one stops training to save
-MAX_CPU_ID = (
-    4095  # Linux's usual NR_CPUS; not this machine's count, as a config may train elsewhere
-)
+# Linux's usual NR_CPUS; not this machine's count: a config may be checked on one machine and
+# trained on another (the runner checks the cores it really has when the run starts).
+MAX_CPU_ID = 4095
 
 
 class ConfigError(ValueError):
@@ -146,8 +146,7 @@ class Resources(StrictModel):
             if value > MAX_CPU_ID + 1:
                 raise ValueError(
                     f"a count must be a whole number in [1, {format_number(MAX_CPU_ID + 1)}] "
-                    f"(got {value}); "
-                    f"{usage}"
+                    f"(got {value}); {usage}"
                 )
             return value
         if not isinstance(value, list):
