@@ -659,7 +659,8 @@ def _section_hint(model: type[BaseModel] | None, path: list[Any]) -> str:
     known = list(model.model_fields)
     close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"{hint} ({'.'.join(map(str, path[:-1]))} takes {', '.join(known)})"
+    section = ".".join(map(str, path[:-1]))
+    return f"{hint} ({section + ' takes' if section else 'use one of'} {', '.join(known)})"
 
 
 def _is_union_branch(part: Any) -> bool:
