@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from runstore.atomic import atomic_write_text
 from runstore.config import RunConfig, format_validation_errors
-from runstore.hyperparams import Float, Int, StrictModel
+from runstore.hyperparams import MAX_STEPS, Float, Int, StrictModel
 from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
 
 SETTINGS_FILE = "settings.yaml"
@@ -28,13 +28,17 @@ class RunnerSettings(StrictModel):
         "auto", description="device for runs whose config does not name one (auto, cpu, cuda)"
     )
     checkpoint_every: Int | None = Field(
-        None, ge=1, description="steps between checkpoints when a config does not say"
+        None, ge=1, le=MAX_STEPS, description="steps between checkpoints when a config does not say"
     )
     keep_checkpoints: Int | None = Field(
         None, ge=1, le=1000, description="checkpoints kept per run when a config does not say"
     )
     stop_grace: Float = Field(
-        30.0, gt=0, le=3600, description="seconds a stop may take before the process is killed"
+        30.0,
+        ge=1,
+        le=3600,
+        description="seconds a stop may take before the process is killed; under a second "
+        "leaves no time to save a checkpoint",
     )
 
     @field_validator("default_device")
@@ -72,7 +76,7 @@ def parse_settings(data: bytes, path: Path = Path(SETTINGS_FILE)) -> RunnerSetti
     try:
         return RunnerSettings.model_validate(doc)
     except ValidationError as exc:
-        raise SettingsError(path, format_validation_errors(exc)) from None
+        raise SettingsError(path, format_validation_errors(exc, RunnerSettings)) from None
 
 
 def _unusable(path: Path, exc: OSError) -> SettingsError:

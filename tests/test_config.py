@@ -192,3 +192,154 @@ def test_hyperparameter_names_match_sb3_signatures(algo, cls):
     """runstore keeps SB3's names without importing it; this holds the list against SB3."""
     accepted = set(inspect.signature(cls.__init__).parameters)
     assert sb3_kwarg_names(algo) <= accepted
+
+
+PPO_CARTPOLE = "algo: ppo\nenv: CartPole-v1\nn_timesteps: 10000\n"
+DQN_CARTPOLE = "algo: dqn\nenv: CartPole-v1\nn_timesteps: 10000\n"
+PPO_PONG = "algo: ppo\nenv: ALE/Pong-v5\nn_timesteps: 10000\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "allowed"),
+    [
+        (
+            PPO_CARTPOLE + "hyperparams: {learning_rate: .nan}",
+            "hyperparams.learning_rate",
+            "(0, 1]",
+        ),
+        (
+            PPO_CARTPOLE + "hyperparams: {learning_rate: .inf}",
+            "hyperparams.learning_rate",
+            "(0, 1]",
+        ),
+        (PPO_CARTPOLE + "hyperparams: {learning_rate: lin_1e999}", "learning_rate", "(0, 1]"),
+        (PPO_CARTPOLE + "hyperparams: {learning_rate: lin_-1}", "learning_rate", "(0, 1]"),
+        (PPO_CARTPOLE + "hyperparams: {clip_range: -5}", "hyperparams.clip_range", "(0, 1]"),
+        (PPO_CARTPOLE + "hyperparams: {clip_range: .nan}", "hyperparams.clip_range", "(0, 1]"),
+        (
+            PPO_CARTPOLE + "hyperparams: {policy_kwargs: {log_std_init: .nan}}",
+            "hyperparams.policy_kwargs.log_std_init",
+            "[-20, 20]",
+        ),
+        (PPO_CARTPOLE + "hyperparams: {max_grad_norm: .inf}", "hyperparams.max_grad_norm", "(0, "),
+        (PPO_CARTPOLE + "hyperparams: {target_kl: .inf}", "hyperparams.target_kl", "(0, 10]"),
+        (PPO_CARTPOLE + "time_budget: .inf", "time_budget", "(0, 31_622_400]"),
+        (
+            PPO_CARTPOLE + "hyperparams: {policy_kwargs: {optimizer_kwargs: {__class__: 1}}}",
+            "hyperparams.policy_kwargs.optimizer_kwargs.__class__",
+            "eps",
+        ),
+        (
+            PPO_CARTPOLE + "hyperparams: {policy_kwargs: {net_arch: {pi: [1000000000], vf: [64]}}}",
+            "hyperparams.policy_kwargs.net_arch",
+            "[1, 65_536]",
+        ),
+        (
+            PPO_CARTPOLE + "hyperparams: {policy_kwargs: {net_arch: {pi: [-3], vf: [64]}}}",
+            "hyperparams.policy_kwargs.net_arch",
+            "[1, 65_536]",
+        ),
+        (
+            PPO_CARTPOLE + "hyperparams: {sde_sample_freq: 1e20}",
+            "hyperparams.sde_sample_freq",
+            "[-1, 100_000_000_000]",
+        ),
+        (
+            DQN_CARTPOLE + "hyperparams: {target_update_interval: 1e23}",
+            "hyperparams.target_update_interval",
+            "[1, 100_000_000_000]",
+        ),
+        (PPO_CARTPOLE + "resources: {cpus: [99999999999]}", "resources.cpus", "[0, 4_095]"),
+        (
+            "algo: ppo\nenv: CartPole-v1\nn_timesteps: 1e11\ncheckpoint_every: 1",
+            "checkpoint_every",
+            "100_000 checkpoints",
+        ),
+        (
+            PPO_PONG + "hyperparams: {env_kwargs: {game: ../../../../etc/passwd}}",
+            "hyperparams.env_kwargs.game",
+            "ROM",
+        ),
+        (
+            PPO_PONG + "hyperparams: {env_kwargs: {repeat_action_probability: 1.5}}",
+            "hyperparams.env_kwargs.repeat_action_probability",
+            "[0, 1]",
+        ),
+    ],
+)
+def test_values_that_cannot_train_are_rejected_with_field_and_range(text, field, allowed):
+    message = errors(text)
+    assert f"{field}" in message and allowed in message, message
+
+
+def test_stop_grace_below_a_second_is_rejected_with_the_range():
+    from runstore.settings import SettingsError, parse_settings
+
+    for bad in ("1e-9", ".nan", ".inf", "0"):
+        with pytest.raises(SettingsError) as info:
+            parse_settings(f"stop_grace: {bad}\n".encode())
+        assert "stop_grace" in str(info.value) and "[1, 3_600]" in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        parse_settings(b"max_concurrent: .inf\n")
+    assert "max_concurrent" in str(info.value) and "[1, 64]" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            PPO_CARTPOLE + "learning_rate: 0.1",
+            "learning_rate: belongs under hyperparams: (hyperparams: {learning_rate: 0.1})",
+        ),
+        (PPO_CARTPOLE + "lerning_rate: 0.1", "did you mean 'hyperparams.learning_rate'"),
+        (DQN_CARTPOLE + "buffer_size: 5000", "hyperparams: {buffer_size: 5000}"),
+        (PPO_CARTPOLE + "n_timestep: 10", "did you mean 'n_timesteps'"),
+        (PPO_CARTPOLE + "hyperparams: {seed: 3}", "hyperparams.seed: a top-level key"),
+    ],
+)
+def test_a_top_level_hyperparameter_points_under_hyperparams(text, expected):
+    assert expected in errors(text)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "hyperparams: {learning_rate: 1, clip_range: lin_1, gamma: 0, target_kl: 0.01}",
+        "hyperparams: {learning_rate: '1e-3', sde_sample_freq: 4, max_grad_norm: 1e6}",
+        "hyperparams: {policy_kwargs: {net_arch: {pi: [65536], vf: [1]}, log_std_init: -2}}",
+        "hyperparams: {policy_kwargs: {net_arch: [{pi: [64], vf: [64]}]}}",
+        "hyperparams: {policy_kwargs: {optimizer_kwargs: {eps: 1e-5, betas: [0.9, 0.999]}}}",
+        "hyperparams: {policy_kwargs: {optimizer_class: RMSprop, "
+        "optimizer_kwargs: {alpha: 0.99, eps: 1e-5, centered: true}}}",
+        "hyperparams: {policy_kwargs: {optimizer_class: sgd, "
+        "optimizer_kwargs: {momentum: 0.9, nesterov: true}}}",
+        "hyperparams: {env_kwargs: {sutton_barto_reward: true, max_episode_steps: 200}}",
+        "time_budget: 366d\ncheckpoint_every: 1\nresources: {cpus: [0, 4095]}",
+    ],
+)
+def test_values_an_sb3_user_would_write_are_accepted(extra):
+    from training.sb3_kwargs import policy_kwargs
+
+    config = parse_config((PPO_CARTPOLE + extra).encode())
+    assert load_resolved(to_yaml(config)) == config
+    kwargs = policy_kwargs(config)
+    if "optimizer_kwargs" in kwargs:  # torch takes exactly what the allow-list lets through
+        import torch
+
+        cls = kwargs.get("optimizer_class", torch.optim.Adam)
+        cls([torch.nn.Parameter(torch.zeros(1))], lr=1e-3, **kwargs["optimizer_kwargs"])
+
+
+def test_atari_env_kwargs_allow_list():
+    config = parse_config(
+        (
+            PPO_PONG + "hyperparams: {env_kwargs: {mode: 1, difficulty: 0, game: pong, "
+            "repeat_action_probability: 0, max_num_frames_per_episode: 108000}}"
+        ).encode()
+    )
+    assert config.hyperparams.env_kwargs["mode"] == 1
+    assert "env: ALE/Breakout-v5" in errors(
+        PPO_PONG + "hyperparams: {env_kwargs: {game: breakout}}"
+    )
+    message = errors(PPO_PONG + "hyperparams: {env_kwargs: {obs_type: ram}}")
+    assert "hyperparams.env_kwargs.obs_type: unknown key" in message and "frameskip" in message
