@@ -36,6 +36,11 @@ MAX_STEPS = 100_000_000_000
 evaluation and target-update intervals, warm-up, gSDE resampling): one longer than the longest
 run can never happen, so a larger number is a typo."""
 
+#: The largest float32: above it a learning rate or a gradient norm overflows torch's float32
+#: parameters before the first step. Below it a rate that diverges is a run-time failure with
+#: a diagnosis (the NaN check), which is what a user who tries lr=10 should see.
+FLOAT32_MAX = 3.4028234663852886e38
+
 
 def _parse_number(value: Any) -> Any:
     """Accept ``1e6`` written unquoted: YAML 1.1 reads it as text, the Zoo writes it anyway."""
@@ -435,9 +440,9 @@ class CommonHyperparams(StrictModel):
         description="keyword arguments for gymnasium.make; an allow-list per env family",
     )
     n_timesteps: Float | None = Field(None, gt=0, le=MAX_STEPS)
-    learning_rate: Annotated[Schedule, Range(0, 1, lo_open=True)] = 3e-4
+    learning_rate: Annotated[Schedule, Range(0, FLOAT32_MAX, lo_open=True)] = 3e-4
     gamma: Float = Field(0.99, ge=0, le=1)
-    max_grad_norm: Float = Field(10.0, gt=0, le=1e6, description="1e6 already never clips")
+    max_grad_norm: Float = Field(10.0, gt=0, le=FLOAT32_MAX, description="1e6 already never clips")
     stats_window_size: Int = Field(100, ge=1, le=100_000)
     policy_kwargs: Annotated[PolicyKwargs, BeforeValidator(_policy_kwargs)] = Field(
         default_factory=PolicyKwargs
@@ -479,14 +484,14 @@ class PPOHyperparams(CommonHyperparams):
     normalize_advantage: bool = True
     ent_coef: Float = Field(0.0, ge=0, le=10)
     vf_coef: Float = Field(0.5, ge=0, le=100)
-    max_grad_norm: Float = Field(0.5, gt=0, le=1e6, description="1e6 already never clips")
+    max_grad_norm: Float = Field(0.5, gt=0, le=FLOAT32_MAX, description="1e6 already never clips")
     use_sde: bool = False
     sde_sample_freq: Int = Field(-1, ge=-1, le=MAX_STEPS)
     target_kl: Float | None = Field(None, gt=0, le=10)
 
 
 class DQNHyperparams(CommonHyperparams):
-    learning_rate: Annotated[Schedule, Range(0, 1, lo_open=True)] = 1e-4
+    learning_rate: Annotated[Schedule, Range(0, FLOAT32_MAX, lo_open=True)] = 1e-4
     buffer_size: Int = Field(1_000_000, ge=1, le=10_000_000)
     learning_starts: Int = Field(100, ge=0, le=MAX_STEPS)
     batch_size: Int = Field(32, ge=1, le=100_000)

@@ -205,15 +205,15 @@ PPO_PONG = "algo: ppo\nenv: ALE/Pong-v5\nn_timesteps: 10000\n"
         (
             PPO_CARTPOLE + "hyperparams: {learning_rate: .nan}",
             "hyperparams.learning_rate",
-            "(0, 1]",
+            "(0, ",
         ),
         (
             PPO_CARTPOLE + "hyperparams: {learning_rate: .inf}",
             "hyperparams.learning_rate",
-            "(0, 1]",
+            "(0, ",
         ),
-        (PPO_CARTPOLE + "hyperparams: {learning_rate: lin_1e999}", "learning_rate", "(0, 1]"),
-        (PPO_CARTPOLE + "hyperparams: {learning_rate: lin_-1}", "learning_rate", "(0, 1]"),
+        (PPO_CARTPOLE + "hyperparams: {learning_rate: lin_1e999}", "learning_rate", "(0, "),
+        (PPO_CARTPOLE + "hyperparams: {learning_rate: lin_-1}", "learning_rate", "(0, "),
         (PPO_CARTPOLE + "hyperparams: {clip_range: -5}", "hyperparams.clip_range", "(0, 1]"),
         (PPO_CARTPOLE + "hyperparams: {clip_range: .nan}", "hyperparams.clip_range", "(0, 1]"),
         (
