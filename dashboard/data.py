@@ -365,7 +365,7 @@ def rejected_items(limit: int = 20) -> list[RejectedItem]:
     """Queue files the runner refused, newest first, with the reason it wrote beside each."""
     rs = store()
     folder = rs.rejected_dir
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():  # a link out: not even its names are shown
         return []
     found = []
     for path in folder.iterdir():
