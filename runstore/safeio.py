@@ -81,59 +81,62 @@ def _kind(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "special file")
 
 
-def _mode_error(path: Path, shown: str, mode: int) -> UnsafeFileError:
+def _mode_error(path: Path | str, shown: str, mode: int) -> UnsafeFileError:
     if stat.S_ISLNK(mode):
         return UnsafeFileError(path, "is a symbolic link", shown)
     return UnsafeFileError(path, f"is not a regular file ({_kind(mode)})", shown)
 
 
-def default_base(path: Path) -> Path:
+def default_base(path: Path | str) -> Path:
     """The folder whose inside is checked: the runs folder when ``path`` lies in a run folder
     (its nearest ancestor named like a run id), else the file's own folder."""
-    for parent in path.parents:
-        if is_run_id(parent.name):
-            return parent.parent
-    return path.parent
+    return Path(_split(path, None)[1])
 
 
-def _split(path: Path | str, base: Path | str | None) -> tuple[Path, Path, tuple[str, ...]]:
-    full = Path(os.path.abspath(path))
-    root = Path(os.path.abspath(base)) if base is not None else default_base(full)
-    try:
-        parts = full.relative_to(root).parts
-    except ValueError:
-        raise UnsafeFileError(full, f"is outside {root.name or root}") from None
-    if not parts:
-        raise UnsafeFileError(full, "is not a regular file (directory)")
-    return full, root, parts
+def _split(path: Path | str, base: Path | str | None) -> tuple[str, str, list[str]]:
+    """(absolute path, absolute base, the names from the base down to the file)."""
+    full = os.path.abspath(path)
+    names = full.split(os.sep)
+    if base is None:
+        # Nearest ancestor named like a run id (the last name is the file itself).
+        for i in range(len(names) - 2, 0, -1):
+            if is_run_id(names[i]):
+                return full, os.sep.join(names[:i]) or os.sep, names[i:]
+        return full, os.path.dirname(full), names[-1:]
+    root = os.path.abspath(base)
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    if not full.startswith(prefix):
+        raise UnsafeFileError(full, f"is outside {os.path.basename(root) or root}")
+    return full, root, full[len(prefix) :].split(os.sep)
 
 
 def _open_fd(path: Path | str, base: Path | str | None) -> int:
     full, root, parts = _split(path, base)
+    if not parts or parts == [""]:
+        raise UnsafeFileError(full, "is not a regular file (directory)")
     shown = "/".join(parts)
     if _POSIX:
         return _open_posix(full, root, parts, shown)
-    return _open_portable(full, root, parts, shown)
+    return _open_portable(Path(full), Path(root), parts, shown)
 
 
-def _open_posix(full: Path, root: Path, parts: tuple[str, ...], shown: str) -> int:
+def _open_posix(full: str, root: str, parts: list[str], shown: str) -> int:
     # The base itself is trusted (the runs folder may be a link the user made on purpose).
     dfd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     try:
         for i, part in enumerate(parts[:-1]):
-            where = "/".join(parts[: i + 1])
-            st = os.stat(part, dir_fd=dfd, follow_symlinks=False)
-            if not stat.S_ISDIR(st.st_mode):
-                what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else f"a {_kind(st.st_mode)}"
-                raise UnsafeFileError(full, f"lies under {where}, which is {what}", shown)
             try:
                 nfd = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
-            except OSError as exc:  # swapped for a link or a file since the stat
-                if exc.errno in _LINK_ERRNOS | {errno.ENOTDIR}:
-                    raise UnsafeFileError(
-                        full, f"lies under {where}, which is not a plain folder", shown
-                    ) from None
-                raise
+            except OSError as exc:  # a link or not a folder: say which
+                if exc.errno not in _LINK_ERRNOS | {errno.ENOTDIR}:
+                    raise
+                where = "/".join(parts[: i + 1])
+                try:
+                    mode = os.stat(part, dir_fd=dfd, follow_symlinks=False).st_mode
+                    what = "a symbolic link" if stat.S_ISLNK(mode) else f"a {_kind(mode)}"
+                except OSError:
+                    what = "not a plain folder"
+                raise UnsafeFileError(full, f"lies under {where}, which is {what}", shown) from None
             os.close(dfd)
             dfd = nfd
         name = parts[-1]
@@ -160,7 +163,7 @@ def _open_posix(full: Path, root: Path, parts: tuple[str, ...], shown: str) -> i
     return fd
 
 
-def _open_portable(full: Path, root: Path, parts: tuple[str, ...], shown: str) -> int:
+def _open_portable(full: Path, root: Path, parts: list[str], shown: str) -> int:
     """Without ``dir_fd``/``O_NOFOLLOW`` (Windows): lstat each name, open, and check that the
     file opened is the one lstat saw."""
     here = root
