@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat as stat_mod
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 import streamlit as st
 
 from runstore import checkpoints as ckpts
+from runstore import safeio
 from runstore.config import ConfigError, RunConfig
 from runstore.metrics import load_episodes, load_scalars, load_scalars_with_report
 from runstore.models import RunRecord, RunState, TrainStatus
@@ -28,6 +30,15 @@ from runstore.store import ERROR_SUFFIX, RunStore
 Stamp = tuple[int, int]
 MISSING: Stamp = (-1, -1)
 LOG_TAIL_BYTES = 32_768
+CONFIG_TEXT_BYTES = 256 * 1024
+
+
+class FileText(NamedTuple):
+    """Text read from a run folder for a page, and why it could not be (a refusal of a link
+    or a FIFO, in words; "" when it was read or is simply missing)."""
+
+    text: str
+    problem: str = ""
 
 
 def store() -> RunStore:
@@ -212,18 +223,26 @@ def _read_config(root: str, run_id: str, key: Stamp) -> RunConfig | None:
     return _config_or_none(RunStore(root), run_id)
 
 
-def config_text(run_id: str) -> str:
-    """The resolved config.yaml as written to the run folder."""
+def config_text(run_id: str) -> FileText:
+    """The resolved config.yaml as written to the run folder (never through a link)."""
     rs = store()
     return _config_text(str(rs.root), run_id, stamp(rs.paths(run_id).config))
 
 
 @st.cache_data(show_spinner=False, max_entries=500)
-def _config_text(root: str, run_id: str, key: Stamp) -> str:
+def _config_text(root: str, run_id: str, key: Stamp) -> FileText:
+    return _read_text(RunStore(root).paths(run_id).config, CONFIG_TEXT_BYTES, tail=False)
+
+
+def _read_text(path: Path, limit: int, *, tail: bool) -> FileText:
     try:
-        return RunStore(root).paths(run_id).config.read_text(encoding="utf-8")
-    except OSError:
-        return ""
+        read = safeio.read_tail if tail else safeio.read_bytes
+        raw = read(path, limit=limit)
+    except FileNotFoundError:
+        return FileText("")
+    except OSError as exc:  # refused (a link, a FIFO, too big) or unreadable: say which
+        return FileText("", safeio.problem(exc, path.name))
+    return FileText(raw.decode("utf-8", errors="replace"))
 
 
 def run_scalars(run_id: str) -> pl.DataFrame:
@@ -286,34 +305,32 @@ def list_checkpoints(run_id: str) -> list[CheckpointRow]:
 def _checkpoints(folder: str, key: Any) -> list[CheckpointRow]:
     rows = []
     for c in ckpts.list_checkpoints(Path(folder)):
-        files = [f for f in c.dir.iterdir() if f.is_file()]
+        # lstat: a link's target (its size, its time) is nothing of this checkpoint's
+        stats = [os.lstat(f) for f in c.dir.iterdir()]
+        files = [s for s in stats if stat_is_file(s)]
         rows.append(
             CheckpointRow(
                 step=c.step,
                 name=c.dir.name,
                 complete=ckpts.is_complete(c.dir),
-                size_bytes=sum(f.stat().st_size for f in files),
-                saved_at=max((f.stat().st_mtime for f in files), default=0.0),
+                size_bytes=sum(s.st_size for s in files),
+                saved_at=max((s.st_mtime for s in files), default=0.0),
             )
         )
     return rows
 
 
-def log_tail(run_id: str, max_lines: int = 60) -> str:
-    """The last lines of the training process's output (stdout and stderr)."""
+def log_tail(run_id: str, max_lines: int = 60) -> FileText:
+    """The last lines of the training process's output (stdout and stderr); a planted link or
+    FIFO is refused (``problem``), never followed or waited on."""
     p = store().paths(run_id)
     return _log_tail(str(p.trainer_log), stamp(p.trainer_log), max_lines)
 
 
 @st.cache_data(show_spinner=False, max_entries=200)
-def _log_tail(path: str, key: Stamp, max_lines: int) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, key[0] - LOG_TAIL_BYTES))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-max_lines:])
+def _log_tail(path: str, key: Stamp, max_lines: int) -> FileText:
+    text, problem = _read_text(Path(path), LOG_TAIL_BYTES, tail=True)
+    return FileText("\n".join(text.splitlines()[-max_lines:]), problem)
 
 
 # -- queue and runner -------------------------------------------------------------------------
@@ -348,7 +365,7 @@ def rejected_items(limit: int = 20) -> list[RejectedItem]:
     """Queue files the runner refused, newest first, with the reason it wrote beside each."""
     rs = store()
     folder = rs.rejected_dir
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():  # a link out: not even its names are shown
         return []
     found = []
     for path in folder.iterdir():
@@ -380,3 +397,8 @@ def runner_settings() -> tuple[RunnerSettings, str]:
         return load_settings(store().root), ""
     except SettingsError as exc:
         return RunnerSettings(), "\n".join(f"- {p}" for p in exc.problems)
+
+
+def stat_is_file(st: os.stat_result) -> bool:
+    """A regular file by its lstat (not a link, FIFO or folder)."""
+    return stat_mod.S_ISREG(st.st_mode)

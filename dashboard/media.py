@@ -7,6 +7,7 @@ status.json), so a new clip shows on the next rerun and an unchanged folder cost
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,16 @@ import streamlit as st
 
 from dashboard import auth, data
 from runstore import checkpoints as ckpts
+from runstore import safeio
 from runstore.store import RunStore
 from runstore.videos import list_clips, timelapse_path
 
 SOURCE = "dashboard"
 MAX_RECORD_EPISODES = 20
+#: Largest clip or time-lapse a page plays, and model zip it offers (Streamlit holds what it
+#: serves in memory whole, whether given a path or bytes).
+MAX_VIDEO_BYTES = 256 * 2**20
+MAX_MODEL_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class ClipRow:
     frames: int
     created_at: float
     path: Path
+    problem: str = ""  # the clip or its sidecar was refused (a link...), in words
 
     @property
     def game(self) -> str:
@@ -65,7 +72,7 @@ def _run_clips(root: str, run_id: str, videos_key: object, cfg_key: object) -> l
     paths = rs.paths(run_id)
     config = data.read_config(run_id)
     rows = []
-    for clip in list_clips(paths.videos):
+    for clip in list_clips(paths.videos, include_refused=True):
         meta = clip.meta
         rows.append(
             ClipRow(
@@ -82,6 +89,7 @@ def _run_clips(root: str, run_id: str, videos_key: object, cfg_key: object) -> l
                 frames=meta.frames if meta else 0,
                 created_at=meta.created_at if meta and meta.created_at else _mtime(clip.path),
                 path=clip.path,
+                problem=clip.problem,
             )
         )
     return rows
@@ -89,7 +97,7 @@ def _run_clips(root: str, run_id: str, videos_key: object, cfg_key: object) -> l
 
 def _mtime(path: Path) -> float:
     try:
-        return path.stat().st_mtime
+        return os.stat(path, follow_symlinks=False).st_mtime
     except OSError:
         return 0.0
 
@@ -119,7 +127,7 @@ def leaderboard() -> list[LeaderRow]:
         config = data.read_config(run_id)
         if status is None or status.best_eval_return is None or config is None:
             continue
-        clips = [c for c in run_clips(run_id) if c.score is not None]
+        clips = [c for c in run_clips(run_id) if c.score is not None and not c.problem]
         at = status.best_eval_step or 0
         clip = min(clips, key=lambda c: (abs(c.step - at), c.kind != "eval"), default=None)
         row = LeaderRow(
@@ -140,12 +148,34 @@ def leaderboard() -> list[LeaderRow]:
 
 
 def timelapse(run_id: str) -> Path | None:
+    """videos/timelapse.mp4 if there is anything by that name (a link too: reading it through
+    ``video_bytes`` refuses it, and the page says so)."""
     path = timelapse_path(data.store().paths(run_id).videos)
-    return path if path.is_file() else None
+    return path if os.path.lexists(path) else None
 
 
 def best_model(run_id: str) -> Path | None:
-    return ckpts.best_model(data.store().paths(run_id).checkpoints)
+    """checkpoints/best.zip if there is anything by that name; offered only after
+    ``check_file`` (a link, or a ``checkpoints/`` that is a link, is refused)."""
+    path = data.store().paths(run_id).checkpoints / ckpts.BEST_MODEL
+    return path if os.path.lexists(path) else None
+
+
+def video_bytes(path: Path) -> bytes:
+    """A clip or time-lapse for ``st.video``, read through ``runstore.safeio``: given a path,
+    Streamlit would open it itself and follow a planted link. Raises OSError
+    (``safeio.UnsafeFileError`` for a link, a FIFO, a folder on the way that is a link)."""
+    return safeio.read_bytes(path, limit=MAX_VIDEO_BYTES)
+
+
+def file_bytes(path: Path, limit: int) -> bytes:
+    """A file for a download button, read when the button is clicked, through the same checks."""
+    return safeio.read_bytes(path, limit=limit)
+
+
+def check_file(path: Path) -> None:
+    """Raise OSError unless ``path`` is a plain file we would serve (before offering it)."""
+    safeio.check_file(path)
 
 
 def checkpoint_names(run_id: str) -> list[str]:

@@ -129,8 +129,13 @@ class MediaJobs:
 
 
 def _last_line(store: RunStore, run_id: str) -> str:
+    """The media job's last output line for run.json; "" when missing or refused (a link, a
+    FIFO: ``runstore.safeio``). Only the log's end is read."""
+    from runstore import safeio  # here: the rest of this module is edited in parallel
+
     try:
-        lines = store.paths(run_id).media_log.read_text(errors="replace").strip().splitlines()
+        tail = safeio.read_tail(store.paths(run_id).media_log, limit=16_384)
     except OSError:
         return ""
+    lines = tail.decode("utf-8", errors="replace").strip().splitlines()
     return lines[-1][:300] if lines else ""

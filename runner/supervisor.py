@@ -555,10 +555,12 @@ class Supervisor:
 
 
 def _tail(path: Path, size: int = 16_384) -> str:
+    """The end of a run's log for the failure classifier; "" when missing or refused (a
+    link, a FIFO: ``runstore.safeio``), so a planted file neither leaks nor hangs the loop."""
+    from runstore import safeio  # here: the rest of this module is edited in parallel
+
     try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, path.stat().st_size - size))
-            return fh.read().decode("utf-8", errors="replace")
+        return safeio.read_tail(path, limit=size).decode("utf-8", errors="replace")
     except OSError:
         return ""
 

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runstore import safeio
+
 _REPLACE_RETRIES = 10  # Windows: a reader holding the target open makes os.replace fail briefly.
 
 
@@ -54,10 +56,7 @@ def read_json(path: Path) -> Any | None:
     Callers treat None as "unknown" and keep their last good value; a corrupt file is a
     problem to show on that run, never a crash.
     """
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return safeio.read_json(path)  # never through a link or a FIFO, never unbounded
 
 
 def remove_stale_temp_files(folder: Path) -> int:

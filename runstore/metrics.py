@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from runstore import tfrecord
+from runstore import safeio, tfrecord
 
 __all__ = [
     "EPISODE_LENGTH_TAG",
@@ -98,6 +98,8 @@ _LAST_LOAD = [0.0]
 MAX_CACHED_ROWS = 40_000_000
 #: Event files are read in blocks this large, so a huge file never sits in memory whole.
 _BLOCK = 32 * 1024 * 1024
+#: SB3 Monitor files: one short line per episode; more than this is not a Monitor file.
+MONITOR_LIMIT = 256 * 2**20
 
 _CACHE_FORMAT = "retro-ml.scalars.v1"
 _CACHE_META_KEY = "retro_ml_scalars"
@@ -417,6 +419,7 @@ def _load_persisted(state: _FileState, fh: Any, size: int) -> None:
     """Adopt the Parquet cache of this event file if it provably describes its first bytes."""
     path = _cache_path(state.path)
     try:
+        safeio.check_file(path)  # a link or a FIFO planted as the cache is no cache
         meta_raw = pl.read_parquet_metadata(path).get(_CACHE_META_KEY)
         if meta_raw is None:
             return
@@ -537,7 +540,8 @@ def _update_file(state: _FileState, st: os.stat_result) -> int:
     ):
         return 0
     try:
-        fh = open(state.path, "rb")  # noqa: SIM115 - closed below; open-read-close per poll
+        # No link, FIFO or device, nor a folder on the way that is a link (runstore.safeio).
+        fh = safeio.open_file(state.path)  # closed below; open-read-close per poll
     except OSError:
         return 0
     parsed = 0
@@ -642,8 +646,8 @@ def _scan(root: str) -> list[tuple[str, os.stat_result]]:
                     try:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
-                        elif _is_event_file(entry.name) and entry.is_file():
-                            found.append((entry.path, entry.stat()))
+                        elif _is_event_file(entry.name) and entry.is_file(follow_symlinks=False):
+                            found.append((entry.path, entry.stat(follow_symlinks=False)))
                     except OSError:
                         continue
         except OSError:
@@ -975,8 +979,8 @@ def _read_monitor(path: Path) -> list[tuple[float, float, int]]:
     import io
 
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        text = safeio.read_text(path, limit=MONITOR_LIMIT)
+    except OSError:  # missing, too big, or refused (a link, a FIFO): no rows from it
         return []
     lines = text.splitlines(keepends=True)
     t_start = 0.0

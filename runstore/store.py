@@ -18,7 +18,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from runstore.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from runstore import safeio
+from runstore.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from runstore.config import ConfigError, RunConfig, load_resolved, parse_config, to_yaml
 from runstore.models import RunnerInfo, RunRecord, TensorBoardInfo, TrainStatus
 from runstore.paths import (
@@ -28,6 +29,7 @@ from runstore.paths import (
     is_run_id,
     new_run_id,
 )
+from runstore.yamlsafe import MAX_CONFIG_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +134,7 @@ class RunStore:
         return sorted(ids)
 
     def read_run(self, run_id: str) -> RunRecord | None:
-        path = self.paths(run_id).run_json
-        data = None if path.is_symlink() else read_json(path)  # never read through a link
+        data = safeio.read_json(self.paths(run_id).run_json)  # no link, no FIFO, bounded
         if data is None:
             return None
         try:
@@ -148,7 +149,10 @@ class RunStore:
         return read_status_file(self.paths(run_id).status_json)
 
     def read_config(self, run_id: str) -> RunConfig:
-        return load_resolved(self.paths(run_id).config.read_text(encoding="utf-8"))
+        """The run's resolved config; ``safeio.UnsafeFileError`` (an OSError) when config.yaml
+        is a link or not a plain file, ConfigError when it is invalid."""
+        data = safeio.read_bytes(self.paths(run_id).config, limit=MAX_CONFIG_BYTES)
+        return load_resolved(data.decode("utf-8"))
 
     def delete_run(self, run_id: str) -> None:
         shutil.rmtree(self.paths(run_id).dir)
@@ -184,8 +188,12 @@ class RunStore:
             raise ConfigError([f"{path.name!r} is not a .yaml or .yml file"])
         if len(path.name) > MAX_QUEUE_NAME:
             raise ConfigError([f"the file name is longer than {MAX_QUEUE_NAME} characters"])
-        with open(path, "rb") as fh:
-            data = fh.read(1024 * 1024)
+        try:  # no FIFO or device either, and no link swapped in after the check above
+            with safeio.open_file(path, base=self.queue_dir) as fh:
+                data = fh.read(1024 * 1024)
+        except safeio.UnsafeFileError as exc:
+            problem = f"the queue file {exc.reason}; copy a plain file into the queue"
+            raise ConfigError([problem]) from None
         return parse_config(data, defaults)
 
     def reject(self, path: Path, problems: list[str]) -> Path:
@@ -215,8 +223,12 @@ class RunStore:
     def refusal_note(self, path: Path) -> str | None:
         """Why a file was refused: the note beside it in rejected/, or the one
         ``note_unmovable`` left beside it in the queue; None if there is none."""
+        note = path.with_name(path.name + ERROR_SUFFIX)
         try:
-            return path.with_name(path.name + ERROR_SUFFIX).read_text(errors="replace")[:4000]
+            with safeio.open_file(note, base=self.root) as fh:
+                return fh.read(16_000).decode("utf-8", errors="replace")[:4000]
+        except safeio.UnsafeFileError as exc:  # a planted link: say so, never follow it
+            return f"({exc})"
         except OSError:
             return None
 
@@ -308,7 +320,7 @@ class RunStore:
         for path in sorted(folder.iterdir()):
             if path.name.startswith("."):
                 continue
-            data = read_json(path) if path.is_file() and not path.is_symlink() else None
+            data = safeio.read_json(path)  # a link, FIFO or folder is no request
             action = data.get("action") if isinstance(data, dict) else None
             if action in REQUEST_ACTIONS and path.name.endswith(f"-{action}.json"):
                 at = data.get("at")
@@ -331,7 +343,7 @@ class RunStore:
         atomic_write_json(self.runner_json, info.model_dump(mode="json"))
 
     def read_runner_info(self) -> RunnerInfo | None:
-        data = read_json(self.runner_json)
+        data = safeio.read_json(self.runner_json)
         try:
             return RunnerInfo.model_validate(data) if data else None
         except ValueError:
@@ -351,7 +363,7 @@ class RunStore:
         atomic_write_json(self.tensorboard_json, info.model_dump(mode="json"))
 
     def read_tensorboard_info(self) -> TensorBoardInfo | None:
-        data = read_json(self.tensorboard_json)
+        data = safeio.read_json(self.tensorboard_json)
         try:
             return TensorBoardInfo.model_validate(data) if data else None
         except ValueError:
@@ -362,7 +374,7 @@ class RunStore:
 
 
 def read_status_file(path: Path) -> TrainStatus | None:
-    data = None if Path(path).is_symlink() else read_json(path)  # never read through a link
+    data = safeio.read_json(path)  # never through a link, never blocked by a FIFO
     if not isinstance(data, dict):
         return None
     try:

@@ -61,7 +61,7 @@ def checkpoint_events(checkpoints_dir: Path) -> list[TimelineEvent]:
     out = []
     for ckpt in checkpoints.list_checkpoints(checkpoints_dir):
         try:
-            at = os.stat(ckpt.dir / checkpoints.MANIFEST).st_mtime
+            at = os.stat(ckpt.dir / checkpoints.MANIFEST, follow_symlinks=False).st_mtime
         except OSError:
             continue  # not sealed: never a checkpoint one can resume from
         out.append(TimelineEvent(at, "checkpoint", f"Checkpoint saved at step {ckpt.step:,}"))

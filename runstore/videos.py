@@ -9,6 +9,7 @@ short processes the runner starts for it (``training.record``, ``training.timela
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from runstore.atomic import atomic_write_json, read_json
+from runstore import safeio
+from runstore.atomic import atomic_write_json
 
 _CLIP = re.compile(r"^step-(\d{9,12})(?:-(record))?\.mp4$")
 TIMELAPSE = "timelapse.mp4"
@@ -54,6 +56,8 @@ class Clip:
     step: int
     kind: str
     meta: ClipMeta | None
+    #: Why the clip or its sidecar was refused (a link, not a plain file), in words; "" if not.
+    problem: str = ""
 
     @property
     def meta_path(self) -> Path:
@@ -102,25 +106,48 @@ def publish(tmp: Path, final: Path, meta: ClipMeta) -> Clip:
 
 
 def read_meta(path: Path) -> ClipMeta | None:
-    data = read_json(path)
-    if not isinstance(data, dict):
-        return None
+    """The sidecar, or None when it is missing, damaged or refused (a link, a FIFO...)."""
+    return _read_meta(path)[0]
+
+
+def _read_meta(path: Path) -> tuple[ClipMeta | None, str]:
     try:
-        return ClipMeta.model_validate(data)
+        data = json.loads(safeio.read_bytes(path, limit=safeio.JSON_LIMIT))
+    except safeio.UnsafeFileError as exc:
+        return None, str(exc)
+    except (OSError, ValueError):
+        return None, ""
+    if not isinstance(data, dict):
+        return None, ""
+    try:
+        return ClipMeta.model_validate(data), ""
     except ValueError:
-        return None
+        return None, ""
 
 
-def list_clips(videos_dir: Path) -> list[Clip]:
-    """Every published clip of a run, in step order (eval before record at the same step)."""
+def list_clips(videos_dir: Path, *, include_refused: bool = False) -> list[Clip]:
+    """Every published clip of a run, in step order (eval before record at the same step).
+
+    Only plain files are clips. ``include_refused`` (the dashboard) also lists entries with a
+    clip's name that are links or not plain files, with ``problem`` saying so, so a page can
+    say why a clip is not shown; whoever reads clips (the time-lapse) leaves it off.
+    """
     clips = []
     if videos_dir.is_dir():
         for entry in os.scandir(videos_dir):
             parsed = parse_clip_name(entry.name)
-            if parsed is None or not entry.is_file(follow_symlinks=False):
+            if parsed is None:
                 continue
             path = Path(entry.path)
-            clips.append(Clip(path, parsed[0], parsed[1], read_meta(path.with_suffix(".json"))))
+            problem = ""
+            if not entry.is_file(follow_symlinks=False):
+                if not include_refused:
+                    continue
+                what = "is a symbolic link" if entry.is_symlink() else "is not a regular file"
+                problem = f"refused to read videos/{entry.name}: it {what}"
+            meta, meta_problem = _read_meta(path.with_suffix(".json"))
+            problem = "; ".join(p for p in (problem, meta_problem) if p)
+            clips.append(Clip(path, parsed[0], parsed[1], meta, problem))
     return sorted(clips, key=lambda c: (c.step, c.kind))
 
 

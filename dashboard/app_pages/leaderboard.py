@@ -6,6 +6,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import fmt, media
+from dashboard.components.clips import show_video
 
 st.title("Leaderboard")
 st.caption(
@@ -32,7 +33,7 @@ st.dataframe(table, hide_index=True, width="stretch")
 for row in rows:
     with st.expander(f"{row.game}: {row.best_eval_return:g} — {row.run_name}"):
         if row.clip is not None:
-            st.video(str(row.clip))
+            show_video(row.clip)  # read through runstore.safeio, never st.video(path)
         else:
             st.caption("No clip of this run yet.")
         st.page_link("app_pages/run.py", label="Open the run", query_params={"run": row.run_id})

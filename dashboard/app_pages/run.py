@@ -140,7 +140,10 @@ with timeline_tab:
         for ev in reversed(events):
             st.text(f"{fmt.clock(ev.at):>19}  {ev.text}")
 with config_tab:
-    st.code(data.config_text(run_id) or "(no config.yaml)", language="yaml")
+    config = data.config_text(run_id)
+    if config.problem:
+        st.warning(config.problem)
+    st.code(config.text or "(no config.yaml)", language="yaml")
 with ckpt_tab:
     ckpts = data.list_checkpoints(run_id)
     if not ckpts:
@@ -150,4 +153,7 @@ with ckpt_tab:
         saved = fmt.clock(c.saved_at)
         st.text(f"{c.name}  step {c.step:,}  {fmt.size(c.size_bytes)}  {saved}  {ok}")
 with log_tab:
-    st.code(data.log_tail(run_id) or "(the training process wrote nothing yet)", language=None)
+    log = data.log_tail(run_id)
+    if log.problem:
+        st.warning(log.problem)
+    st.code(log.text or "(the training process wrote nothing yet)", language=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import fmt, media
-from dashboard.components.clips import clip_caption
+from dashboard.components.clips import clip_caption, download_button, show_video
 
 PER_PAGE = 12
 COLUMNS = 3
@@ -37,13 +37,15 @@ chunk = shown[(page - 1) * PER_PAGE : page * PER_PAGE]
 for start in range(0, len(chunk), COLUMNS):
     for col, clip in zip(st.columns(COLUMNS), chunk[start : start + COLUMNS], strict=False):
         with col:
-            st.video(str(clip.path))
+            shown = show_video(clip.path, clip.problem)  # never st.video(path): links
             st.markdown(f"**{clip.run_name}** · {clip.game} · step {fmt.steps(clip.step)}")
             st.caption(clip_caption(clip))
-            st.download_button(
-                "Download",
-                data=clip.path.read_bytes,
-                file_name=f"{clip.run_name}-{clip.path.name}",
-                mime="video/mp4",
-                key=f"dl_{clip.run_id}_{clip.path.name}",
-            )
+            if shown:
+                download_button(
+                    "Download",
+                    clip.path,
+                    media.MAX_VIDEO_BYTES,
+                    file_name=f"{clip.run_name}-{clip.path.name}",
+                    mime="video/mp4",
+                    key=f"dl_{clip.run_id}_{clip.path.name}",
+                )

@@ -6,9 +6,13 @@ Call ``render_run_clips(run_id)`` from a page; it reads through ``dashboard.medi
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import auth, fmt, media
+from runstore import safeio
 
 FOREIGN_ZIP_WARNING = (
     "Model zips are Python pickles: loading one can run code. Only load a zip written by this "
@@ -43,18 +47,54 @@ def render_run_clips(run_id: str) -> None:
             else 0
         )
         clip = clips[index]
-        st.video(str(clip.path))
+        shown = show_video(clip.path, clip.problem)
         st.caption(clip_caption(clip))
-        st.download_button(
-            "Download this clip",
-            data=clip.path.read_bytes,
-            file_name=f"{clip.run_name}-{clip.path.name}",
-            mime="video/mp4",
-            key=f"clip_dl_{run_id}_{steps[index]}_{clip.kind}",
-        )
+        if shown:
+            download_button(
+                "Download this clip",
+                clip.path,
+                media.MAX_VIDEO_BYTES,
+                file_name=f"{clip.run_name}-{clip.path.name}",
+                mime="video/mp4",
+                key=f"clip_dl_{run_id}_{steps[index]}_{clip.kind}",
+            )
     _timelapse(run_id, bool(clips))
     _record(run_id)
     _exports(run_id)
+
+
+def show_video(path: Path, problem: str = "") -> bool:
+    """Play a clip from bytes read through ``runstore.safeio``, or say why it was refused.
+
+    ``st.video(path)`` would have Streamlit open the path itself, following a planted link
+    (and it reads the whole file into memory either way, so bytes cost nothing more).
+    ``problem`` is a refusal found while listing (the clip or its sidecar); a clip whose
+    sidecar alone was refused still plays.
+    """
+    if problem:
+        st.warning(problem)
+    try:
+        data = media.video_bytes(path)
+    except OSError as exc:
+        if not problem:
+            st.warning(safeio.problem(exc, f"videos/{path.name}"))
+        return False
+    st.video(data, format="video/mp4")
+    return True
+
+
+def download_button(
+    label: str, path: Path, limit: int, *, file_name: str, mime: str, key: str
+) -> None:
+    """A download whose file is read when clicked, through ``runstore.safeio`` (a link planted
+    after the page was drawn is refused then too)."""
+    st.download_button(
+        label,
+        data=partial(media.file_bytes, path, limit),
+        file_name=file_name,
+        mime=mime,
+        key=key,
+    )
 
 
 def clip_caption(clip: media.ClipRow) -> str:
@@ -66,11 +106,11 @@ def clip_caption(clip: media.ClipRow) -> str:
 def _timelapse(run_id: str, have_clips: bool) -> None:
     st.subheader("Time-lapse")
     path = media.timelapse(run_id)
-    if path is not None:
-        st.video(str(path))
-        st.download_button(
+    if path is not None and show_video(path):
+        download_button(
             "Download the time-lapse",
-            data=path.read_bytes,
+            path,
+            media.MAX_VIDEO_BYTES,
             file_name=f"{run_id}-timelapse.mp4",
             mime="video/mp4",
             key=f"timelapse_dl_{run_id}",
@@ -115,9 +155,15 @@ def _exports(run_id: str) -> None:
     if best is None:
         return
     st.subheader("Export")
-    st.download_button(
+    try:
+        media.check_file(best)
+    except OSError as exc:
+        st.warning(safeio.problem(exc, "checkpoints/best.zip"))
+        return
+    download_button(
         "Download the best model (zip)",
-        data=best.read_bytes,
+        best,
+        media.MAX_MODEL_BYTES,
         file_name=f"{run_id}-best.zip",
         mime="application/zip",
         key=f"best_dl_{run_id}",
