@@ -259,14 +259,15 @@ def test_suspend_returns_once_every_process_of_the_group_is_stopped():
     try:
         handle = process.Handle(leader.pid, leader.pid, psutil.Process(leader.pid).create_time())
         wait_for(lambda: len(process.group_members(leader.pid)) >= 4, 20, "the busy children")
+        members = process.group_members(leader.pid)
         time.sleep(0.3)
-        for _ in range(5):
+        for _ in range(20):
             result = process.suspend(handle)
-            statuses = {p.pid: p.status() for p in process.group_members(leader.pid)}
+            statuses = {p.pid: p.status() for p in members}  # read at once, as a poller would
             assert result, result
             assert set(statuses.values()) == {psutil.STATUS_STOPPED}, statuses
             assert process.resume(handle)
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
         os.killpg(leader.pid, signal.SIGKILL)
         leader.wait(timeout=10)
