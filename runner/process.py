@@ -2,8 +2,10 @@
 
 Each trainer runs in its own process group so that pause, stop and kill reach its
 SubprocVecEnv workers too. Identity is (pid, create_time), never a pid alone: a recycled pid
-belongs to someone else. This module is POSIX (Linux and macOS); Windows would use a Job
-Object here and psutil's suspend/resume on each process of the tree.
+belongs to someone else. Every signal the runner sends goes through ``send``, which checks
+the recorded (pid, pgid, create time) against the process table first; there is no other way
+to signal from the runner (DESIGN.md, "Trust"). This module is POSIX (Linux and macOS);
+Windows would use a Job Object here and psutil's suspend/resume on each process of the tree.
 """
 
 from __future__ import annotations
@@ -353,7 +355,10 @@ def adopted(proc: psutil.Process, recorded_pgid: int | None) -> tuple[Handle, st
     """A handle for a process identified by (pid, create time), in the group it really
     leads; the second value says when that is not the group run.json recorded (a record
     naming a foreign group must not steer signals there)."""
-    actual = os.getpgid(proc.pid)
+    try:
+        actual = os.getpgid(proc.pid)
+    except ProcessLookupError:  # ended just now: ``send`` checks whatever is recorded
+        actual = recorded_pgid or proc.pid
     handle = Handle(pid=proc.pid, pgid=actual, create_time=proc.create_time())
     if recorded_pgid and recorded_pgid != actual:
         return handle, f"recorded process group {recorded_pgid} is not its group ({actual})"
