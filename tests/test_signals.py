@@ -195,7 +195,9 @@ def test_an_adopted_trainer_is_signalled_in_its_own_group_only(runs: Runs, forei
     )
     runs.runner("--poll", "0.2")
     wait_for(lambda: any(e.kind == "adopted" for e in runs.record(run_id).events), 15, "adoption")
-    assert runs.record(run_id).pgid == ours.pid  # the group it really leads
+    record = runs.record(run_id)
+    assert record.pgid == ours.pid  # the group it really leads, and run.json says so
+    assert any(f"group {group.pid}" in r for r in refusals(record)), record.events
 
     runs.store.write_request(run_id, "pause", source="test")
     runs.wait_state(run_id, RunState.PAUSED, timeout=15)
