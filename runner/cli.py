@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is not None:
         given = [flag for name, flag in SUPERVISOR_FLAGS.items() if getattr(args, name) is not None]
         if given:
-            parser.error(f"{', '.join(given)} only apply to the supervisor (no command)")
+            verb = "applies" if len(given) == 1 else "apply"
+            parser.error(f"{', '.join(given)} {verb} only to the supervisor (no command)")
     store = RunStore(args.runs_dir or default_runs_dir())
     if args.command is None:
         poll = DEFAULT_POLL if args.poll is None else args.poll
