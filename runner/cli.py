@@ -20,34 +20,56 @@ from runstore.store import RunStore
 STALE_HEARTBEAT_SECONDS = 30.0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+#: Flags that mean something only to the supervisor (no command); given with a command they
+#: are refused rather than silently ignored.
+SUPERVISOR_FLAGS = {"max_concurrent": "--max-concurrent", "stop_grace": "--stop-grace",
+                    "poll": "--poll"}  # fmt: skip
+DEFAULT_POLL = 0.5
+
+
+def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The global flags, on the main parser and again on every subcommand, so each works
+    before or after the command. The subcommands' copies default to SUPPRESS: a default there
+    would overwrite the value given before the command (``--runs-dir X ls`` listed ./runs)."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
         "--runs-dir",
         type=Path,
-        default=None,
+        default=default(None),
         help="the runs folder (default: $RETRO_ML_RUNS_DIR, else ./runs)",
-    )
-    parser = argparse.ArgumentParser(
-        prog="python -m runner",
-        parents=[common],
-        description="Supervise training runs: with no command, run the supervisor.",
     )
     parser.add_argument(
         "--max-concurrent",
         type=int,
-        default=None,
-        help="runs training at once (default: settings.yaml in the runs folder, else 1)",
+        default=default(None),
+        help="supervisor: runs training at once (default: settings.yaml in the runs folder, "
+        "else 1)",
     )
     parser.add_argument(
         "--stop-grace",
         type=float,
-        default=None,
-        help="seconds a stop may take before a kill (default: settings.yaml, else 30)",
+        default=default(None),
+        help="supervisor: seconds a stop may take before a kill (default: settings.yaml, else 30)",
     )
     parser.add_argument(
-        "--poll", type=float, default=0.5, help="seconds between process checks (files wake it)"
+        "--poll",
+        type=float,
+        default=default(None),
+        help=f"supervisor: seconds between process checks (default {DEFAULT_POLL}; files wake it)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m runner",
+        description="Supervise training runs: with no command, run the supervisor.",
+    )
+    _global_flags(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, suppress=True)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("ls", parents=[common], help="list runs")
     for action, text in (
@@ -60,23 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     ):
         p = sub.add_parser(action, parents=[common], help=text)
-        p.add_argument("run", help="run id, a unique prefix of it, or a run name")
+        p.add_argument(
+            "run", help="run id, a unique prefix of it (4 characters or more), or its name"
+        )
     p = sub.add_parser(
         "record", parents=[common], help="record a clip of a checkpoint (the runner makes it)"
     )
-    p.add_argument("run", help="run id, a unique prefix of it, or a run name")
+    p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
     p.add_argument("--checkpoint", help="best, or a checkpoint name (default: best, else latest)")
     p.add_argument("--episodes", type=int, default=1, help="games to play (1-20)")
     p = sub.add_parser("timelapse", parents=[common], help="stitch a run's clips into one mp4")
-    p.add_argument("run", help="run id, a unique prefix of it, or a run name")
+    p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is not None:
+        given = [flag for name, flag in SUPERVISOR_FLAGS.items() if getattr(args, name) is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            parser.error(f"{', '.join(given)} {verb} only to the supervisor (no command)")
     store = RunStore(args.runs_dir or default_runs_dir())
     if args.command is None:
-        return supervise(store, args.max_concurrent, args.stop_grace, args.poll)
+        poll = DEFAULT_POLL if args.poll is None else args.poll
+        return supervise(store, args.max_concurrent, args.stop_grace, poll)
     if args.command == "ls":
         print(format_table(store))
         return 0
@@ -141,19 +172,47 @@ def supervise(
     return 0
 
 
+#: The shortest id prefix a command accepts. Ids begin with the date, so a few characters
+#: match a day's runs; an empty argument (an unset shell variable) or "2" must never pick
+#: the only run there is.
+MIN_PREFIX = 4
+
+
 def find_run(store: RunStore, query: str) -> str:
+    """The one run ``query`` names: its exact id, a prefix of the id of at least
+    ``MIN_PREFIX`` characters, or its exact name. Anything shorter, or matching several runs,
+    is refused with the candidates listed, because a command acts on what it matched."""
     ids = store.run_ids()
     if query in ids:
         return query
-    matches = [i for i in ids if i.startswith(query)]
-    if not matches:
+    query = query.strip()
+    by_prefix = [i for i in ids if i.startswith(query)] if len(query) >= MIN_PREFIX else []
+    by_name = []
+    if query:
         records = [store.read_run(i) for i in ids]
-        matches = [r.id for r in records if r is not None and r.name == query]
+        by_name = [r.id for r in records if r is not None and r.name == query]
+    matches = sorted(set(by_prefix) | set(by_name))
     if len(matches) == 1:
         return matches[0]
-    if not matches:
-        raise LookupError(f"no run matches {query!r} in {store.root} (see python -m runner ls)")
-    raise LookupError(f"{query!r} matches {len(matches)} runs; give more of the id")
+    if matches:
+        raise LookupError(
+            f"{query!r} matches {len(matches)} runs; give the whole id:\n{_listing(matches)}"
+        )
+    if len(query) < MIN_PREFIX:
+        close = [i for i in ids if query and i.startswith(query)] or ids
+        raise LookupError(
+            f"{query!r} is too short to name a run: give its id, at least {MIN_PREFIX} "
+            f"characters of it, or its name"
+            + (f"; runs in {store.root}:\n{_listing(close)}" if close else "")
+        )
+    raise LookupError(f"no run matches {query!r} in {store.root} (see python -m runner ls)")
+
+
+def _listing(ids: list[str], most: int = 20) -> str:
+    lines = [f"  {i}" for i in ids[:most]]
+    if len(ids) > most:
+        lines.append(f"  ... and {len(ids) - most} more (python -m runner ls)")
+    return "\n".join(lines)
 
 
 def format_table(store: RunStore) -> str:

@@ -87,11 +87,14 @@ class MediaJobs:
         for run_id, handle in list(self.handles.items()):
             if handle.is_alive():
                 continue
-            process.kill(handle)  # anything it left in its group
+            sent = process.kill(handle)  # anything it left in its group
             del self.handles[run_id]
             record = self.store.read_run(run_id)
             if record is None:
                 continue
+            if sent.refused:
+                record.record("signal-refused", sent.reason)
+                log.warning("%s: %s", run_id, sent.reason)
             action = record.media_job.action if record.media_job else "clip"
             code = handle.exit_code()
             if code == 0:
@@ -113,19 +116,27 @@ class MediaJobs:
                 continue
             proc = process.identify(job.pid, job.create_time)
             if proc is not None:
-                self.handles[run_id] = Handle(job.pid, job.pgid, job.create_time)
+                self.handles[run_id], mismatch = process.adopted(proc, job.pgid)
+                if mismatch:  # its own group is cleaned up later, not the recorded number
+                    record.record("signal-refused", f"{job.action} pid {job.pid}: {mismatch}")
+                    self.store.write_run(record)
                 continue
             record.media_job = None
             record.record(f"{job.action}-lost", "the clip process ended while no runner watched")
             self.store.write_run(record)
 
     def kill(self, record: RunRecord) -> None:
-        """End a run's job (the run is being deleted)."""
+        """End a run's job (the run is being deleted, so a refusal goes to the log)."""
         handle = self.handles.pop(record.id, None)
+        job = record.media_job
         if handle is not None:
-            process.kill(handle)
-        elif record.media_job is not None:
-            process.signal_group(record.media_job.pgid, signal.SIGKILL)
+            sent = process.kill(handle)
+        elif job is not None:
+            sent = process.send(job.pid, job.pgid, job.create_time, signal.SIGKILL)
+        else:
+            return
+        if sent.refused:
+            log.warning("%s: media job %s", record.id, sent.reason)
 
 
 def _last_line(store: RunStore, run_id: str) -> str:

@@ -2,8 +2,10 @@
 
 Each trainer runs in its own process group so that pause, stop and kill reach its
 SubprocVecEnv workers too. Identity is (pid, create_time), never a pid alone: a recycled pid
-belongs to someone else. This module is POSIX (Linux and macOS); Windows would use a Job
-Object here and psutil's suspend/resume on each process of the tree.
+belongs to someone else. Every signal the runner sends goes through ``send``, which checks
+the recorded (pid, pgid, create time) against the process table first; there is no other way
+to signal from the runner (DESIGN.md, "Trust"). This module is POSIX (Linux and macOS);
+Windows would use a Job Object here and psutil's suspend/resume on each process of the tree.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from runner.resources import Plan
 from runner.resources import apply as apply_resources
 
 _DEAD = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+#: psutil reports create times to 1/100 s (clock ticks); two readings of one process agree.
+_SAME_TIME = 0.01
 
 
 @dataclass
@@ -104,7 +109,7 @@ def identify(pid: int | None, create_time: float | None) -> psutil.Process | Non
         return None
     try:
         proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) > 0.01 or proc.status() in _DEAD:
+        if abs(proc.create_time() - create_time) > _SAME_TIME or proc.status() in _DEAD:
             return None
         return proc
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -136,47 +141,228 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
-def signal_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` to a whole group; False when the group is gone.
+# -- signals: every one goes through ``send`` ---------------------------------------------
 
-    Groups 0 and 1 and our own group are refused: ``killpg(0, ...)`` would signal the caller.
-    """
-    if pgid <= 1 or pgid == os.getpgrp():
-        return False
+#: How long ``suspend`` waits for every process of a group to show stopped. SIGSTOP acts when
+#: the process next runs, which under load is well after ``killpg`` returns.
+SUSPEND_WAIT_SECONDS = 5.0
+_STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one signal did: ``count`` processes (or groups) got it; ``refused`` when the
+    recorded identity did not match the process table, with ``reason`` saying why (the
+    runner records it). ``pending``: pids a SIGSTOP had not stopped yet (``suspend``)."""
+
+    count: int = 0
+    reason: str = ""
+    refused: bool = False
+    pending: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+def _recorded(pid: int, create_time: float) -> psutil.Process | None:
+    """The process with this pid and creation time, zombies included (a zombie leader still
+    owns its group number), or None."""
     try:
-        os.killpg(pgid, sig)
-        return True
-    except ProcessLookupError:
-        return False
+        proc = psutil.Process(pid)
+        return proc if abs(proc.create_time() - create_time) <= _SAME_TIME else None
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
 
 
-def suspend(handle: Handle) -> bool:
-    return signal_group(handle.pgid, signal.SIGSTOP)
+def _started(pid: int) -> float | None:
+    """When the process now holding ``pid`` started, or None when no process holds it."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.AccessDenied:
+        return -1.0  # someone else's: certainly not ours
 
 
-def resume(handle: Handle) -> bool:
-    return signal_group(handle.pgid, signal.SIGCONT)
+def send(
+    pid: int | None,
+    pgid: int | None,
+    create_time: float | None,
+    sig: int,
+    *,
+    leader_only: bool = False,
+) -> Sent:
+    """Send ``sig`` to the process group a run.json (or a media job) recorded, only when the
+    process table proves it is still that group. The one way the runner signals anything.
+
+    A run.json can come from another host or from before a reboot, so its numbers may name a
+    stranger. The rules:
+
+    - no create time recorded: never (a pid alone proves nothing);
+    - a create time from before this boot: never (that process cannot exist now);
+    - the leader identified by (pid, create time) and leading ``pgid``: ``killpg``;
+    - the leader gone: a group number cannot be reused while any member lives, so the group
+      is still ours unless another process holds pid == pgid or a member is older than our
+      leader (it existed before our leader could have made the group). Then each member
+      created at or after the recorded create time gets the signal (stray env workers after
+      the trainer was reaped: ``finish`` relies on this).
+
+    ``leader_only``: just the identified leader (SIGTERM for a graceful stop).
+    Limitation: a foreign group whose own leader has exited, all of whose members were created
+    after our recorded create time, passes these checks (see tests/test_signals.py).
+    """
+    who = f"pid {pid} (group {pgid})"
+
+    def refuse(why: str) -> Sent:
+        return Sent(0, f"{who} not signalled: {why}", refused=True)
+
+    if not create_time or create_time <= 0:
+        return refuse("no create time is recorded, so its identity cannot be checked")
+    if not pid or pid <= 1 or not pgid or pgid <= 1:
+        return refuse("no usable pid or process group is recorded")
+    if pgid == os.getpgrp() or pid == os.getpid():
+        return refuse("that is the runner's own process group")
+    if create_time < psutil.boot_time() - 1.0:
+        return refuse("it was recorded as started before this machine last booted")
+    leader = _recorded(pid, create_time)
+    if leader is not None:
+        if leader_only or pid != pgid:
+            # A process that does not lead the recorded group (started by hand inside a
+            # shell's job) is signalled alone: its group holds processes we never started.
+            with contextlib.suppress(psutil.NoSuchProcess):
+                leader.send_signal(sig)
+                return Sent(1, f"{who}: sent to the process")
+            return Sent(0, f"{who}: already gone")
+        try:
+            actual = os.getpgid(pid)
+        except ProcessLookupError:
+            actual = None
+        if actual is not None and actual != pgid:
+            return refuse(f"the process leads group {actual}, not the recorded {pgid}")
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return Sent(0, f"{who}: the group is gone")
+        return Sent(1, f"{who}: sent to the group")
+    started = _started(pid)
+    if started is not None:
+        return refuse(f"pid {pid} is now another process (started {_when(started)})")
+    if leader_only:
+        return Sent(0, f"{who}: already gone")
+    holder = _started(pgid)
+    if holder is not None:
+        return refuse(f"pid {pgid} is a different process (started {_when(holder)})")
+    return _send_to_members(pgid, create_time, sig, who)
 
 
-def request_stop(handle: Handle) -> None:
+def _send_to_members(pgid: int, create_time: float, sig: int, who: str) -> Sent:
+    """The leader is gone: signal the group's members one by one, each checked by psutil
+    against pid reuse, repeated for SIGKILL so a member's last fork is caught too."""
+    count = 0
+    for _ in range(3 if sig == signal.SIGKILL else 1):
+        members = []
+        for proc in group_members(pgid):
+            try:
+                started = proc.create_time()
+            except psutil.NoSuchProcess:
+                continue
+            if started < create_time - _SAME_TIME:
+                return Sent(
+                    count,
+                    f"{who} not signalled: its member pid {proc.pid} started "
+                    f"{_when(started)}, before the recorded leader, so the group is not ours",
+                    refused=True,
+                )
+            members.append(proc)
+        if not members:
+            break
+        for proc in members:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                proc.send_signal(sig)
+                count += 1
+    return Sent(count, f"{who}: {count} member(s) signalled after the leader ended")
+
+
+def _when(timestamp: float) -> str:
+    if timestamp < 0:
+        return "by another user"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _signal(handle: Handle, sig: int, *, leader_only: bool = False) -> Sent:
+    return send(handle.pid, handle.pgid, handle.create_time, sig, leader_only=leader_only)
+
+
+def suspend(handle: Handle, wait: float = SUSPEND_WAIT_SECONDS) -> Sent:
+    """SIGSTOP the group, then wait (up to ``wait`` seconds) until every process of it shows
+    stopped, so that "paused" in run.json is the truth and not a signal still on its way:
+    a runnable process that has not been scheduled yet shows running until it runs.
+    ``pending`` lists those still not stopped when the wait ran out."""
+    sent = _signal(handle, signal.SIGSTOP)
+    if not sent:
+        return sent
+    deadline = time.monotonic() + wait
+    while True:
+        pending = []
+        group = group_members(handle.pgid) if handle.pid == handle.pgid else []
+        if handle.pid != handle.pgid and (proc := identify(handle.pid, handle.create_time)):
+            group = [proc]  # signalled alone (see ``send``)
+        for proc in group:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if proc.create_time() >= handle.create_time - _SAME_TIME and (
+                    proc.status() not in _STOPPED
+                ):
+                    pending.append(proc.pid)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.01)
+    if pending:
+        return Sent(
+            sent.count,
+            f"pid(s) {', '.join(map(str, pending))} not yet stopped after {wait:.0f} s "
+            "(the stop takes effect when they next run)",
+            pending=tuple(pending),
+        )
+    return sent
+
+
+def resume(handle: Handle) -> Sent:
+    """SIGCONT the group; unlike SIGSTOP it takes effect when sent, so there is no wait."""
+    return _signal(handle, signal.SIGCONT)
+
+
+def request_stop(handle: Handle) -> Sent:
     """Graceful stop: SIGTERM to the trainer (it saves a checkpoint and exits), then SIGCONT
     to the group, because a stopped process does not act on SIGTERM until continued.
 
     Only the leader gets SIGTERM: its env workers must stay up while it saves.
     """
-    proc = identify(handle.pid, handle.create_time)
-    if proc is not None:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(signal.SIGTERM)
-    signal_group(handle.pgid, signal.SIGCONT)
+    term = _signal(handle, signal.SIGTERM, leader_only=True)
+    cont = _signal(handle, signal.SIGCONT)
+    return cont if cont.refused and not term.refused else term
 
 
-def kill(handle: Handle) -> None:
+def kill(handle: Handle) -> Sent:
     """SIGKILL the whole group (workers included); the stored pgid works after reaping."""
-    signal_group(handle.pgid, signal.SIGKILL)
+    sent = _signal(handle, signal.SIGKILL)
     if handle.popen is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             handle.popen.wait(timeout=5)
+    return sent
+
+
+def adopted(proc: psutil.Process, recorded_pgid: int | None) -> tuple[Handle, str]:
+    """A handle for a process identified by (pid, create time), in the group it really
+    leads; the second value says when that is not the group run.json recorded (a record
+    naming a foreign group must not steer signals there)."""
+    try:
+        actual = os.getpgid(proc.pid)
+    except ProcessLookupError:  # ended just now: ``send`` checks whatever is recorded
+        actual = recorded_pgid or proc.pid
+    handle = Handle(pid=proc.pid, pgid=actual, create_time=proc.create_time())
+    if recorded_pgid and recorded_pgid != actual:
+        return handle, f"recorded process group {recorded_pgid} is not its group ({actual})"
+    return handle, ""
 
 
 def signal_name(code: int | None) -> str | None:

@@ -356,11 +356,11 @@ class Supervisor:
         elif action in ("record", "timelapse"):
             self.media.start(record, request)
         elif action == "pause" and state in (RunState.RUNNING, RunState.STARTING) and handle:
-            process.suspend(handle)
-            self._set_state(record, RunState.PAUSED, note)
+            if self._signalled(record, process.suspend(handle)):
+                self._set_state(record, RunState.PAUSED, note)
         elif action == "resume" and state == RunState.PAUSED and handle:
-            process.resume(handle)
-            self._set_state(record, RunState.RUNNING, note)
+            if self._signalled(record, process.resume(handle)):
+                self._set_state(record, RunState.RUNNING, note)
         elif action == "resume" and state in RESUMABLE_STATES:
             ckpt, _ = checkpoints.latest_complete(self.store.paths(record.id).checkpoints)
             where = f"from {ckpt.dir.name}" if ckpt else "from the start (no checkpoint)"
@@ -368,9 +368,9 @@ class Supervisor:
             record.reason = ""
             self._set_state(record, RunState.QUEUED, f"{note}; will continue {where}")
         elif action == "stop" and state.is_live and state != RunState.STOPPING and handle:
-            process.request_stop(handle)
-            self.deadlines[record.id] = time.monotonic() + self.stop_grace
-            self._set_state(record, RunState.STOPPING, note)
+            if self._signalled(record, process.request_stop(handle)):
+                self.deadlines[record.id] = time.monotonic() + self.stop_grace
+                self._set_state(record, RunState.STOPPING, note)
         elif action == "stop" and state == RunState.QUEUED:
             record.ended_at = time.time()
             record.reason = "stopped before it started"
@@ -389,7 +389,9 @@ class Supervisor:
             while handle.is_alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
         elif record.state.is_live and record.pgid:
-            process.signal_group(record.pgid, signal.SIGKILL)
+            sent = process.send(record.pid, record.pgid, record.create_time, signal.SIGKILL)
+            if sent.refused:  # the folder goes: the runner's log keeps the reason
+                log.warning("delete %s: %s", record.id, sent.reason)
         self.media.kill(record)
         self.handles.pop(record.id, None)
         self.deadlines.pop(record.id, None)
@@ -430,7 +432,10 @@ class Supervisor:
 
     def finish(self, record: RunRecord, handle: Handle) -> None:
         """The trainer exited: record the truth and clean up whatever is left of its group."""
-        process.kill(handle)  # stray env workers; the stored pgid still reaches them
+        sent = process.kill(handle)  # stray env workers; the stored pgid still reaches them
+        if sent.refused:
+            record.record("signal-refused", sent.reason)
+            log.warning("%s: %s", record.id, sent.reason)
         self.handles.pop(record.id, None)
         self.deadlines.pop(record.id, None)
         status = self.store.read_status(record.id)
@@ -485,6 +490,7 @@ class Supervisor:
                 if proc is None and status is not None and status.pid:
                     # it started, and ended while no runner watched: its status says how
                     record.pid, record.pgid = status.pid, status.pid
+                    record.create_time = status.create_time
                 elif proc is None:
                     record.attempts = max(0, record.attempts - 1)
                     record.started_at = record.started_at if record.attempts else None
@@ -495,13 +501,12 @@ class Supervisor:
             if proc is None:
                 # Only now: a live trainer's temp files are its status.json being written.
                 remove_stale_temp_files(self.store.paths(run_id).dir)
-                self.finish(record, Handle(record.pid or 0, record.pgid or 0, 0.0))
+                handle = Handle(record.pid or 0, record.pgid or 0, record.create_time or 0.0)
+                self.finish(record, handle)
                 continue
-            handle = Handle(
-                pid=proc.pid,
-                pgid=record.pgid or os.getpgid(proc.pid),
-                create_time=proc.create_time(),
-            )
+            handle, mismatch = process.adopted(proc, record.pgid)
+            if mismatch:  # signals go to the group it leads, never to the recorded number
+                record.record("signal-refused", f"pid {proc.pid}: {mismatch}")
             self.handles[run_id] = handle
             record.pid, record.pgid, record.create_time = (
                 handle.pid,
@@ -521,6 +526,19 @@ class Supervisor:
             log.info("adopted %s (pid %d, %s)", run_id, proc.pid, record.state.value)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _signalled(self, record: RunRecord, sent: process.Sent) -> bool:
+        """Whether a pause, resume or stop reached the run's processes; when not, run.json
+        says why (an identity that no longer matches, or nothing left to signal) and the
+        state stays as it was."""
+        if sent.refused or not sent:
+            record.record("signal-refused" if sent.refused else "request-ignored", sent.reason)
+            self.store.write_run(record)
+            log.warning("%s: %s", record.id, sent.reason)
+            return False
+        if sent.pending:
+            record.record("pause-pending", sent.reason)
+        return True
 
     def _attempt_status(self, record: RunRecord) -> TrainStatus | None:
         """status.json if the trainer of the current attempt wrote it (not an earlier one)."""

@@ -3,6 +3,7 @@ a test started — by pid and process group, never by name."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -137,17 +138,23 @@ class Runs:
 
 
 def kill_run_groups(store: RunStore, pgids: set[int] | None = None) -> None:
-    """SIGKILL ``pgids`` and the process group of every trainer of ``store`` (recorded in
-    run.json, or found by its command line when the record never got its pid)."""
-    pgids = set(pgids or ())
+    """SIGKILL ``pgids`` (groups the test itself started) and the process group of every
+    trainer and media job of ``store``: recorded in run.json (signalled only when the record's
+    (pid, create time) still identifies it, like every runner signal), or found by its
+    command line when the record never got its pid."""
     for run_id in store.run_ids():
         record = store.read_run(run_id)
-        if record is not None and record.pgid:
-            pgids.add(record.pgid)
+        if record is not None:
+            process.send(record.pid, record.pgid, record.create_time, signal.SIGKILL)
+            if (job := record.media_job) is not None:
+                process.send(job.pid, job.pgid, job.create_time, signal.SIGKILL)
         for proc in process.find_trainers(store.paths(run_id).dir):
-            pgids.add(os.getpgid(proc.pid))
-    for pgid in pgids:
-        process.signal_group(pgid, signal.SIGKILL)
+            with contextlib.suppress(psutil.Error, OSError):
+                process.send(proc.pid, os.getpgid(proc.pid), proc.create_time(), signal.SIGKILL)
+    for pgid in pgids or ():
+        if pgid > 1 and pgid != os.getpgrp():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
 
 
 @pytest.fixture

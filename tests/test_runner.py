@@ -181,10 +181,15 @@ def test_runner_sigkill_leaves_training_running_and_a_new_runner_adopts(runs: Ru
     assert third.returncode == 1
     assert "already supervising" in third.stderr
 
-    # The adopted run is still under control.
+    # The adopted run is still under control. "paused" in run.json means stopped: SIGSTOP
+    # acts only when a process next runs (under load, well after the signal), so the runner
+    # records the pause once every process of the group shows stopped (it used to record it
+    # at once, and this check failed under load).
     runs.store.write_request(run_id, "pause")
-    runs.wait_state(run_id, RunState.PAUSED, timeout=30)
+    record = runs.wait_state(run_id, RunState.PAUSED, timeout=30)
     assert psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    assert {p.status() for p in group_alive(record.pgid)} == {psutil.STATUS_STOPPED}
+    assert not [e for e in record.events if e.kind == "pause-pending"]
     runs.store.write_request(run_id, "resume")
     runs.wait_state(run_id, RunState.RUNNING, timeout=30)
 
