@@ -61,6 +61,8 @@ def main() -> None:
         st.caption(f"Runs folder: `{rs.root}`")
         if launch.started:
             st.info(launch.message)
+        elif launch.failed:
+            st.error(launch.message)
         if not rs.runner_is_alive():
             st.warning(
                 "No runner is supervising this runs folder: queued runs wait. Start one with "

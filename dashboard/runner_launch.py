@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from runstore import safeio
 from runstore.store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +20,7 @@ class RunnerLaunch:
     started: bool
     pid: int | None
     message: str
+    failed: bool = False  # the start itself failed (message says why)
 
 
 def ensure_runner(rs: RunStore) -> RunnerLaunch:
@@ -27,16 +29,19 @@ def ensure_runner(rs: RunStore) -> RunnerLaunch:
         info = rs.read_runner_info()
         pid = info.pid if info else None
         return RunnerLaunch(False, pid, "A runner is already supervising this runs folder.")
-    rs.ensure_layout()
-    with open(rs.runner_log, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runner", "--runs-dir", str(rs.root)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
+    try:  # a read-only runs folder, or a link planted at runner.log: say so, start nothing
+        rs.ensure_layout()
+        with safeio.open_append(rs.runner_log) as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "runner", "--runs-dir", str(rs.root)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+    except OSError as exc:
+        return RunnerLaunch(False, None, f"Could not start a runner for {rs.root}: {exc}", True)
     return RunnerLaunch(
         True,
         proc.pid,

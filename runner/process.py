@@ -23,6 +23,7 @@ import psutil
 
 from runner.resources import Plan
 from runner.resources import apply as apply_resources
+from runstore import safeio
 
 _DEAD = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 #: psutil reports create times to 1/100 s (clock ticks); two readings of one process agree.
@@ -61,7 +62,7 @@ def spawn_trainer(run_dir: Path, log_path: Path, resources: Plan | None = None) 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if resources is not None:
         env.update(resources.env)
-    with open(log_path, "ab") as log:
+    with safeio.open_append(log_path) as log:
         popen = subprocess.Popen(
             [sys.executable, "-m", "training", str(run_dir)],
             stdin=subprocess.DEVNULL,
@@ -85,7 +86,7 @@ def spawn_trainer(run_dir: Path, log_path: Path, resources: Plan | None = None) 
 def spawn_module(module: str, args: list[str], cwd: Path, log_path: Path) -> Handle:
     """Start ``python -m MODULE ARGS`` in a new process group (a clip or time-lapse job)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(log_path, "ab") as log:
+    with safeio.open_append(log_path) as log:
         popen = subprocess.Popen(
             [sys.executable, "-m", module, *args],
             stdin=subprocess.DEVNULL,

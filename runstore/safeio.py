@@ -110,17 +110,19 @@ def _split(path: Path | str, base: Path | str | None) -> tuple[str, str, list[st
     return full, root, full[len(prefix) :].split(os.sep)
 
 
-def _open_fd(path: Path | str, base: Path | str | None) -> int:
+def _open_fd(path: Path | str, base: Path | str | None, append: bool = False) -> int:
     full, root, parts = _split(path, base)
     if not parts or parts == [""]:
         raise UnsafeFileError(full, "is not a regular file (directory)")
     shown = "/".join(parts)
     if _POSIX:
-        return _open_posix(full, root, parts, shown)
+        return _open_posix(full, root, parts, shown, append)
+    if append:
+        raise UnsafeFileError(full, "cannot be opened safely for writing on this platform", shown)
     return _open_portable(Path(full), Path(root), parts, shown)
 
 
-def _open_posix(full: str, root: str, parts: list[str], shown: str) -> int:
+def _open_posix(full: str, root: str, parts: list[str], shown: str, append: bool = False) -> int:
     # The base itself is trusted (the runs folder may be a link the user made on purpose).
     dfd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     try:
@@ -141,11 +143,17 @@ def _open_posix(full: str, root: str, parts: list[str], shown: str) -> int:
             dfd = nfd
         name = parts[-1]
         # Checked before opening, so not even an open reaches a device or a FIFO.
-        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        if not stat.S_ISREG(st.st_mode):
-            raise _mode_error(full, shown, st.st_mode)
         try:
-            fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC, dir_fd=dfd)
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            if not append:
+                raise
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                raise _mode_error(full, shown, st.st_mode)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT if append else os.O_RDONLY
+        try:
+            fd = os.open(name, flags | _NOFOLLOW | _NONBLOCK | _CLOEXEC, 0o644, dir_fd=dfd)
         except OSError as exc:
             if exc.errno in _LINK_ERRNOS:
                 raise UnsafeFileError(full, "is a symbolic link", shown) from None
@@ -197,6 +205,15 @@ def open_file(path: Path | str, *, base: Path | str | None = None) -> BinaryIO:
     reads prefer ``read_bytes``/``read_tail``, which do.
     """
     return os.fdopen(_open_fd(path, base), "rb")
+
+
+def open_append(path: Path | str, *, base: Path | str | None = None) -> BinaryIO:
+    """Open (or create) a log file for appending, with the same refusals as ``open_file``.
+
+    The runner hands trainers and media jobs a log in the run folder; a planted link there
+    would make training output land in the link's target, and a FIFO would block the runner.
+    """
+    return os.fdopen(_open_fd(path, base, append=True), "ab")
 
 
 def check_file(path: Path | str, *, base: Path | str | None = None) -> int:

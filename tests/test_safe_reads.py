@@ -34,7 +34,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from runstore import RunState, RunStore
+from runstore import RunState, RunStore, safeio
 from tests.test_videos_pages import make_run
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
@@ -455,6 +455,32 @@ def test_the_runners_log_tails_refuse_links(folder: RunStore, outside: Path) -> 
     # logs/ itself a link to a folder whose files have the right names.
     _link(p.logs, _secret_folder(outside, "logs", {"trainer.log": SECRET, "media.log": SECRET}))
     assert _tail(p.trainer_log) == "" and _last_line(folder, run_id) == ""
+
+
+def test_the_runner_never_writes_a_log_through_a_link(run_dir: Path, outside: Path) -> None:
+    """The runner hands each trainer and media job a log in the run folder: a planted link
+    (or a FIFO) there is refused before any process starts, and the target is untouched."""
+    from runner import process
+
+    secret = outside / "secret.txt"
+    log = run_dir / "logs" / "trainer.log"
+    log.symlink_to(secret)
+    with pytest.raises(OSError, match="symbolic link"):
+        process.spawn_trainer(run_dir, log)
+    with pytest.raises(OSError, match="symbolic link"):
+        process.spawn_module("training.record", [str(run_dir)], run_dir, log)
+    log.unlink()
+    os.mkfifo(log)
+    with pytest.raises(OSError, match="FIFO"):
+        process.spawn_module("training.record", [str(run_dir)], run_dir, log)
+    assert secret.read_text() == f"{SECRET}\n"
+    # A plain log (missing at first) is created and appended to, as before.
+    log.unlink()
+    with safeio.open_append(log) as fh:
+        fh.write(b"one\n")
+    with safeio.open_append(log) as fh:
+        fh.write(b"two\n")
+    assert log.read_text() == "one\ntwo\n"
 
 
 def test_store_documents_refuse_links(folder: RunStore, outside: Path) -> None:
