@@ -373,11 +373,16 @@ def trust_run(run_dir: Path, key: bytes | None = None) -> list[str]:
         signed.append(ckpt.dir.name)
     best = best_model(checkpoints_dir)
     meta = _read_doc(checkpoints_dir / BEST_META)
-    if best is not None and isinstance(meta, dict):
-        with zipfile.ZipFile(best) as zf:
-            if zf.testzip() is not None:
-                raise zipfile.BadZipFile(f"{best} is corrupt; not signed")
+    if best is not None and isinstance(meta, dict) and _zip_ok(best):
         doc = _best_doc(meta, trust.sha256_file(best))
         atomic_write_json(checkpoints_dir / BEST_META, trust.sign(doc, key))
         signed.append(BEST_MODEL)
     return signed
+
+
+def _zip_ok(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
