@@ -271,12 +271,11 @@ def _read_doc(path: Path) -> object:
 
 def _refusal(path: Path, problem: str) -> NotTrustedError:
     path = Path(path).absolute()
-    run_id = (path.parent if path.name == BEST_MODEL else path.parent.parent).parent.name
+    run_id = _checkpoints_dir_of(path).parent.name
     where = BEST if path.name == BEST_MODEL else path.parent.name
     return NotTrustedError(
         f"{NOT_TRUSTED}: {where} of run {run_id} was not written by this runs folder "
-        f"({problem}); nothing of it was loaded. {trust.how_to_trust(run_id)[:1].upper()}"
-        f"{trust.how_to_trust(run_id)[1:]}."
+        f"({problem}); nothing of it was loaded. {trust.how_to_trust(run_id)}"
     )
 
 
@@ -296,10 +295,13 @@ def check_signed(path: Path) -> dict:
     return doc
 
 
-def _root_of(path: Path) -> Path:
+def _checkpoints_dir_of(path: Path) -> Path:
     path = Path(path).absolute()
-    checkpoints_dir = path.parent if path.name == BEST_MODEL else path.parent.parent
-    return runs_root(checkpoints_dir)
+    return path.parent if path.name == BEST_MODEL else path.parent.parent
+
+
+def _root_of(path: Path) -> Path:
+    return runs_root(_checkpoints_dir_of(path))
 
 
 def open_trusted(path: Path) -> BinaryIO:

@@ -51,10 +51,11 @@ class SecretError(NotTrustedError):
 
 
 def how_to_trust(run_id: str) -> str:
+    """What the user can do with a run that is not trusted (the end of every refusal)."""
     return (
-        f"its curves and clips can be viewed; to resume or record from it, trust it first "
+        "Its curves and clips can be viewed; to resume or record from it, trust it first "
         f"if you know where it came from: python -m runner trust {run_id} (or the Trust "
-        "button on its Run page)"
+        "button on its Run page)."
     )
 
 
