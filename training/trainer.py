@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from runstore import checkpoints
 from runstore.config import RunConfig, load_resolved
 from runstore.paths import RunPaths
-from runstore.trust import NOT_TRUSTED, NotTrustedError
+from runstore.trust import NOT_TRUSTED, NotTrustedError, SecretError
 from training.callbacks import RunCallback, StopReason, check_finite
 from training.envs import make_train_env
 from training.evaluation import Evaluator
@@ -340,8 +340,8 @@ def _fail(
     paths: RunPaths, status: StatusWriter, exc: BaseException, trainer: Trainer | None
 ) -> int:
     text = "".join(traceback.format_exception(exc))
-    if isinstance(exc, NotTrustedError):
-        diagnosis = _not_trusted(exc, text)
+    if isinstance(exc, NotTrustedError) and not isinstance(exc, SecretError):
+        diagnosis = _not_trusted(exc, text)  # a refusal to load; an unsafe key is no import
     else:
         diagnosis = explain(text, type(exc).__name__)
     if diagnosis.code == "disk_full":
