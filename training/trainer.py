@@ -315,21 +315,22 @@ def train(run_dir: Path) -> int:
     return 0
 
 
-def _not_trusted(exc: NotTrustedError, text: str) -> Diagnosis:
+def _not_trusted(exc: NotTrustedError) -> Diagnosis:
     """A refusal to load an imported checkpoint, in the run's own words (no classifier)."""
     return Diagnosis(
         code="not_trusted",
         title=f"Refused: {NOT_TRUSTED}",
         meaning=(
-            "This run's checkpoints were not written by this runs folder (copied in from "
-            "elsewhere, or changed since). Model zips, replay buffers and VecNormalize files "
+            "The checkpoint it would load (its own, or the init_from run's) was not written "
+            "by this runs folder (copied in from elsewhere, or changed since). Model zips, replay buffers and VecNormalize files "
             "are Python pickles that can run code when loaded, so nothing of it was loaded: "
             "no training step was taken and no file was changed."
         ),
         steps=(
             "Viewing its curves and clips is safe.",
             "If you know where it came from and trust it: python -m runner trust "
-            "RUN_ID (or the Trust button on its Run page), then resume it.",
+            "RUN_ID, with the run named in the reason (or the Trust button on its Run page), "
+            "then resume or queue again.",
             "Otherwise delete the run, or start a fresh run with its config (Clone).",
         ),
         evidence=_last_line(exc),
@@ -341,7 +342,7 @@ def _fail(
 ) -> int:
     text = "".join(traceback.format_exception(exc))
     if isinstance(exc, NotTrustedError) and not isinstance(exc, SecretError):
-        diagnosis = _not_trusted(exc, text)  # a refusal to load; an unsafe key is no import
+        diagnosis = _not_trusted(exc)  # a refusal to load; an unsafe key is no import
     else:
         diagnosis = explain(text, type(exc).__name__)
     if diagnosis.code == "disk_full":
