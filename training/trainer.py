@@ -323,8 +323,9 @@ def _not_trusted(exc: NotTrustedError) -> Diagnosis:
         meaning=(
             "The checkpoint it would load (its own, or the init_from run's) was not written "
             "by this runs folder (copied in from elsewhere, or changed since). Model zips, "
-            "replay buffers and VecNormalize files are Python pickles that can run code when loaded, so nothing of it was loaded: "
-            "no training step was taken and no file was changed."
+            "replay buffers and VecNormalize files are Python pickles that can run code "
+            "when loaded, so nothing of it was loaded: no training step was taken and no "
+            "file was changed."
         ),
         steps=(
             "Viewing its curves and clips is safe.",
