@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=1, help="games to play (1-20)")
     p = sub.add_parser("timelapse", parents=[common], help="stitch a run's clips into one mp4")
     p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
+    p = sub.add_parser(
+        "trust",
+        parents=[common],
+        help="trust a run copied in from elsewhere: sign its checkpoints with this runs "
+        "folder's key so it can be resumed and recorded (they are pickles: only if you know "
+        "where it came from)",
+    )
+    p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
     return parser
 
 
@@ -115,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         run_id = find_run(store, args.run)
         if args.command == "timelapse":
             return timelapse(store, run_id)
+        if args.command == "trust":
+            return request_trust(store, run_id)
         params = None
         if args.command == "record":
             params = {"checkpoint": args.checkpoint, "episodes": args.episodes}
@@ -123,6 +133,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.command} requested for {run_id}")
+    if not store.runner_is_alive():
+        print(
+            f"note: no runner is supervising {store.root}; the request waits until one "
+            "starts (python -m runner)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def request_trust(store: RunStore, run_id: str) -> int:
+    """Ask the runner to sign an imported run (run.json logs who asked, from where)."""
+    import getpass
+    import socket
+
+    who = f"cli {getpass.getuser()}@{socket.gethostname()}"[:40]
+    store.write_request(run_id, "trust", source=who)
+    print(
+        f"trust requested for {run_id}: the runner signs its checkpoints with this runs "
+        "folder's key (refused while it runs), and notes it in run.json"
+    )
     if not store.runner_is_alive():
         print(
             f"note: no runner is supervising {store.root}; the request waits until one "

@@ -371,6 +371,19 @@ class Supervisor:
             if self._signalled(record, process.request_stop(handle)):
                 self.deadlines[record.id] = time.monotonic() + self.stop_grace
                 self._set_state(record, RunState.STOPPING, note)
+        elif action == "trust":  # sign an imported run with this folder's key (its trainer
+            # writes manifests, so never while one runs: checkpoints.trust_run)
+            if state.is_live or handle is not None:
+                record.record("trust-refused", f"{note}: the run is {state.value}; stop it first")
+            else:
+                try:
+                    signed = checkpoints.trust_run(self.store.paths(record.id).dir)
+                except (OSError, ValueError) as exc:
+                    record.record("trust-failed", f"{note}: {exc}")
+                else:
+                    what = ", ".join(signed) or "nothing to sign"
+                    record.record("trusted", f"{note}: signed with this runs folder's key: {what}")
+            self.store.write_run(record)
         elif action == "stop" and state == RunState.QUEUED:
             record.ended_at = time.time()
             record.reason = "stopped before it started"

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 QUEUE_SUFFIXES = (".yaml", ".yml")
 # Editors and copy tools write these while a file is still being written; never claim them.
 _IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".swp", ".crdownload", "~")
-REQUEST_ACTIONS = ("stop", "pause", "resume", "delete", "record", "timelapse")
+REQUEST_ACTIONS = ("stop", "pause", "resume", "delete", "record", "timelapse", "trust")
 MAX_QUEUE_NAME = 200
 #: The reason a queue file was refused, beside it (in rejected/, or in the queue itself when
 #: it could not be moved there).

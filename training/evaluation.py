@@ -4,8 +4,10 @@ The evaluation protocol (Machado et al. 2018, and what the RL Zoo reports): dete
 actions by default, no reward clipping, no episodic-life resets (an episode is a whole game),
 the same preprocessing otherwise, and a separate environment so training episodes are not
 cut. Results go to TensorBoard under ``eval/``, to status.json, and the best model by mean
-evaluation return is kept as ``checkpoints/best.zip``. The first episode of an evaluation can
-be recorded as a clip of the full-colour game screen.
+evaluation return is kept as ``checkpoints/best.zip`` (its SHA-256 signed in best.json with
+the runs folder's key, ``checkpoints.commit_best``; only numbers are read back from best.json,
+nothing is loaded from best.zip here). The first episode of an evaluation can be recorded as
+a clip of the full-colour game screen.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ A short evaluation process (the runner starts it for a ``record`` request, in it
 group, beside a training that goes on undisturbed): it builds this run's network, loads the
 weights of one of its checkpoints (``best``, ``step-NNN``, default the best model if there is
 one, else the newest checkpoint), plays N games with the evaluation protocol on the CPU and
-writes ``videos/step-NNN-record.mp4`` with its sidecar.
+writes ``videos/step-NNN-record.mp4`` with its sidecar. The checkpoint must be signed by
+this runs folder (``checkpoints.open_trusted``); an imported run that was not trusted is
+refused with exit code 3 and a line that says so, before anything of it is read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from runstore import checkpoints
 from runstore.config import load_resolved
 from runstore.paths import RunPaths
+from runstore.trust import NotTrustedError
 from runstore.videos import ClipMeta, clip_path
 from training.evaluation import clip_fps, make_eval_env, run_episodes
 from training.sb3_kwargs import ALGORITHMS, model_kwargs
@@ -37,6 +40,10 @@ def record(
 ) -> Path:
     paths = RunPaths(Path(run_dir).absolute())
     config = load_resolved(paths.config.read_text(encoding="utf-8"))
+    if foreign_zip is None:  # which checkpoint, and is it ours: before anything is built
+        if checkpoint is None and checkpoints.best_model(paths.checkpoints) is not None:
+            checkpoint = checkpoints.BEST
+        zip_path, step = checkpoints.resolve_model(paths.checkpoints, checkpoint)
     env = make_eval_env(config)
     kwargs = model_kwargs(config)
     if config.algo == "dqn":  # playing needs no replay buffer; don't reserve one
@@ -49,9 +56,6 @@ def record(
         load_foreign_weights(model, foreign_zip, trust_foreign_zip)
         name, step = f"imported {foreign_zip.name}", 0
     else:
-        if checkpoint is None and checkpoints.best_model(paths.checkpoints) is not None:
-            checkpoint = checkpoints.BEST
-        zip_path, step = checkpoints.resolve_model(paths.checkpoints, checkpoint)
         load_weights(model, zip_path, "cpu")
         name = checkpoint or zip_path.parent.name
     overlay = Overlay(config.display_name, step) if config.video_overlay else None
@@ -108,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         path = record(
             args.run_dir, args.checkpoint, args.episodes, args.foreign_zip, args.trust_foreign_zip
         )
+    except NotTrustedError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 3
     except (WeightsError, checkpoints.CheckpointNotFoundError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

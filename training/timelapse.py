@@ -4,7 +4,9 @@ The run's evaluation clips in step order, each after a title card (step, evaluat
 into ``videos/timelapse.mp4``. The length is bounded whatever the run's length: at most
 ``MAX_MILESTONES`` clips (spread evenly over the run, the last one always in), and each clip
 sped up by dropping frames so the whole fits in ``max_seconds``. No torch: the runner's
-``timelapse`` command runs this in-process.
+``timelapse`` command runs this in-process. It reads the clips (mp4) and their JSON sidecars
+only, never a checkpoint or any pickle, so it is allowed for an imported run that is not
+trusted (viewing clips is; tests/test_trust.py holds it to that).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import signal
 import time
 import traceback
@@ -24,10 +25,11 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from runstore import checkpoints
 from runstore.config import RunConfig, load_resolved
 from runstore.paths import RunPaths
+from runstore.trust import NOT_TRUSTED, NotTrustedError, SecretError
 from training.callbacks import RunCallback, StopReason, check_finite
 from training.envs import make_train_env
 from training.evaluation import Evaluator
-from training.failures import explain
+from training.failures import Diagnosis, explain
 from training.memory_format import use_channels_last, wants_channels_last
 from training.sb3_kwargs import ALGORITHMS, model_kwargs, schedule_overrides
 from training.status import StatusWriter
@@ -216,18 +218,27 @@ class Trainer:
         )
 
     def _load(self, ckpt: checkpoints.Checkpoint, device: str) -> BaseAlgorithm:
+        """Every file is a pickle (SB3's ``data``, the VecNormalize statistics, the replay
+        buffer): each is opened through ``checkpoints.open_trusted`` (signed here, same
+        bytes) and loaded from that file object; ``NotTrustedError`` ends the run first."""
         algo = ALGORITHMS[self.config.algo]
+        checkpoints.check_signed(ckpt.model)  # refuse before anything is built or read
         if ckpt.vecnormalize is not None and isinstance(self.env, VecNormalize):
-            self.env = VecNormalize.load(str(ckpt.vecnormalize), self.env.venv)
-        model = algo.load(
-            ckpt.model,
-            env=self.env,
-            device=device,
-            custom_objects=schedule_overrides(self.config),
-        )
+            with checkpoints.open_trusted(ckpt.vecnormalize) as fh:
+                vecnormalize = pickle.load(fh)  # what VecNormalize.load does, from the checked fd
+            vecnormalize.set_venv(self.env.venv)
+            self.env = vecnormalize
+        with checkpoints.open_trusted(ckpt.model) as fh:
+            model = algo.load(
+                fh,
+                env=self.env,
+                device=device,
+                custom_objects=schedule_overrides(self.config),
+            )
         model.tensorboard_log = str(self.paths.tb)
         if ckpt.replay_buffer is not None and self.config.save_replay_buffer:
-            model.load_replay_buffer(ckpt.replay_buffer)
+            with checkpoints.open_trusted(ckpt.replay_buffer) as fh:
+                model.load_replay_buffer(fh)
             log.info("replay buffer loaded: %d transitions", model.replay_buffer.size())
         return model
 
@@ -304,11 +315,37 @@ def train(run_dir: Path) -> int:
     return 0
 
 
+def _not_trusted(exc: NotTrustedError) -> Diagnosis:
+    """A refusal to load an imported checkpoint, in the run's own words (no classifier)."""
+    return Diagnosis(
+        code="not_trusted",
+        title=f"Refused: {NOT_TRUSTED}",
+        meaning=(
+            "The checkpoint it would load (its own, or the init_from run's) was not written "
+            "by this runs folder (copied in from elsewhere, or changed since). Model zips, "
+            "replay buffers and VecNormalize files are Python pickles that can run code "
+            "when loaded, so nothing of it was loaded: no training step was taken and no "
+            "file was changed."
+        ),
+        steps=(
+            "Viewing its curves and clips is safe.",
+            "If you know where it came from and trust it: python -m runner trust "
+            "RUN_ID, with the run named in the reason (or the Trust button on its Run page), "
+            "then resume or queue again.",
+            "Otherwise delete the run, or start a fresh run with its config (Clone).",
+        ),
+        evidence=_last_line(exc),
+    )
+
+
 def _fail(
     paths: RunPaths, status: StatusWriter, exc: BaseException, trainer: Trainer | None
 ) -> int:
     text = "".join(traceback.format_exception(exc))
-    diagnosis = explain(text, type(exc).__name__)
+    if isinstance(exc, NotTrustedError) and not isinstance(exc, SecretError):
+        diagnosis = _not_trusted(exc)  # a refusal to load; an unsafe key is no import
+    else:
+        diagnosis = explain(text, type(exc).__name__)
     if diagnosis.code == "disk_full":
         # Free the ballast and what the failed save took, so the reason below still fits.
         paths.disk_reserve.unlink(missing_ok=True)
@@ -319,7 +356,9 @@ def _fail(
             model.num_timesteps if model is not None else None,
             phase="finished",
             outcome="failed",
-            reason=f"{diagnosis.title}: {_last_line(exc)}",
+            reason=_last_line(exc)
+            if diagnosis.code == "not_trusted"
+            else f"{diagnosis.title}: {_last_line(exc)}",
             diagnosis=diagnosis.to_dict(),
         )
     except OSError:

@@ -2,20 +2,25 @@
 
 Only the weights are read (``set_parameters``: ``torch.load(weights_only=True)``, SB3's
 pickled ``data`` entry is skipped), into a model built from *this* run's config, and only
-from a run folder in the same runs folder, named by id and checkpoint name, never by a path.
-A zip from elsewhere goes through ``load_foreign_weights``, which a caller must ask for.
+from a run folder in the same runs folder, named by id and checkpoint name, never by a path,
+and only after the checkpoint's signed manifest and the zip's hash were checked
+(``checkpoints.open_trusted``): a run folder copied in from elsewhere is refused with
+``NotTrustedError`` until a user trusts it. A zip from elsewhere goes through
+``load_foreign_weights``, which a caller must ask for.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import BinaryIO
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from runstore import checkpoints
 from runstore.config import RunConfig
 from runstore.store import RunStore
+from runstore.trust import NotTrustedError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,8 @@ def resolve_init_from(runs_root: Path, spec: str) -> tuple[Path, int, RunConfig]
         model, step = checkpoints.resolve_model(paths.checkpoints, name or None)
     except checkpoints.CheckpointNotFoundError as exc:
         raise WeightsError(f"init_from {spec}: {exc}") from None
+    except NotTrustedError as exc:
+        raise NotTrustedError(f"init_from {spec}: {exc}") from None
     return model, step, store.read_config(run_id)
 
 
@@ -52,9 +59,17 @@ def check_compatible(config: RunConfig, source: RunConfig, spec: str) -> None:
 
 
 def load_weights(model: BaseAlgorithm, zip_path: Path, device: str | None = None) -> None:
-    """Copy the policy (and optimizer) weights of ``zip_path`` into ``model``."""
+    """Copy the policy (and optimizer) weights of a checkpoint of this runs folder into
+    ``model``: checked against its signed manifest, read from the checked file object."""
+    with checkpoints.open_trusted(zip_path) as fh:
+        _set_parameters(model, fh, zip_path, device)
+
+
+def _set_parameters(
+    model: BaseAlgorithm, source: str | BinaryIO, zip_path: Path, device: str | None
+) -> None:
     try:
-        model.set_parameters(str(zip_path), exact_match=True, device=device or model.device)
+        model.set_parameters(source, exact_match=True, device=device or model.device)  # type: ignore[arg-type]
     except (RuntimeError, ValueError, KeyError) as exc:
         raise WeightsError(
             f"the weights in {zip_path} do not fit this run's network ({exc}); the policy, "
@@ -75,4 +90,4 @@ def load_foreign_weights(model: BaseAlgorithm, zip_path: Path, confirmed: bool) 
             "(--trust-foreign-zip)."
         )
     log.warning("loading weights from a foreign zip %s (explicitly allowed)", zip_path)
-    load_weights(model, zip_path)
+    _set_parameters(model, str(zip_path), zip_path, None)

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import charts, controls, data, fmt
 from dashboard.components.clips import render_run_clips
 from dashboard.components.resources import render_resources
+from dashboard.components.trust import render_trust
 from runstore.models import RunState
 from runstore.timeline import build_timeline
 
@@ -106,6 +107,7 @@ def curves(x: str, smoothing: float) -> None:
 
 
 header()
+render_trust(run_id)
 c1, c2 = st.columns([1, 2])
 x = c1.radio("x axis", [charts.X_STEPS, charts.X_TIME], horizontal=True, key="run_x")
 smoothing = c2.slider(
