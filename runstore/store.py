@@ -189,7 +189,7 @@ class RunStore:
         if len(path.name) > MAX_QUEUE_NAME:
             raise ConfigError([f"the file name is longer than {MAX_QUEUE_NAME} characters"])
         try:  # no FIFO or device either, and no link swapped in after the check above
-            with safeio.open_file(path, base=self.queue_dir) as fh:
+            with safeio.open_file(path, base=path.parent) as fh:
                 data = fh.read(1024 * 1024)
         except safeio.UnsafeFileError as exc:
             problem = f"the queue file {exc.reason}; copy a plain file into the queue"
