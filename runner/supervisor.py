@@ -7,6 +7,7 @@ and from the process table, so a new supervisor can pick up exactly where a kill
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -153,12 +154,24 @@ class Supervisor:
                     self.step()
                 except Exception:  # one bad run or a full disk must not end supervision
                     log.exception("supervisor step failed; retrying")
-                if self._more_requests:  # a flood is being drained: next slice at once
-                    continue
-                self.wake.wait(max(0.0, min(self.poll, self._next_heartbeat - time.time())))
-                self.wake.clear()
+                if not self._more_requests:  # a flood is being drained: next slice at once
+                    self._idle()
         finally:
             self.close()
+
+    def _idle(self) -> None:
+        """Wait for a file event or the poll interval, keeping the heartbeat fresh: a long
+        --poll never lets runner.json age past HEARTBEAT_SECONDS while the runner is fine."""
+        end = time.monotonic() + self.poll
+        while not self.shutdown.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            if self.wake.wait(min(left, max(0.05, self._next_heartbeat - time.time()))):
+                break
+            with contextlib.suppress(OSError):  # a full disk: the next step logs it
+                self.heartbeat()
+        self.wake.clear()
 
     def close(self) -> None:
         """Leave training processes running: a new supervisor adopts them."""
@@ -390,10 +403,18 @@ class Supervisor:
                 path.unlink(missing_ok=True)
             except OSError:  # a folder: leave it, and do not fail every step over it
                 self._unremovable.add(path)
+        more = len(requests) + len(invalid) >= limit  # then the next step comes at once
         if not requests:
+            self._more_requests |= more
             return
         if self._read_run(run_id) is None:
             return  # run.json unreadable and nothing known of it: the requests wait
+        self._more_requests |= more
+        # The files go once run.json says what they did: a runner killed in between applies
+        # them again (each is harmless twice) rather than losing one. When run.json cannot
+        # be written (a full disk, damage in its place) the runner's copy keeps the outcome
+        # and goes to disk with the next write; the requests are done either way.
+        done: list[Path] = []
         self._deferred = {}
         try:
             for request in requests:
@@ -401,14 +422,18 @@ class Supervisor:
                 if record is None:  # deleted by an earlier request of this slice
                     break
                 self.apply(record, request)
-                request.path.unlink(missing_ok=True)
+                done.append(request.path)
         finally:
             deferred, self._deferred = self._deferred, None
             for record in deferred.values():
-                if record.id in self._records:  # not deleted meanwhile
+                if record.id not in self._records:  # deleted meanwhile
+                    continue
+                try:
                     self._write_run(record)
-        if len(requests) + len(invalid) >= limit:
-            self._more_requests = True
+                except OSError as exc:
+                    log.error("%s: could not write run.json (%s)", record.id, exc)
+            for path in done:
+                path.unlink(missing_ok=True)
 
     def apply(self, record: RunRecord, request: Request) -> None:
         action, state = request.action, record.state
@@ -698,10 +723,16 @@ class Supervisor:
         """A request that does nothing in this state: one event for a run of them, with a
         count, and one log line, so a flood neither grows run.json nor the log."""
         what = f"{action} does nothing in state {state.value}"
-        last = record.events[-1] if record.events else None
-        if last is not None and last.kind == "request-ignored" and _ignored_base(last) == what:
-            last.count += 1
-            last.detail = f"{what} ({last.count} requests)"
+        same = None
+        for event in reversed(record.events):  # the trailing run of ignored-request events
+            if event.kind != "request-ignored":
+                break
+            if _ignored_base(event) == what:
+                same = event
+                break
+        if same is not None:
+            same.count += 1
+            same.detail = f"{what} ({same.count} requests)"
         else:
             record.record("request-ignored", what)
             log.info("%s: ignored %s in state %s (repeats are counted)", record.id, action, state)
