@@ -65,7 +65,7 @@ def _problems(runs: Runs, run_id: str, pid: int, create_time: float, trial: int)
 
 def test_damaged_run_json_never_touches_the_training(runs: Runs):
     r = rng("damaged-run-json")
-    n = trials(short=3, share=0.25)
+    n = trials(short=len(KINDS), share=0.25)  # every kind once in make test
     runner = runs.runner("--poll", "0.2")
     runs.submit(cartpole(steps=10_000_000, ckpt=1000), "long.yaml")
     run_id = runs.only_run()

@@ -72,6 +72,7 @@ def test_request_floods_over_many_runs(runs: Runs):
     live_pid = runs.wait_state(live, RunState.RUNNING, timeout=120).pid
     expected = {run_id: dict.fromkeys(ACTIONS, 0) for run_id in ended}
     sizes = {run_id: runs.store.paths(run_id).run_json.stat().st_size for run_id in ended}
+    sent, worst_all = 0, 0.0
 
     for trial in range(n):
         total = 3000 if trial == 0 else r.randrange(500, 6000)
@@ -86,7 +87,7 @@ def test_request_floods_over_many_runs(runs: Runs):
         flood(runs, targets)
         queue_file = runs.submit(cartpole(steps=200, extra=f"name: q{trial}\n"), f"q{trial}.yaml")
         LEDGER.trials += 1
-        LEDGER.fault("request flood", total)
+        LEDGER.fault("request flood")
         problems = []
         worst = 0.0
         while any(any(runs.store.paths(i).requests.iterdir()) for i in chosen):
@@ -118,12 +119,19 @@ def test_request_floods_over_many_runs(runs: Runs):
             except AssertionError:
                 problems.append("the live run stopped training during the flood")
         problems += half_written_json(runs.store.root)
-        print(f"trial {trial}: {total} requests, worst heartbeat age {worst:.2f} s")
+        sent += total
+        worst_all = max(worst_all, worst)
         LEDGER.lost(problems)
         assert not problems, problems
 
+    LEDGER.note(
+        f"request floods: {sent} requests in {n} flood(s), runner.json at most "
+        f"{worst_all:.1f} s old meanwhile"
+    )
     runs.store.write_request(live, "stop", source="fault")
     runs.wait_state(live, RunState.STOPPED, timeout=120)
+    for run_id in runs.store.run_ids():  # the queue files taken during the floods, too
+        runs.wait_state(run_id, *[s for s in RunState if s.is_ended], timeout=120)
     problems = stuck_runs(runs.store)
     if "step failed" in runner.output():
         problems.append("a supervisor step failed")
