@@ -102,8 +102,8 @@ class Supervisor:
         self._stuck: dict[str, tuple[tuple[int, int] | None, float, float]] = {}
         self._records: dict[str, tuple[tuple[int, int] | None, RunRecord]] = {}
         # run.json files that could not be read: run id -> (first seen, monotonic; the
-        # rewrite failed and that was logged).
-        self._damaged: dict[str, tuple[float, bool]] = {}
+        # rewrite failed and that was logged; the damaged file's stamp, not read again).
+        self._damaged: dict[str, tuple[float, bool, tuple[int, int] | None]] = {}
         self._unreadable_logged: set[str] = set()  # damaged with no copy to rewrite from
         # Queue files whose mtime lies in the future: name -> (stamp, first seen, monotonic).
         self._first_seen: dict[str, tuple[tuple[int, int] | None, float]] = {}
@@ -640,7 +640,12 @@ class Supervisor:
         cached = self._records.get(run_id)
         if cached is not None and key is not None and cached[0] == key:
             return cached[1]
+        damaged = self._damaged.get(run_id)
+        if cached is not None and damaged is not None and key is not None and damaged[2] == key:
+            return self._damaged_run(cached[1], key, "")  # the same damage: not read again
         record = self.store.read_run(run_id) if key is not None else None
+        if record is not None and record.id != run_id:  # another run's run.json, copied in
+            record = None
         if record is not None:
             known = cached[1] if cached is not None else None
             if (
@@ -654,6 +659,7 @@ class Supervisor:
                 return record
             return self._damaged_run(
                 known,
+                key,
                 f"was replaced by one that says {record.state.value} (pid {record.pid})",
                 "run-json-replaced",
             )
@@ -661,7 +667,6 @@ class Supervisor:
             self._records.pop(run_id, None)
             self._damaged.pop(run_id, None)
             return None
-        why = _unreadable_why(run_json, key)
         if cached is None:
             if run_id not in self._unreadable_logged:
                 self._unreadable_logged.add(run_id)
@@ -669,19 +674,22 @@ class Supervisor:
                     "%s: run.json is unreadable (%s) and this runner has no copy of it; "
                     "the run is left alone until the file is fixed",
                     run_id,
-                    why,
+                    _unreadable_why(run_json, key),
                 )
             return None
-        return self._damaged_run(cached[1], f"is unreadable ({why})", "run-json-damaged")
+        what = "" if damaged else f"is unreadable ({_unreadable_why(run_json, key)})"
+        return self._damaged_run(cached[1], key, what, "run-json-damaged")
 
-    def _damaged_run(self, record: RunRecord, what: str, kind: str) -> RunRecord:
+    def _damaged_run(
+        self, record: RunRecord, stamp: tuple[int, int] | None, what: str, kind: str = ""
+    ) -> RunRecord:
         """Go on with the runner's copy of a run whose run.json is damaged: log and record
         it once, then, after DAMAGE_GRACE_SECONDS, write the copy back (each step until that
         works, an error logged once)."""
         now = time.monotonic()
         seen = self._damaged.get(record.id)
         if seen is None:
-            self._damaged[record.id] = (now, False)
+            self._damaged[record.id] = (now, False, stamp)
             log.warning(
                 "%s: run.json %s; the training process is left alone and run.json is "
                 "rewritten from the runner's copy",
@@ -690,14 +698,15 @@ class Supervisor:
             )
             record.record(kind, f"run.json {what}; rewritten from the runner's copy")
             return record
-        first, failure_logged = seen
+        first, failure_logged, _ = seen
+        self._damaged[record.id] = (first, failure_logged, stamp)
         if now - first < DAMAGE_GRACE_SECONDS:
             return record
         try:
             self._write_run(record)
         except OSError as exc:
             if not failure_logged:
-                self._damaged[record.id] = (first, True)
+                self._damaged[record.id] = (first, True, stamp)
                 log.error("%s: could not rewrite run.json (%s); trying again", record.id, exc)
         return record
 
@@ -758,10 +767,11 @@ def _unreadable_why(path: Path, stamp: tuple[int, int] | None) -> str:
     if stamp is None:
         return "missing"
     try:
-        size = len(path.read_bytes())
+        with open(path, "rb") as fh:  # only to learn the error: EISDIR, EACCES, EMFILE
+            fh.read(1)
     except OSError as exc:
         return f"{exc.strerror or exc}"
-    return f"not a valid run record, {size} bytes"
+    return f"not a valid run record, {stamp[0]} bytes"
 
 
 def _tail(path: Path, size: int = 16_384) -> str:

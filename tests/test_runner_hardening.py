@@ -144,9 +144,10 @@ def test_a_bad_queue_file_from_the_future_is_still_rejected(runs: Runs):
     path = runs.submit("algo: ppo\nenv: CartPole-v1\nn_timesteps: [\n", "future.yaml")
     future = time.time() + 3600
     os.utime(path, (future, future))
-    rejected = runs.store.rejected_dir / "future.yaml"
-    wait_for(rejected.exists, 10, "the bad file to be rejected")
-    assert (runs.store.rejected_dir / "future.yaml.error.txt").exists()
+    note = runs.store.rejected_dir / "future.yaml.error.txt"  # written after the move
+    wait_for(note.exists, 10, "the bad file to be rejected")
+    assert (runs.store.rejected_dir / "future.yaml").exists()
+    assert "was not started" in note.read_text()
 
 
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
