@@ -110,6 +110,7 @@ class Supervisor:
         # While requests of one run are applied, run.json is written once, at the end.
         self._deferred: dict[str, RunRecord] | None = None
         self._more_requests = False
+        self._adopt_again = False
         self._started = time.time()
         self._next_heartbeat = 0.0
 
@@ -191,6 +192,9 @@ class Supervisor:
             self.handle_requests(run_id)
             self.heartbeat()  # time-gated: cheap, and fresh through a flood over many runs
         self.check_processes()
+        if self._adopt_again:
+            self._adopt_again = False
+            self.adopt()
         self.media.check()
         self.schedule()
         self.heartbeat()
@@ -561,6 +565,8 @@ class Supervisor:
         """Take over runs a previous supervisor left: live ones are adopted by (pid, create
         time); those whose process is gone get the outcome they recorded, or ``lost``."""
         for run_id in self.store.run_ids():
+            if run_id in self.handles:  # already ours (adopt runs again: see _read_run)
+                continue
             record = self._read_run(run_id)
             if record is None or not record.state.is_live:
                 continue
@@ -655,7 +661,11 @@ class Supervisor:
             ):
                 self._records[run_id] = (key, record)
                 self._damaged.pop(run_id, None)
-                self._unreadable_logged.discard(run_id)
+                if run_id in self._unreadable_logged:
+                    self._unreadable_logged.discard(run_id)
+                    # Fixed at last: a live run nobody adopted (damaged when this runner
+                    # started) is adopted now, or ends with the truth.
+                    self._adopt_again |= record.state.is_live and run_id not in self.handles
                 return record
             return self._damaged_run(
                 known,

@@ -86,6 +86,35 @@ def test_a_damaged_run_json_leaves_the_trainer_alone_and_is_rewritten(runs: Runs
     assert "step failed" not in runner.output() and "Traceback" not in runner.output()
 
 
+def test_a_run_json_damaged_across_a_runner_restart_is_adopted_once_fixed(runs: Runs):
+    """A new runner that never read the run cannot repair it: it leaves the trainer alone
+    and, once the file is put back, adopts the run, so stop works again."""
+    first = runs.runner("--poll", "0.2")
+    runs.submit(cartpole(steps=10_000_000, ckpt=500), "long.yaml")
+    run_id = runs.only_run()
+    record = runs.wait_state(run_id, RunState.RUNNING, timeout=120)
+    pid, create_time = record.pid, record.create_time
+    run_json = runs.store.paths(run_id).run_json
+    first.kill()
+    good = run_json.read_bytes()
+    run_json.write_bytes(b'{"id": ')
+    second = runs.runner("--poll", "0.2")
+    runs.wait_steps(run_id, runs.status(run_id).timesteps + 300)  # trains on, unsupervised
+    assert process.identify(pid, create_time) is not None, "the trainer was killed"
+    assert runs.store.read_run(run_id) is None  # nothing to repair it from: left as it is
+    assert second.output().count("has no copy of it") == 1
+    run_json.write_bytes(good)
+    wait_for(
+        lambda: any(e.kind == "adopted" for e in runs.record(run_id).events[-3:]),
+        10,
+        "the runner to adopt the run once its run.json is back",
+    )
+    runs.store.write_request(run_id, "stop", source="test")
+    final = runs.wait_state(run_id, RunState.STOPPED, RunState.FAILED, timeout=120)
+    assert final.state == RunState.STOPPED, final.reason
+    assert "step failed" not in second.output()
+
+
 def _flood(runs: Runs, run_id: str, action: str, n: int) -> None:
     """``n`` request files moved into requests/ at once (renames: the flood lands faster
     than the runner can drain it)."""
