@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     except (LookupError, UnsafePathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only runs folder, or something in the request's way
+        print(f"error: could not write the request into {store.root}: {exc}", file=sys.stderr)
+        return 1
     print(f"{args.command} requested for {run_id}")
     if not store.runner_is_alive():
         print(
@@ -185,7 +188,13 @@ def supervise(
     if max_concurrent is not None and max_concurrent < 1:
         print("error: --max-concurrent must be at least 1", file=sys.stderr)
         return 2
-    supervisor = Supervisor(store, max_concurrent=max_concurrent, stop_grace=stop_grace, poll=poll)
+    try:  # the lock file needs a writable runs folder: one line, not a traceback
+        supervisor = Supervisor(
+            store, max_concurrent=max_concurrent, stop_grace=stop_grace, poll=poll
+        )
+    except OSError as exc:
+        print(f"error: cannot supervise {store.root}: {exc}", file=sys.stderr)
+        return 1
 
     def _shutdown(signum: int, _frame: object) -> None:
         logging.getLogger("runner").info("%s received; shutting down", signal.strsignal(signum))
@@ -198,6 +207,9 @@ def supervise(
         supervisor.run_forever()
     except AlreadyRunningError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # start-up: the lock, runner.json (the loop itself never raises)
+        print(f"error: cannot supervise {store.root} (is it writable?): {exc}", file=sys.stderr)
         return 1
     return 0
 

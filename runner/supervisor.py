@@ -7,6 +7,7 @@ and from the process table, so a new supervisor can pick up exactly where a kill
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -26,8 +27,15 @@ from runner.process import Handle
 from runstore import checkpoints
 from runstore.atomic import remove_stale_temp_files
 from runstore.config import ConfigError
-from runstore.models import RESUMABLE_STATES, RunnerInfo, RunRecord, RunState, TrainStatus
-from runstore.paths import file_stamp
+from runstore.models import (
+    RESUMABLE_STATES,
+    RunEvent,
+    RunnerInfo,
+    RunRecord,
+    RunState,
+    TrainStatus,
+)
+from runstore.paths import UnsafePathError, file_stamp
 from runstore.settings import SettingsError, load_settings, settings_path
 from runstore.store import Request, RunStore
 from training.failures import explain
@@ -35,7 +43,17 @@ from training.failures import explain
 log = logging.getLogger("runner")
 
 VERSION = "0.1.0"
-HEARTBEAT_SECONDS = 5.0
+#: runner.json is rewritten this often, so its age stays under 5 s even just before the next
+#: write (readers call a runner stale well after that; see the dashboard's System page).
+HEARTBEAT_SECONDS = 2.0
+#: Requests read from one run's requests/ per step. A flood (thousands of files) is drained
+#: a slice at a time, oldest first, with intake, process checks and the heartbeat between
+#: slices; the next step comes at once while any are left.
+MAX_REQUESTS_PER_STEP = 100
+#: An unreadable run.json is rewritten from the runner's copy once it has stayed unreadable
+#: this long: a hand edit being saved, or an ``rm -rf`` of the folder under way, is not
+#: raced (a folder that is really gone counts as deleted).
+DAMAGE_GRACE_SECONDS = 1.0
 # An invalid queue file this fresh may still be being written; look again before rejecting.
 FRESH_FILE_SECONDS = 1.0
 #: A bad file that cannot be moved to rejected/ is retried after 5 s, then ever less often.
@@ -82,7 +100,17 @@ class Supervisor:
         self._unremovable: set[Path] = set()
         # Queue files that could not be moved to rejected/: name -> (stamp, retry at, delay).
         self._stuck: dict[str, tuple[tuple[int, int] | None, float, float]] = {}
-        self._records: dict[str, tuple[tuple[int, int], RunRecord]] = {}
+        self._records: dict[str, tuple[tuple[int, int] | None, RunRecord]] = {}
+        # run.json files that could not be read: run id -> (first seen, monotonic; the
+        # rewrite failed and that was logged; the damaged file's stamp, not read again).
+        self._damaged: dict[str, tuple[float, bool, tuple[int, int] | None]] = {}
+        self._unreadable_logged: set[str] = set()  # damaged with no copy to rewrite from
+        # Queue files whose mtime lies in the future: name -> (stamp, first seen, monotonic).
+        self._first_seen: dict[str, tuple[tuple[int, int] | None, float]] = {}
+        # While requests of one run are applied, run.json is written once, at the end.
+        self._deferred: dict[str, RunRecord] | None = None
+        self._more_requests = False
+        self._adopt_again = False
         self._started = time.time()
         self._next_heartbeat = 0.0
 
@@ -127,10 +155,24 @@ class Supervisor:
                     self.step()
                 except Exception:  # one bad run or a full disk must not end supervision
                     log.exception("supervisor step failed; retrying")
-                self.wake.wait(self.poll)
-                self.wake.clear()
+                if not self._more_requests:  # a flood is being drained: next slice at once
+                    self._idle()
         finally:
             self.close()
+
+    def _idle(self) -> None:
+        """Wait for a file event or the poll interval, keeping the heartbeat fresh: a long
+        --poll never lets runner.json age past HEARTBEAT_SECONDS while the runner is fine."""
+        end = time.monotonic() + self.poll
+        while not self.shutdown.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            if self.wake.wait(min(left, max(0.05, self._next_heartbeat - time.time()))):
+                break
+            with contextlib.suppress(OSError):  # a full disk: the next step logs it
+                self.heartbeat()
+        self.wake.clear()
 
     def close(self) -> None:
         """Leave training processes running: a new supervisor adopts them."""
@@ -143,11 +185,16 @@ class Supervisor:
 
     def step(self) -> None:
         """One pass: intake, requests, process checks, scheduling. Safe to call any time."""
+        self._more_requests = False
         self.load_settings()
         self.intake()
         for run_id in self.store.run_ids():
             self.handle_requests(run_id)
+            self.heartbeat()  # time-gated: cheap, and fresh through a flood over many runs
         self.check_processes()
+        if self._adopt_again:
+            self._adopt_again = False
+            self.adopt()
         self.media.check()
         self.schedule()
         self.heartbeat()
@@ -195,9 +242,10 @@ class Supervisor:
 
     def intake(self) -> None:
         files = self.store.queue_files()
-        if self._stuck:  # forget files that left the queue
+        if self._stuck or self._first_seen:  # forget files that left the queue
             names = {p.name for p in files}
             self._stuck = {k: v for k, v in self._stuck.items() if k in names}
+            self._first_seen = {k: v for k, v in self._first_seen.items() if k in names}
         for path in files:
             if self._backing_off(path):
                 continue
@@ -263,10 +311,23 @@ class Supervisor:
         return time.monotonic() < retry_at
 
     def _is_fresh(self, path: Path) -> bool:
+        """True while an invalid file may still be being written (modified < 1 s ago).
+
+        An mtime in the future (a clock set back, a file from another machine or a tool that
+        sets times) says nothing about that: such a file is fresh only for its first second
+        as seen by this runner, and a change to it starts that second again."""
         try:
-            return time.time() - path.stat().st_mtime < FRESH_FILE_SECONDS
+            age = time.time() - path.stat().st_mtime
         except OSError:
             return False
+        if age >= 0:
+            self._first_seen.pop(path.name, None)
+            return age < FRESH_FILE_SECONDS
+        stamp, now = file_stamp(path), time.monotonic()
+        seen = self._first_seen.get(path.name)
+        if seen is None or seen[0] != stamp:
+            self._first_seen[path.name] = seen = (stamp, now)
+        return now - seen[1] < FRESH_FILE_SECONDS
 
     def _watch_requests(self, run_id: str) -> None:
         if self._observer is None or run_id in self._watched:
@@ -322,15 +383,20 @@ class Supervisor:
         record.record("resources", plan.describe())
         for note in handle.notes:
             record.record("resources-warning", note)
-        self.store.write_run(record)
+        self._write_run(record)
         self.handles[record.id] = handle
         log.info("started %s (pid %d)", record.id, handle.pid)
 
     # -- requests -------------------------------------------------------------------------
 
     def handle_requests(self, run_id: str) -> None:
+        """Apply a run's pending requests, oldest first, at most MAX_REQUESTS_PER_STEP of
+        them (the rest wait for the next step, which comes at once), and write run.json once
+        for all of them: a flood costs one fsync'd rewrite per slice, not one per request."""
+        stuck = sum(1 for p in self._unremovable if p.parent.parent.name == run_id)
+        limit = MAX_REQUESTS_PER_STEP + stuck
         try:
-            requests, invalid = self.store.pending_requests(run_id)
+            requests, invalid = self.store.pending_requests(run_id, limit=limit)
         except OSError:
             return
         for path in invalid:
@@ -341,11 +407,37 @@ class Supervisor:
                 path.unlink(missing_ok=True)
             except OSError:  # a folder: leave it, and do not fail every step over it
                 self._unremovable.add(path)
-        for request in requests:
-            record = self._read_run(run_id)
-            if record is not None:
+        more = len(requests) + len(invalid) >= limit  # then the next step comes at once
+        if not requests:
+            self._more_requests |= more
+            return
+        if self._read_run(run_id) is None:
+            return  # run.json unreadable and nothing known of it: the requests wait
+        self._more_requests |= more
+        # The files go once run.json says what they did: a runner killed in between applies
+        # them again (each is harmless twice) rather than losing one. When run.json cannot
+        # be written (a full disk, damage in its place) the runner's copy keeps the outcome
+        # and goes to disk with the next write; the requests are done either way.
+        done: list[Path] = []
+        self._deferred = {}
+        try:
+            for request in requests:
+                record = self._read_run(run_id)
+                if record is None:  # deleted by an earlier request of this slice
+                    break
                 self.apply(record, request)
-            request.path.unlink(missing_ok=True)
+                done.append(request.path)
+        finally:
+            deferred, self._deferred = self._deferred, None
+            for record in deferred.values():
+                if record.id not in self._records:  # deleted meanwhile
+                    continue
+                try:
+                    self._write_run(record)
+                except OSError as exc:
+                    log.error("%s: could not write run.json (%s)", record.id, exc)
+            for path in done:
+                path.unlink(missing_ok=True)
 
     def apply(self, record: RunRecord, request: Request) -> None:
         action, state = request.action, record.state
@@ -389,9 +481,7 @@ class Supervisor:
             record.reason = "stopped before it started"
             self._set_state(record, RunState.STOPPED, note)
         else:
-            record.record("request-ignored", f"{action} does nothing in state {state.value}")
-            self.store.write_run(record)
-            log.info("%s: ignored %s in state %s", record.id, action, state.value)
+            self._ignored(record, action, state)
 
     def delete(self, record: RunRecord, handle: Handle | None) -> None:
         """Delete a run: its process group is killed first (a checkpoint about to be deleted
@@ -421,10 +511,11 @@ class Supervisor:
     def check_processes(self) -> None:
         for run_id, handle in list(self.handles.items()):
             record = self._read_run(run_id)
-            if record is None:  # the folder was deleted under us
-                process.kill(handle)
-                del self.handles[run_id]
-                continue
+            if record is None:
+                if self._folder_gone(run_id):  # the folder was deleted under us
+                    process.kill(handle)
+                    del self.handles[run_id]
+                continue  # run.json unreadable and never known: leave the trainer alone
             if not handle.is_alive():
                 self.finish(record, handle)
                 continue
@@ -440,7 +531,7 @@ class Supervisor:
                         "%s did not stop within %.0f s; killing it", run_id, self.stop_grace
                     )
                     record.record("killed", f"no exit {self.stop_grace:.0f} s after stop")
-                    self.store.write_run(record)
+                    self._write_run(record)
                     process.kill(handle)
 
     def finish(self, record: RunRecord, handle: Handle) -> None:
@@ -492,6 +583,8 @@ class Supervisor:
         """Take over runs a previous supervisor left: live ones are adopted by (pid, create
         time); those whose process is gone get the outcome they recorded, or ``lost``."""
         for run_id in self.store.run_ids():
+            if run_id in self.handles:  # already ours (adopt runs again: see _read_run)
+                continue
             record = self._read_run(run_id)
             if record is None or not record.state.is_live:
                 continue
@@ -562,27 +655,164 @@ class Supervisor:
         return status
 
     def _read_run(self, run_id: str) -> RunRecord | None:
-        """run.json, parsed again only when it changed on disk.
+        """run.json, parsed again only when it changed on disk; None when the run is gone.
 
         The loop looks at every run twice a second; with hundreds of run folders, parsing
         each document every time would keep an idle runner busy.
+
+        Only a run folder that is really gone means the run was deleted. A run.json that
+        cannot be read (cut short, garbage, missing, a folder in its place, EACCES, EMFILE)
+        while the folder is there is damage: the runner goes on with the copy it keeps of
+        every run it has read or written, says so once (log and a run event), and rewrites
+        the file from that copy. A valid run.json written by someone else that contradicts
+        the process this runner holds for the run (its state, pid or create time) is
+        treated the same way: the runner, its only writer, knows better. Without a copy
+        (damaged before this runner ever read it) the run is left alone until it is fixed.
         """
-        key = file_stamp(self.store.paths(run_id).run_json)
-        if key is None:
-            self._records.pop(run_id, None)
+        try:
+            run_json = self.store.paths(run_id).run_json
+        except UnsafePathError:  # a link planted in the folder's place: not our run now
             return None
+        key = file_stamp(run_json)
         cached = self._records.get(run_id)
-        if cached is not None and cached[0] == key:
+        if cached is not None and key is not None and cached[0] == key:
             return cached[1]
-        record = self.store.read_run(run_id)
+        damaged = self._damaged.get(run_id)
+        if cached is not None and damaged is not None and key is not None and damaged[2] == key:
+            return self._damaged_run(cached[1], key, "")  # the same damage: not read again
+        record = self.store.read_run(run_id) if key is not None else None
+        if record is not None and record.id != run_id:  # another run's run.json, copied in
+            record = None
         if record is not None:
-            self._records[run_id] = (key, record)
+            known = cached[1] if cached is not None else None
+            if (
+                known is None
+                or run_id not in self.handles
+                or _lifecycle(record) == _lifecycle(known)
+            ):
+                self._records[run_id] = (key, record)
+                self._damaged.pop(run_id, None)
+                if run_id in self._unreadable_logged:
+                    self._unreadable_logged.discard(run_id)
+                    # Fixed at last: a live run nobody adopted (damaged when this runner
+                    # started) is adopted now, or ends with the truth.
+                    self._adopt_again |= record.state.is_live and run_id not in self.handles
+                return record
+            return self._damaged_run(
+                known,
+                key,
+                f"was replaced by one that says {record.state.value} (pid {record.pid})",
+                "run-json-replaced",
+            )
+        if self._folder_gone(run_id):
+            self._records.pop(run_id, None)
+            self._damaged.pop(run_id, None)
+            return None
+        if cached is None:
+            if run_id not in self._unreadable_logged:
+                self._unreadable_logged.add(run_id)
+                log.error(
+                    "%s: run.json is unreadable (%s) and this runner has no copy of it; "
+                    "the run is left alone until the file is fixed",
+                    run_id,
+                    _unreadable_why(run_json, key),
+                )
+            return None
+        what = "" if damaged else f"is unreadable ({_unreadable_why(run_json, key)})"
+        return self._damaged_run(cached[1], key, what, "run-json-damaged")
+
+    def _damaged_run(
+        self, record: RunRecord, stamp: tuple[int, int] | None, what: str, kind: str = ""
+    ) -> RunRecord:
+        """Go on with the runner's copy of a run whose run.json is damaged: log and record
+        it once, then, after DAMAGE_GRACE_SECONDS, write the copy back (each step until that
+        works, an error logged once)."""
+        now = time.monotonic()
+        seen = self._damaged.get(record.id)
+        if seen is None:
+            self._damaged[record.id] = (now, False, stamp)
+            log.warning(
+                "%s: run.json %s; the training process is left alone and run.json is "
+                "rewritten from the runner's copy",
+                record.id,
+                what,
+            )
+            record.record(kind, f"run.json {what}; rewritten from the runner's copy")
+            return record
+        first, failure_logged, _ = seen
+        self._damaged[record.id] = (first, failure_logged, stamp)
+        if now - first < DAMAGE_GRACE_SECONDS:
+            return record
+        try:
+            self._write_run(record)
+        except OSError as exc:
+            if not failure_logged:
+                self._damaged[record.id] = (first, True, stamp)
+                log.error("%s: could not rewrite run.json (%s); trying again", record.id, exc)
         return record
+
+    def _folder_gone(self, run_id: str) -> bool:
+        """The run folder no longer exists (deleted), or a link stands in its place."""
+        try:
+            return not self.store.paths(run_id).dir.is_dir()
+        except UnsafePathError:
+            return True
+
+    def _write_run(self, record: RunRecord) -> None:
+        """Write run.json and keep what was written as the runner's copy (under the file's
+        new stamp, so it is not parsed back). While a run's requests are applied the write
+        waits for the end of the slice (``handle_requests``)."""
+        if self._deferred is not None:
+            self._deferred[record.id] = record
+            return
+        self.store.write_run(record)
+        self._records[record.id] = (file_stamp(self.store.paths(record.id).run_json), record)
+        self._damaged.pop(record.id, None)
+
+    def _ignored(self, record: RunRecord, action: str, state: RunState) -> None:
+        """A request that does nothing in this state: one event for a run of them, with a
+        count, and one log line, so a flood neither grows run.json nor the log."""
+        what = f"{action} does nothing in state {state.value}"
+        same = None
+        for event in reversed(record.events):  # the trailing run of ignored-request events
+            if event.kind != "request-ignored":
+                break
+            if _ignored_base(event) == what:
+                same = event
+                break
+        if same is not None:
+            same.count += 1
+            same.detail = f"{what} ({same.count} requests)"
+        else:
+            record.record("request-ignored", what)
+            log.info("%s: ignored %s in state %s (repeats are counted)", record.id, action, state)
+        self._write_run(record)
 
     def _set_state(self, record: RunRecord, state: RunState, detail: str = "") -> None:
         record.state = state
         record.record(state.value, detail)
-        self.store.write_run(record)
+        self._write_run(record)
+
+
+def _lifecycle(record: RunRecord) -> tuple:
+    """What ties a run.json to its process: a foreign change to these is not believed."""
+    return record.state, record.pid, record.create_time
+
+
+def _ignored_base(event: RunEvent) -> str:
+    return event.detail.split(" (", 1)[0]
+
+
+def _unreadable_why(path: Path, stamp: tuple[int, int] | None) -> str:
+    """Why run.json cannot be read, in a few words (for the log and the run's event)."""
+    if stamp is None:
+        return "missing"
+    try:
+        with open(path, "rb") as fh:  # only to learn the error: EISDIR, EACCES, EMFILE
+            fh.read(1)
+    except OSError as exc:
+        return f"{exc.strerror or exc}"
+    return f"not a valid run record, {stamp[0]} bytes"
 
 
 def _tail(path: Path, size: int = 16_384) -> str:

@@ -50,6 +50,9 @@ class RunEvent(_Doc):
     at: float
     kind: str
     detail: str = ""
+    #: How many like occurrences this one event stands for: a flood of ignored requests is
+    #: one event with a count, so run.json stays small (``at`` is the first of them).
+    count: int = 1
 
 
 class MediaJob(_Doc):

@@ -308,8 +308,14 @@ class RunStore:
         atomic_write_json(path, doc)
         return path
 
-    def pending_requests(self, run_id: str) -> tuple[list[Request], list[Path]]:
-        """Valid requests oldest first, and files in requests/ that are not requests."""
+    def pending_requests(
+        self, run_id: str, limit: int | None = None
+    ) -> tuple[list[Request], list[Path]]:
+        """Valid requests oldest first, and files in requests/ that are not requests.
+
+        ``limit`` bounds how many files are read (valid and invalid together, the oldest
+        first): a flood of thousands of requests is then consumed a slice at a time, in
+        order, and only names are listed for the rest."""
         folder = self.paths(run_id).requests
         valid: list[Request] = []
         invalid: list[Path] = []
@@ -317,9 +323,9 @@ class RunStore:
             return valid, [folder]
         if not folder.is_dir():
             return valid, invalid
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith("."):
-                continue
+        names = sorted(e.name for e in os.scandir(folder) if not e.name.startswith("."))
+        for name in names[:limit]:
+            path = folder / name
             data = safeio.read_json(path)  # a link, FIFO or folder is no request
             action = data.get("action") if isinstance(data, dict) else None
             if action in REQUEST_ACTIONS and path.name.endswith(f"-{action}.json"):

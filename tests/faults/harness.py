@@ -204,17 +204,25 @@ class Damaged:
                 self.ckpt_cut]  # fmt: skip
 
 
-def copy_run(store: RunStore, run_id: str, name: str) -> str:
-    """A copy of a run folder under a new id and name (published by one rename)."""
+def copy_run(store: RunStore, run_id: str, name: str, run_json: bytes | None = None) -> str:
+    """A copy of a run folder under a new id and name, published by one rename with its
+    run.json (or ``run_json``, damage) already in place: a runner watching the folder never
+    sees the copy with another run's record, nor a valid record before the damage (it would
+    keep that copy and repair the damage from it)."""
     import shutil
 
+    from runstore.atomic import atomic_write_bytes, atomic_write_json
     from runstore.paths import new_run_id
 
     new_id = new_run_id(name)
-    shutil.copytree(store.paths(run_id).dir, store.root / f".copy-{new_id}")
+    staging = store.root / f".copy-{new_id}"
+    shutil.copytree(store.paths(run_id).dir, staging)
     record = store.read_run(run_id).model_copy(update={"id": new_id, "name": name})
-    (store.root / f".copy-{new_id}").rename(store.root / new_id)
-    store.write_run(record)
+    if run_json is None:
+        atomic_write_json(staging / "run.json", record.model_dump(mode="json"))
+    else:
+        atomic_write_bytes(staging / "run.json", run_json)
+    staging.rename(store.root / new_id)
     return new_id
 
 
@@ -233,8 +241,7 @@ def damage_copies(store: RunStore, base: str, r: random.Random) -> Damaged:
     flipped byte, the newest checkpoint zip cut in half."""
     status_cut = copy_run(store, base, "status-cut")
     cut_file(store.paths(status_cut).status_json, 0.5)
-    run_garbage = copy_run(store, base, "run-garbage")
-    store.paths(run_garbage).run_json.write_bytes(r.randbytes(300))
+    run_garbage = copy_run(store, base, "run-garbage", run_json=r.randbytes(300))
     tb_cut = copy_run(store, base, "tb-cut")
     event = event_files(store, tb_cut)[-1]
     event.write_bytes(event.read_bytes()[:-7])
