@@ -203,8 +203,15 @@ class RunStore:
         if target.exists() or len(path.name) > MAX_QUEUE_NAME:
             stem = path.name[:MAX_QUEUE_NAME]
             target = self.rejected_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
-        os.replace(path, target)
-        atomic_write_text(target.with_name(target.name + ERROR_SUFFIX), _refusal(path, problems))
+        # The note first: whoever sees the file in rejected/ finds its reason beside it.
+        note = target.with_name(target.name + ERROR_SUFFIX)
+        atomic_write_text(note, _refusal(path, problems))
+        try:
+            os.replace(path, target)
+        except OSError:
+            with contextlib.suppress(OSError):
+                note.unlink()
+            raise
         with contextlib.suppress(OSError):  # a note left when rejected/ was broken
             path.with_name(path.name + ERROR_SUFFIX).unlink()
         return target
