@@ -20,6 +20,18 @@ from runstore import checkpoints
 from runstore.models import RunRecord
 
 MILESTONES = (10, 25, 50, 75, 100)
+#: Events the runner records about the run's files, its trust and its signals: shown with
+#: their detail so a damaged run.json, a refused signal or a trust action is seen on the run.
+NOTICES = {
+    "run-json-damaged": "run.json was damaged",
+    "run-json-replaced": "run.json was replaced",
+    "signal-refused": "Signal refused",
+    "pause-pending": "Pause pending",
+    "trusted": "Trusted",
+    "trust-refused": "Trust refused",
+    "trust-failed": "Trust failed",
+    "request-ignored": "Request ignored",
+}
 MAX_BEST_EVENTS = 8
 
 
@@ -54,6 +66,8 @@ def lifecycle_events(record: RunRecord) -> list[TimelineEvent]:
             out.append(TimelineEvent(ev.at, "stopping", f"Stop requested{detail}"))
         elif ev.kind in ("stopped", "completed", "failed", "lost", "adopted", "killed"):
             out.append(TimelineEvent(ev.at, ev.kind, f"{ev.kind.capitalize()}{detail}"))
+        elif ev.kind in NOTICES:
+            out.append(TimelineEvent(ev.at, ev.kind, f"{NOTICES[ev.kind]}{detail}"))
     return out
 
 

@@ -89,6 +89,27 @@ def test_estimate_uses_only_the_same_game_algorithm_and_device() -> None:
     assert none.seconds is None and "No earlier" in none.text
 
 
+def test_timeline_shows_what_the_runner_noted_about_the_runs_files_and_signals() -> None:
+    """A damaged run.json, a refused signal, a trust action and coalesced requests are shown
+    on the run with their detail (the runner records them in run.json's events)."""
+    record = RunRecord(id="20260101-000000-x-0000", name="x")
+    record.record("starting", at=1.0)
+    record.record("run-json-damaged", "unreadable (cut short); rewritten", at=2.0)
+    record.record("signal-refused", "pgid 42 is not this run's", at=3.0)
+    record.record("trusted", "trust requested (cli)", at=4.0)
+    record.record(
+        "request-ignored", "pause does nothing in state completed (3000 requests)", at=5.0
+    )
+    texts = [e.text for e in lifecycle_events(record)]
+    assert texts == [
+        "Started",
+        "run.json was damaged — unreadable (cut short); rewritten",
+        "Signal refused — pgid 42 is not this run's",
+        "Trusted — trust requested (cli)",
+        "Request ignored — pause does nothing in state completed (3000 requests)",
+    ]
+
+
 def test_timeline_names_lifecycle_bests_and_milestones() -> None:
     record = RunRecord(id="20260101-000000-x-0000", name="x")
     for at, kind in [(1, "queued"), (2, "starting"), (3, "running"), (4, "paused"),
