@@ -6,8 +6,10 @@ The commands write the same request files the dashboard writes; the supervisor a
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -123,12 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         run_id = find_run(store, args.run)
         if args.command == "timelapse":
             return timelapse(store, run_id)
-        if args.command == "trust":
-            return request_trust(store, run_id)
-        params = None
+        params, source = None, "cli"
         if args.command == "record":
             params = {"checkpoint": args.checkpoint, "episodes": args.episodes}
-        store.write_request(run_id, args.command, source="cli", params=params)
+        if args.command == "trust":  # run.json logs who trusted the run, and from where
+            source = f"cli {getpass.getuser()}@{socket.gethostname()}"[:40]
+        store.write_request(run_id, args.command, source=source, params=params)
     except (LookupError, UnsafePathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,26 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: could not write the request into {store.root}: {exc}", file=sys.stderr)
         return 1
     print(f"{args.command} requested for {run_id}")
-    if not store.runner_is_alive():
+    if args.command == "trust":
         print(
-            f"note: no runner is supervising {store.root}; the request waits until one "
-            "starts (python -m runner)",
-            file=sys.stderr,
+            "the runner signs its checkpoints with this runs folder's key (refused while it "
+            "runs), and notes it in run.json"
         )
-    return 0
-
-
-def request_trust(store: RunStore, run_id: str) -> int:
-    """Ask the runner to sign an imported run (run.json logs who asked, from where)."""
-    import getpass
-    import socket
-
-    who = f"cli {getpass.getuser()}@{socket.gethostname()}"[:40]
-    store.write_request(run_id, "trust", source=who)
-    print(
-        f"trust requested for {run_id}: the runner signs its checkpoints with this runs "
-        "folder's key (refused while it runs), and notes it in run.json"
-    )
     if not store.runner_is_alive():
         print(
             f"note: no runner is supervising {store.root}; the request waits until one "
