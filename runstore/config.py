@@ -43,7 +43,7 @@ INIT_FROM_PATTERN = re.compile(f"^{RUN_ID_REGEX}(/(best|step-[0-9]{{12}}))?$")
 _DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|hours?|d|days?)?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 MAX_TIME_BUDGET = 366 * 86400  # a year: longer is a typo (or .inf), not a plan
-MAX_CHECKPOINTS = 100_000  # n_timesteps / checkpoint_every: each one stops training to save
+MAX_CHECKPOINTS = 1_000_000  # n_timesteps / checkpoint_every: each one stops training to save
 # Linux's usual NR_CPUS; not this machine's count: a config may be checked on one machine and
 # trained on another (the runner checks the cores it really has when the run starts).
 MAX_CPU_ID = 4095

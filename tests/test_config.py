@@ -253,7 +253,7 @@ PPO_PONG = "algo: ppo\nenv: ALE/Pong-v5\nn_timesteps: 10000\n"
         (
             "algo: ppo\nenv: CartPole-v1\nn_timesteps: 1e11\ncheckpoint_every: 1",
             "checkpoint_every",
-            "100_000 checkpoints",
+            "1_000_000 checkpoints",
         ),
         (
             PPO_PONG + "hyperparams: {env_kwargs: {game: ../../../../etc/passwd}}",
