@@ -765,8 +765,9 @@ class Supervisor:
         if self._deferred is not None:
             self._deferred[record.id] = record
             return
-        self.store.write_run(record)
-        self._records[record.id] = (file_stamp(self.store.paths(record.id).run_json), record)
+        # The stamp of what was written, not of the path afterwards: a run.json someone
+        # wrote in between must not be cached as ours (and so never looked at).
+        self._records[record.id] = (self.store.write_run(record), record)
         self._damaged.pop(record.id, None)
 
     def _ignored(self, record: RunRecord, action: str, state: RunState) -> None:

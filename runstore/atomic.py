@@ -19,8 +19,13 @@ from runstore import safeio
 _REPLACE_RETRIES = 10  # Windows: a reader holding the target open makes os.replace fail briefly.
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new content, never a mix."""
+def atomic_write_bytes(path: Path, data: bytes) -> tuple[int, int]:
+    """Write ``data`` to ``path`` so readers see the old or the new content, never a mix.
+
+    Returns the written file's stamp (size, mtime in ns; ``runstore.paths.file_stamp``),
+    taken from the file itself before it is renamed into place: a caller that caches what
+    it wrote under the path's stamp read *after* the write could take someone else's newer
+    file for its own."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -28,6 +33,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+            st = os.fstat(fh.fileno())
         for attempt in range(_REPLACE_RETRIES):
             try:
                 os.replace(tmp, path)
@@ -40,14 +46,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    return st.st_size, st.st_mtime_ns
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str) -> tuple[int, int]:
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def atomic_write_json(path: Path, obj: Any) -> tuple[int, int]:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: Path) -> Any | None:

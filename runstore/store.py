@@ -142,8 +142,9 @@ class RunStore:
         except ValueError:
             return None
 
-    def write_run(self, record: RunRecord) -> None:
-        atomic_write_json(self.paths(record.id).run_json, record.model_dump(mode="json"))
+    def write_run(self, record: RunRecord) -> tuple[int, int]:
+        """Write run.json; returns the stamp of what was written (``atomic_write_bytes``)."""
+        return atomic_write_json(self.paths(record.id).run_json, record.model_dump(mode="json"))
 
     def read_status(self, run_id: str) -> TrainStatus | None:
         return read_status_file(self.paths(run_id).status_json)

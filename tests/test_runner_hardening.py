@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from runner import process
 from runstore import RunState, checkpoints
 
@@ -215,3 +217,42 @@ def test_an_unwritable_runs_folder_is_one_clear_line_not_a_traceback(runs: Runs)
         lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(lines) == 1, result.stderr
         assert str(root) in lines[0], lines[0]
+
+
+def test_a_run_json_written_right_after_the_runners_own_write_is_not_taken_for_its_own(
+    tmp_path: Path, monkeypatch
+):
+    """The race the loaded suite found: someone writes run.json between the runner's write and
+    the runner noting the file's stamp. The runner must remember the stamp of what *it* wrote,
+    so the other document is looked at (and, contradicting the live process, put right)."""
+    from runner.process import Handle
+    from runner.supervisor import Supervisor
+    from runstore import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    store.ensure_layout()
+    path = store.submit(cartpole(), "r.yaml")
+    record = store.accept(path, store.read_queue_file(path))
+    me = psutil.Process()
+    record.state, record.pid, record.create_time = RunState.RUNNING, me.pid, me.create_time()
+    supervisor = Supervisor(store)
+    supervisor.handles[record.id] = Handle(me.pid, os.getpgrp(), me.create_time())
+    supervisor._write_run(record)
+    assert supervisor._read_run(record.id).state == RunState.RUNNING
+
+    foreign = record.model_copy(update={"state": RunState.COMPLETED})
+    write_run = store.write_run
+
+    def write_then_someone_else_writes(rec):  # the other writer wins the race by a hair
+        stamp = write_run(rec)
+        time.sleep(0.01)  # a different mtime for the other document
+        write_run(foreign)
+        return stamp
+
+    monkeypatch.setattr(store, "write_run", write_then_someone_else_writes)
+    record.record("note", "the runner writes")
+    supervisor._write_run(record)
+    monkeypatch.setattr(store, "write_run", write_run)
+    seen = supervisor._read_run(record.id)
+    assert seen.state == RunState.RUNNING  # the runner's copy, not the foreign document
+    assert [e.kind for e in seen.events][-1] == "run-json-replaced"
