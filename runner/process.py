@@ -28,6 +28,20 @@ from runstore import safeio
 _DEAD = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 #: psutil reports create times to 1/100 s (clock ticks); two readings of one process agree.
 _SAME_TIME = 0.01
+#: psutil's create time is the start in clock ticks since boot (exact, never changes) plus the
+#: boot time the kernel reports in whole seconds, read again at each call. When the wall clock
+#: is adjusted, that boot time moves by whole seconds, and one process reads a create time off
+#: by an integer number of seconds (seen here under load: 1 s, and pause was refused as "pid
+#: is now another process"). So two readings of one process differ by a whole number of
+#: seconds, to 1/100 s, within this many seconds of clock adjustment.
+_CLOCK_STEP = 60.0
+
+
+def same_start(a: float, b: float) -> bool:
+    """Whether two create times can be readings of one process (see ``_CLOCK_STEP``). A
+    reused pid matches only if it started within the window on the same 1/100 s fraction."""
+    gap = abs(a - b)
+    return gap <= _CLOCK_STEP and abs(gap - round(gap)) <= _SAME_TIME
 
 
 @dataclass
@@ -110,7 +124,7 @@ def identify(pid: int | None, create_time: float | None) -> psutil.Process | Non
         return None
     try:
         proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) > _SAME_TIME or proc.status() in _DEAD:
+        if not same_start(proc.create_time(), create_time) or proc.status() in _DEAD:
             return None
         return proc
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -170,7 +184,7 @@ def _recorded(pid: int, create_time: float) -> psutil.Process | None:
     owns its group number), or None."""
     try:
         proc = psutil.Process(pid)
-        return proc if abs(proc.create_time() - create_time) <= _SAME_TIME else None
+        return proc if same_start(proc.create_time(), create_time) else None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 
@@ -223,7 +237,7 @@ def send(
         return refuse("no usable pid or process group is recorded")
     if pgid == os.getpgrp() or pid == os.getpid():
         return refuse("that is the runner's own process group")
-    if create_time < psutil.boot_time() - 1.0:
+    if create_time < psutil.boot_time() - _CLOCK_STEP:
         return refuse("it was recorded as started before this machine last booted")
     leader = _recorded(pid, create_time)
     if leader is not None:
@@ -267,7 +281,7 @@ def _send_to_members(pgid: int, create_time: float, sig: int, who: str) -> Sent:
                 started = proc.create_time()
             except psutil.NoSuchProcess:
                 continue
-            if started < create_time - _SAME_TIME:
+            if started < create_time - _CLOCK_STEP:
                 return Sent(
                     count,
                     f"{who} not signalled: its member pid {proc.pid} started "
@@ -310,7 +324,7 @@ def suspend(handle: Handle, wait: float = SUSPEND_WAIT_SECONDS) -> Sent:
             group = [proc]  # signalled alone (see ``send``)
         for proc in group:
             with contextlib.suppress(psutil.NoSuchProcess):
-                if proc.create_time() >= handle.create_time - _SAME_TIME and (
+                if proc.create_time() >= handle.create_time - _CLOCK_STEP and (
                     proc.status() not in _STOPPED
                 ):
                     pending.append(proc.pid)

@@ -158,7 +158,7 @@ def test_requests_on_a_copied_folder_leave_foreign_groups_alive(
         action="record",
         pid=job.pid,
         pgid=job.pid,
-        create_time=job.create_time + 5.0,
+        create_time=job.create_time + 5.37,  # a reused pid: another start, to the tick
         started_at=time.time(),
     )
     run_id = place_run(
@@ -167,7 +167,7 @@ def test_requests_on_a_copied_folder_leave_foreign_groups_alive(
         RunState.RUNNING,
         trainer.pid,
         trainer.pid,
-        trainer.create_time - 7.0,
+        trainer.create_time - 7.43,
         media=media,
     )
     for action in ("pause", "resume", "stop"):
@@ -283,8 +283,25 @@ def test_a_record_without_create_time_is_never_signalled(foreign):
         sent = process.send(group.pid, group.pid, create_time, signal.SIGSTOP)
         assert not sent and "create time" in sent.reason
     assert group.alive()
-    stale = process.send(group.pid, group.pid, group.create_time - 10.0, signal.SIGKILL)
+    stale = process.send(group.pid, group.pid, group.create_time - 10.61, signal.SIGKILL)
     assert not stale and f"pid {group.pid}" in stale.reason
     assert group.alive()
     ok = process.send(group.pid, group.pid, group.create_time, signal.SIGCONT)
     assert ok and ok.count == 1
+
+
+def test_a_wall_clock_adjustment_does_not_make_our_process_a_stranger(foreign):
+    """psutil adds the kernel's boot time (whole seconds, read at each call) to a process's
+    start in clock ticks; when the wall clock is adjusted, one process reads a create time off
+    by whole seconds. The loaded suite saw pause refused as "pid is now another process" for
+    exactly that. Such a reading is still ours; a start on another tick is not."""
+    group = Foreign()
+    foreign.append(group)
+    for shift in (1.0, -1.0, 2.0, 59.0):  # what a clock step does to the recorded time
+        assert process.same_start(group.create_time + shift, group.create_time)
+        sent = process.send(group.pid, group.pid, group.create_time + shift, signal.SIGCONT)
+        assert sent and sent.count == 1, sent.reason
+    for shift in (0.5, 1.37, -7.43, 3600.0):  # another start: a reused pid
+        assert not process.same_start(group.create_time + shift, group.create_time)
+        assert not process.send(group.pid, group.pid, group.create_time + shift, signal.SIGKILL)
+    assert group.alive()
