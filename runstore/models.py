@@ -7,11 +7,35 @@ older dashboard.
 
 from __future__ import annotations
 
+import math
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+#: An integer of a document: 64 bits at most, as the bounded JSON reader
+#: (``runstore.safeio.parse_json``) reads them. A document validated from elsewhere (a dict in
+#: a test, a tool) gets the same bound, so no page ever divides, charts or tabulates a number
+#: like ``10**400`` ("int too large to convert to float"): it is a validation error, which
+#: every reader handles as a damaged file of that one run.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
+
+def finite(value: Any) -> Any:
+    """``value`` (a JSON-able document) with every float that is not finite replaced by None.
+
+    Writers call this (``RunStore.write_run``, ``write_status_file``, clip sidecars): a NaN
+    return from a diverged environment then goes to disk as ``null`` ("unknown"), not as
+    ``NaN``, which the bounded reader refuses, so one bad number never makes a whole
+    status.json unreadable (and the run's outcome with it)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 class RunState(StrEnum):
@@ -41,7 +65,12 @@ RESUMABLE_STATES = frozenset({RunState.STOPPED, RunState.FAILED, RunState.LOST})
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Floats must be finite: NaN or inf in a document is damage, not a value to show.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    def document(self) -> dict[str, Any]:
+        """What is written to disk: the JSON form, non-finite floats as null (``finite``)."""
+        return finite(self.model_dump(mode="json"))
 
 
 class RunEvent(_Doc):
@@ -52,7 +81,7 @@ class RunEvent(_Doc):
     detail: str = ""
     #: How many like occurrences this one event stands for: a flood of ignored requests is
     #: one event with a count, so run.json stays small (``at`` is the first of them).
-    count: int = 1
+    count: Int64 = 1
 
 
 class MediaJob(_Doc):
@@ -61,8 +90,8 @@ class MediaJob(_Doc):
     it."""
 
     action: str
-    pid: int
-    pgid: int
+    pid: Int64
+    pgid: Int64
     create_time: float
     started_at: float
 
@@ -77,12 +106,12 @@ class RunRecord(_Doc):
     queued_at: float = Field(default_factory=time.time)
     started_at: float | None = None
     ended_at: float | None = None
-    pid: int | None = None
-    pgid: int | None = None
+    pid: Int64 | None = None
+    pgid: Int64 | None = None
     create_time: float | None = None
     host: str = ""
-    attempts: int = 0
-    exit_code: int | None = None
+    attempts: Int64 = 0
+    exit_code: Int64 | None = None
     reason: str = ""
     diagnosis: dict[str, Any] | None = None
     source_file: str = ""
@@ -96,17 +125,17 @@ class RunRecord(_Doc):
 class TrainStatus(_Doc):
     """status.json — written by the training process only."""
 
-    pid: int | None = None
+    pid: Int64 | None = None
     create_time: float | None = None
     phase: str = "starting"  # starting | training | saving | finished
     started_at: float | None = None
     heartbeat_at: float | None = None
-    timesteps: int = 0
-    total_timesteps: int = 0
-    start_timesteps: int = 0
+    timesteps: Int64 = 0
+    total_timesteps: Int64 = 0
+    start_timesteps: Int64 = 0
     fps: float | None = None
     train_seconds: float = 0.0
-    episodes: int = 0
+    episodes: Int64 = 0
     last_episode_return: float | None = None
     best_episode_return: float | None = None
     mean_return_100: float | None = None
@@ -114,9 +143,9 @@ class TrainStatus(_Doc):
     resumed_from: str | None = None
     last_checkpoint: str | None = None
     last_eval_return: float | None = None  # mean real game score of the latest evaluation
-    last_eval_step: int | None = None
+    last_eval_step: Int64 | None = None
     best_eval_return: float | None = None  # the evaluation that best.zip was saved at
-    best_eval_step: int | None = None
+    best_eval_step: Int64 | None = None
     outcome: str | None = None  # completed | stopped | failed, once training has ended
     reason: str = ""
     diagnosis: dict[str, Any] | None = None
@@ -126,7 +155,7 @@ class TrainStatus(_Doc):
     rss_mb: float | None = None
     gpu_util: float | None = None  # % of the busiest GPU the run uses; None without NVML
     gpu_mem_mb: float | None = None
-    processes: int | None = None
+    processes: Int64 | None = None
 
     def heartbeat_age(self, now: float | None = None) -> float | None:
         if self.heartbeat_at is None:
@@ -137,22 +166,22 @@ class TrainStatus(_Doc):
 class RunnerInfo(_Doc):
     """runner.json — the supervisor's heartbeat."""
 
-    pid: int
+    pid: Int64
     host: str
     started: float
     heartbeat_at: float
     version: str
-    max_concurrent: int = 1
+    max_concurrent: Int64 = 1
 
 
 class TensorBoardInfo(_Doc):
     """tensorboard.json — the TensorBoard the dashboard started on this runs folder, so a
     restarted dashboard finds it again. Identity is (pid, create_time), never pid alone."""
 
-    pid: int
-    pgid: int
+    pid: Int64
+    pgid: Int64
     create_time: float
     host: str
-    port: int
+    port: Int64
     logdir: str
     started: float

@@ -143,7 +143,7 @@ class RunStore:
             return None
 
     def write_run(self, record: RunRecord) -> None:
-        atomic_write_json(self.paths(record.id).run_json, record.model_dump(mode="json"))
+        atomic_write_json(self.paths(record.id).run_json, record.document())
 
     def read_status(self, run_id: str) -> TrainStatus | None:
         return read_status_file(self.paths(run_id).status_json)
@@ -264,7 +264,7 @@ class RunStore:
             id=run_id, name=config.display_name, host=socket.gethostname(), source_file=path.name
         )
         record.record("queued", f"from {path.name}")
-        atomic_write_json(run.run_json, record.model_dump(mode="json"))
+        atomic_write_json(run.run_json, record.document())
         os.rename(staging, self.root / run_id)
         return record
 
@@ -353,7 +353,7 @@ class RunStore:
     # -- runner heartbeat -----------------------------------------------------------------
 
     def write_runner_info(self, info: RunnerInfo) -> None:
-        atomic_write_json(self.runner_json, info.model_dump(mode="json"))
+        atomic_write_json(self.runner_json, info.document())
 
     def read_runner_info(self) -> RunnerInfo | None:
         data = safeio.read_json(self.runner_json)
@@ -373,7 +373,7 @@ class RunStore:
         return self.root / "tensorboard.log"
 
     def write_tensorboard_info(self, info: TensorBoardInfo) -> None:
-        atomic_write_json(self.tensorboard_json, info.model_dump(mode="json"))
+        atomic_write_json(self.tensorboard_json, info.document())
 
     def read_tensorboard_info(self) -> TensorBoardInfo | None:
         data = safeio.read_json(self.tensorboard_json)
@@ -397,7 +397,7 @@ def read_status_file(path: Path) -> TrainStatus | None:
 
 
 def write_status_file(path: Path, status: TrainStatus) -> None:
-    atomic_write_json(path, status.model_dump(mode="json"))
+    atomic_write_json(path, status.document())
 
 
 __all__ = ["Request", "RunStore", "read_status_file", "write_status_file"]
