@@ -12,7 +12,7 @@ import time
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 #: An integer of a document: 64 bits at most, as the bounded JSON reader
 #: (``runstore.safeio.parse_json``) reads them. A document validated from elsewhere (a dict in
@@ -20,6 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field
 #: like ``10**400`` ("int too large to convert to float"): it is a validation error, which
 #: every reader handles as a damaged file of that one run.
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
+
+def _unknown_if_not_finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+#: A float that may be unknown (None): NaN or inf given in code (a diverged environment's
+#: return handed to ``ClipMeta(...)``, say) is unknown too, rather than an error that would
+#: end the trainer's evaluation. From disk the bounded reader already refuses NaN and inf;
+#: a float field that may not be None refuses them (``allow_inf_nan=False`` below), and any
+#: float field refuses an integer no float holds (``10**400``).
+MaybeFloat = Annotated[float | None, BeforeValidator(_unknown_if_not_finite)]
 
 
 def finite(value: Any) -> Any:
@@ -104,11 +116,11 @@ class RunRecord(_Doc):
     state: RunState = RunState.QUEUED
     created_at: float = Field(default_factory=time.time)
     queued_at: float = Field(default_factory=time.time)
-    started_at: float | None = None
-    ended_at: float | None = None
+    started_at: MaybeFloat = None
+    ended_at: MaybeFloat = None
     pid: Int64 | None = None
     pgid: Int64 | None = None
-    create_time: float | None = None
+    create_time: MaybeFloat = None
     host: str = ""
     attempts: Int64 = 0
     exit_code: Int64 | None = None
@@ -126,35 +138,35 @@ class TrainStatus(_Doc):
     """status.json — written by the training process only."""
 
     pid: Int64 | None = None
-    create_time: float | None = None
+    create_time: MaybeFloat = None
     phase: str = "starting"  # starting | training | saving | finished
-    started_at: float | None = None
-    heartbeat_at: float | None = None
+    started_at: MaybeFloat = None
+    heartbeat_at: MaybeFloat = None
     timesteps: Int64 = 0
     total_timesteps: Int64 = 0
     start_timesteps: Int64 = 0
-    fps: float | None = None
+    fps: MaybeFloat = None
     train_seconds: float = 0.0
     episodes: Int64 = 0
-    last_episode_return: float | None = None
-    best_episode_return: float | None = None
-    mean_return_100: float | None = None
+    last_episode_return: MaybeFloat = None
+    best_episode_return: MaybeFloat = None
+    mean_return_100: MaybeFloat = None
     device: str | None = None
     resumed_from: str | None = None
     last_checkpoint: str | None = None
-    last_eval_return: float | None = None  # mean real game score of the latest evaluation
+    last_eval_return: MaybeFloat = None  # mean real game score of the latest evaluation
     last_eval_step: Int64 | None = None
-    best_eval_return: float | None = None  # the evaluation that best.zip was saved at
+    best_eval_return: MaybeFloat = None  # the evaluation that best.zip was saved at
     best_eval_step: Int64 | None = None
     outcome: str | None = None  # completed | stopped | failed, once training has ended
     reason: str = ""
     diagnosis: dict[str, Any] | None = None
     # The run's own resource use (trainer + env workers), sampled every few seconds
     # (training/system_sampler.py); cpu_percent is summed over processes (200 = two cores).
-    cpu_percent: float | None = None
-    rss_mb: float | None = None
-    gpu_util: float | None = None  # % of the busiest GPU the run uses; None without NVML
-    gpu_mem_mb: float | None = None
+    cpu_percent: MaybeFloat = None
+    rss_mb: MaybeFloat = None
+    gpu_util: MaybeFloat = None  # % of the busiest GPU the run uses; None without NVML
+    gpu_mem_mb: MaybeFloat = None
     processes: Int64 | None = None
 
     def heartbeat_age(self, now: float | None = None) -> float | None:

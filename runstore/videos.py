@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runstore import safeio
 from runstore.atomic import atomic_write_json
-from runstore.models import Int64, finite
+from runstore.models import Int64, MaybeFloat, finite
 
 _CLIP = re.compile(r"^step-(\d{9,12})(?:-(record))?\.mp4$")
 TIMELAPSE = "timelapse.mp4"
@@ -40,9 +40,9 @@ class ClipMeta(BaseModel):
     env: str = ""
     algo: str = ""
     checkpoint: str = ""  # the checkpoint a recorded clip came from
-    episode_return: float | None = None  # the recorded episode's real game score
+    episode_return: MaybeFloat = None  # the recorded episode's real game score
     episode_length: Int64 | None = None
-    eval_mean_return: float | None = None  # mean over the evaluation's episodes
+    eval_mean_return: MaybeFloat = None  # mean over the evaluation's episodes
     eval_episodes: Int64 = 0
     frames: Int64 = 0
     fps: float = 0.0

@@ -112,19 +112,30 @@ def test_models_refuse_numbers_out_of_range() -> None:
         (TrainStatus, {"timesteps": 10**400}),
         (TrainStatus, {"total_timesteps": 2**70}),
         (TrainStatus, {"fps": 10**400}),
-        (TrainStatus, {"fps": float("inf")}),
-        (TrainStatus, {"mean_return_100": float("nan")}),
+        (TrainStatus, {"best_eval_return": -(10**400)}),
+        (TrainStatus, {"train_seconds": float("inf")}),
         (RunRecord, {"id": "x", "name": "x", "attempts": 10**400}),
         (RunRecord, {"id": "x", "name": "x", "created_at": float("inf")}),
+        (RunEvent, {"at": float("nan"), "kind": "k"}),
         (RunEvent, {"at": 1.0, "kind": "k", "count": 10**30}),
         (MediaJob, {"action": "a", "pid": 10**400, "pgid": 1, "create_time": 1, "started_at": 1}),
         (ClipMeta, {"step": 10**400}),
-        (ClipMeta, {"step": 1, "eval_mean_return": float("-inf")}),
+        (ClipMeta, {"step": 1, "fps": float("nan")}),
+        (ClipMeta, {"step": 1, "eval_mean_return": 10**400}),
     ]
     for model, doc in bad:
         with pytest.raises(ValueError):
             model.model_validate(doc)
     assert TrainStatus.model_validate({"timesteps": 2**62, "fps": 1e300}).timesteps == 2**62
+    # A float that may be unknown is unknown when it is not finite: a trainer handing a
+    # diverged environment's NaN return to ClipMeta(...) goes on, and writes null.
+    status = TrainStatus(fps=float("inf"), mean_return_100=float("nan"))
+    assert status.fps is None and status.mean_return_100 is None
+    meta = ClipMeta(step=1, episode_return=float("nan"), eval_mean_return=float("-inf"))
+    assert meta.episode_return is None and meta.eval_mean_return is None
+    # Assigned after construction (not validated), it still goes to disk as null.
+    status.last_episode_return = float("nan")
+    assert status.document()["last_episode_return"] is None
 
 
 # -- a runs folder with hostile documents ------------------------------------------------------
@@ -453,6 +464,7 @@ def test_a_queue_file_named_in_bytes_that_are_not_utf8(
     assert not at.exception, at.exception
     text = _page(at, "app_pages/runs.py")
     assert "\\xc3(wait.yaml" in text
+    os.remove(os.path.join(os.fsencode(rs.queue_dir), b"\xc3(wait.yaml"))
 
     Supervisor(rs).intake()
     rejected = os.listdir(os.fsencode(rs.rejected_dir))
