@@ -316,7 +316,9 @@ def _parse_constant(name: str) -> float:
 
 def parse_json(data: bytes | str) -> Any:
     """A JSON document of the store, bounded: at most ``MAX_JSON_DEPTH`` deep, every number
-    finite (no NaN, Infinity or an overflowing float) and every integer within 64 bits.
+    finite (no NaN, Infinity or an overflowing float) and every integer within 64 bits; a lone
+    surrogate escaped in a string (``"\\udcff"``) comes back written out (``\\xff``), so
+    every string of a document can be shown and written again.
 
     Raises ValueError (``DocumentError`` for the bounds, ``json.JSONDecodeError`` or
     ``UnicodeDecodeError`` for the rest): the error every reader of the store already treats
@@ -330,12 +332,41 @@ def parse_json(data: bytes | str) -> Any:
     depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
         raise DocumentError(f"nested {depth} deep (at most {MAX_JSON_DEPTH})")
-    return json.loads(
+    doc = json.loads(
         text,
         parse_int=_parse_int,
         parse_float=_parse_float,
         parse_constant=_parse_constant,
     )
+    if _SURROGATE_ESCAPE.search(text):  # rare: only then walk the document
+        doc = _mend(doc)
+    return doc
+
+
+# ``\udcff`` written out in a JSON string: valid JSON, and a lone surrogate once parsed (what
+# json.dumps makes of a name that was not UTF-8). Nothing can encode it as UTF-8: a page
+# showing it (Streamlit) or a writer saving it fails.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape): as that byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}"
+
+
+def _mend(value: Any) -> Any:
+    """The document with each lone surrogate in its strings (keys too) written as an escape
+    (``\\xff``); pairs were already joined by json.loads. Bounded by MAX_JSON_DEPTH."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub(_escape_surrogate, value)
+    if isinstance(value, list):
+        return [_mend(v) for v in value]
+    if isinstance(value, dict):
+        return {_mend(k): _mend(v) for k, v in value.items()}
+    return value
 
 
 def read_json(

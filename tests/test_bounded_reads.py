@@ -529,3 +529,28 @@ def test_names_go_into_the_runners_log_escaped(
     for raw, shown in HOSTILE_NAMES.items():
         note = rs.refusal_note(rs.rejected_dir / raw) or ""
         assert note.startswith(f"{shown} was not started"), note
+
+
+def test_lone_surrogates_in_a_document_come_back_written_out(tmp_path: Path) -> None:
+    """``json.dumps`` of a name that was not UTF-8 writes ``"\\udcff"``: valid JSON, and a
+    string nothing can encode once parsed (a page showing it failed). An older runner wrote
+    such names into run.json; anyone can write them into status.json."""
+    rs = RunStore(tmp_path / "runs")
+    rs.ensure_layout()
+    run_id = new_run(rs, "surrogates")
+    p = rs.paths(run_id)
+    doc = json.loads(p.run_json.read_text())
+    doc["source_file"] = os.fsdecode(NON_UTF8)
+    doc["events"][0]["detail"] = "from " + os.fsdecode(NON_UTF8)
+    p.run_json.write_text(json.dumps(doc))
+    assert "\\udcff" in p.run_json.read_text()
+    record = rs.read_run(run_id)
+    assert record is not None and record.source_file == "\\xff\\xfe.yaml"
+    assert record.events[0].detail == "from \\xff\\xfe.yaml"
+    p.status_json.write_text(
+        '{"phase": "training", "reason": "x\\ud800y", "device": "\\ud83d\\ude00"}'
+    )
+    status = rs.read_status(run_id)
+    assert status is not None and status.reason == "x\\ud800y" and status.device == "\U0001f600"
+    for text in (record.source_file, status.reason, status.device):
+        text.encode("utf-8")
