@@ -33,6 +33,14 @@ def _unknown_if_not_finite(value: Any) -> Any:
 #: float field refuses an integer no float holds (``10**400``).
 MaybeFloat = Annotated[float | None, BeforeValidator(_unknown_if_not_finite)]
 
+#: The latest time a document may name (about the year 5100). Pages format every time with
+#: ``time.localtime``, which raises OverflowError past the platform's time_t: a
+#: ``"started_at": 1e20`` in run.json took the Runs page down. Before 1970 is damage too.
+MAX_TIMESTAMP = 1e11
+#: A wall-clock time of a document (seconds since the epoch).
+Timestamp = Annotated[float, Field(ge=0, le=MAX_TIMESTAMP)]
+MaybeTimestamp = Annotated[Timestamp | None, BeforeValidator(_unknown_if_not_finite)]
+
 
 def finite(value: Any) -> Any:
     """``value`` (a JSON-able document) with every float that is not finite replaced by None.
@@ -88,7 +96,7 @@ class _Doc(BaseModel):
 class RunEvent(_Doc):
     """One line of a run's history: a state change, a request, a checkpoint, a note."""
 
-    at: float
+    at: Timestamp
     kind: str
     detail: str = ""
     #: How many like occurrences this one event stands for: a flood of ignored requests is
@@ -104,8 +112,8 @@ class MediaJob(_Doc):
     action: str
     pid: Int64
     pgid: Int64
-    create_time: float
-    started_at: float
+    create_time: Timestamp
+    started_at: Timestamp
 
 
 class RunRecord(_Doc):
@@ -114,13 +122,13 @@ class RunRecord(_Doc):
     id: str
     name: str
     state: RunState = RunState.QUEUED
-    created_at: float = Field(default_factory=time.time)
-    queued_at: float = Field(default_factory=time.time)
-    started_at: MaybeFloat = None
-    ended_at: MaybeFloat = None
+    created_at: Timestamp = Field(default_factory=time.time)
+    queued_at: Timestamp = Field(default_factory=time.time)
+    started_at: MaybeTimestamp = None
+    ended_at: MaybeTimestamp = None
     pid: Int64 | None = None
     pgid: Int64 | None = None
-    create_time: MaybeFloat = None
+    create_time: MaybeTimestamp = None
     host: str = ""
     attempts: Int64 = 0
     exit_code: Int64 | None = None
@@ -138,10 +146,10 @@ class TrainStatus(_Doc):
     """status.json — written by the training process only."""
 
     pid: Int64 | None = None
-    create_time: MaybeFloat = None
+    create_time: MaybeTimestamp = None
     phase: str = "starting"  # starting | training | saving | finished
-    started_at: MaybeFloat = None
-    heartbeat_at: MaybeFloat = None
+    started_at: MaybeTimestamp = None
+    heartbeat_at: MaybeTimestamp = None
     timesteps: Int64 = 0
     total_timesteps: Int64 = 0
     start_timesteps: Int64 = 0
@@ -180,8 +188,8 @@ class RunnerInfo(_Doc):
 
     pid: Int64
     host: str
-    started: float
-    heartbeat_at: float
+    started: Timestamp
+    heartbeat_at: Timestamp
     version: str
     max_concurrent: Int64 = 1
 
@@ -192,8 +200,8 @@ class TensorBoardInfo(_Doc):
 
     pid: Int64
     pgid: Int64
-    create_time: float
+    create_time: Timestamp
     host: str
     port: Int64
     logdir: str
-    started: float
+    started: Timestamp

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runstore import safeio
 from runstore.atomic import atomic_write_json
-from runstore.models import Int64, MaybeFloat, finite
+from runstore.models import Int64, MaybeFloat, Timestamp, finite
 
 _CLIP = re.compile(r"^step-(\d{9,12})(?:-(record))?\.mp4$")
 TIMELAPSE = "timelapse.mp4"
@@ -49,7 +49,7 @@ class ClipMeta(BaseModel):
     width: Int64 = 0
     height: Int64 = 0
     deterministic: bool = True
-    created_at: float = 0.0
+    created_at: Timestamp = 0.0
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,10 @@ def test_models_refuse_numbers_out_of_range() -> None:
         (RunRecord, {"id": "x", "name": "x", "attempts": 10**400}),
         (RunRecord, {"id": "x", "name": "x", "created_at": float("inf")}),
         (RunEvent, {"at": float("nan"), "kind": "k"}),
+        (RunEvent, {"at": 1e20, "kind": "k"}),
+        (RunRecord, {"id": "x", "name": "x", "started_at": 1e20}),
+        (TrainStatus, {"heartbeat_at": -1.0}),
+        (ClipMeta, {"step": 1, "created_at": 1e12}),
         (RunEvent, {"at": 1.0, "kind": "k", "count": 10**30}),
         (MediaJob, {"action": "a", "pid": 10**400, "pgid": 1, "create_time": 1, "started_at": 1}),
         (ClipMeta, {"step": 10**400}),
@@ -168,11 +172,17 @@ def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[RunStore, 
     rs = RunStore(root)
     rs.ensure_layout()
     runs = {}
-    for kind in ("healthy", "deep-run", "deep-status", "huge-status", "nan-status", "deep-clip"):
+    kinds = ("healthy", "deep-run", "future-run", "deep-status", "huge-status", "nan-status")
+    for kind in (*kinds, "future-status", "deep-clip"):
         runs[kind] = run_id = new_run(rs, kind)
         p = rs.paths(run_id)
         if kind == "deep-run":
             p.run_json.write_text(with_extra(json.loads(p.run_json.read_text()), "x", deep()))
+        elif kind == "future-run":  # time.localtime(1e20): OverflowError on every page
+            doc = json.loads(p.run_json.read_text())
+            p.run_json.write_text(json.dumps({**doc, "started_at": 1e20}))
+        elif kind == "future-status":
+            p.status_json.write_text('{"phase": "training", "heartbeat_at": 1e20}')
         elif kind == "deep-status":
             p.status_json.write_text(with_extra({"phase": "training"}, "x", deep()))
         elif kind == "huge-status":
@@ -227,12 +237,13 @@ def test_runner_adopts_and_steps_past_hostile_documents(
     # Every run but the one never readable saw its request (ignored: nothing to pause).
     for kind, run_id in runs.items():
         left = list(rs.paths(run_id).requests.iterdir())
-        assert (left != []) == (kind == "deep-run"), kind
+        assert (left != []) == (kind in ("deep-run", "future-run")), kind
     # The healthy run's run.json was rewritten from the runner's copy, and says so.
     record = rs.read_run(runs["healthy"])
     assert record is not None and any(e.kind == "run-json-damaged" for e in record.events)
-    deep_logged = [r for r in caplog.records if runs["deep-run"] in r.getMessage()]
-    assert len(deep_logged) == 1 and "unreadable" in deep_logged[0].getMessage()
+    for kind in ("deep-run", "future-run"):
+        logged = [r for r in caplog.records if runs[kind] in r.getMessage()]
+        assert len(logged) == 1 and "unreadable" in logged[0].getMessage(), kind
     assert not [r for r in caplog.records if r.exc_info], "no traceback in the runner's log"
 
 
@@ -244,8 +255,9 @@ def test_runner_ls_names_the_damaged_runs(
     rs, runs = hostile
     assert main(["ls", "--runs-dir", str(rs.root)]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
-    assert "unreadable" in lines[runs["deep-run"]] and "run.json" in lines[runs["deep-run"]]
-    for kind in ("deep-status", "huge-status", "nan-status"):
+    for kind in ("deep-run", "future-run"):
+        assert "unreadable" in lines[runs[kind]] and "run.json" in lines[runs[kind]], kind
+    for kind in ("deep-status", "huge-status", "nan-status", "future-status"):
         assert "status.json is corrupt" in lines[runs[kind]], kind
     assert "1000/100000" in lines[runs["healthy"]]
 
@@ -271,9 +283,10 @@ def test_pages_show_hostile_documents_as_problems_of_their_run(
     assert not at.exception, at.exception
     at.session_state["runs_selected"] = runs["huge-status"]
     text = _page(at, "app_pages/runs.py")
-    assert f"Run `{runs['deep-run']}`: its run.json is damaged" in text
+    for kind in ("deep-run", "future-run"):
+        assert f"Run `{runs[kind]}`: its run.json is damaged" in text, kind
     assert status_problem in text
-    for kind in ("deep-status", "huge-status", "nan-status"):
+    for kind in ("deep-status", "huge-status", "nan-status", "future-status"):
         at.query_params["run"] = runs[kind]
         text = _page(at, "app_pages/run.py")
         assert status_problem in text, kind
