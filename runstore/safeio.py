@@ -12,7 +12,11 @@ dashboard and the runner make in the runs folder goes through this module:
   swapped in between a check and the open;
 - the file itself is opened ``O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`` (opening a FIFO
   without a writer does not block) and ``fstat`` must say it is a regular file;
-- every read is bounded by a cap the caller states (``read_tail`` reads the last bytes).
+- every read is bounded by a cap the caller states (``read_tail`` reads the last bytes);
+- every JSON document is parsed by ``parse_json`` (``read_json`` reads and parses), bounded in
+  depth and in its numbers, so a valid but hostile document (``[`` 50,000 deep, ``10**400``,
+  ``NaN``) is a damaged document (ValueError, or None from ``read_json``), never a
+  ``RecursionError`` or a number that breaks a page later.
 
 A refusal is an ``UnsafeFileError``, a subclass of ``OSError``: callers that already treat an
 unreadable file as "unknown" (``except OSError``) refuse links without a change; pages show its
