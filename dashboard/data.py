@@ -25,7 +25,7 @@ from runstore.metrics import load_episodes, load_scalars, load_scalars_with_repo
 from runstore.models import RunRecord, RunState, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir, file_stamp
 from runstore.settings import RunnerSettings, SettingsError, load_settings
-from runstore.store import ERROR_SUFFIX, RunStore
+from runstore.store import ERROR_SUFFIX, RunStore, printable
 
 Stamp = tuple[int, int]
 MISSING: Stamp = (-1, -1)
@@ -338,14 +338,14 @@ def _log_tail(path: str, key: Stamp, max_lines: int) -> FileText:
 
 @dataclass(frozen=True)
 class QueueItem:
-    name: str
+    name: str  # as shown: escaped (``printable``), a name that is not UTF-8 included
     waiting_seconds: float
     problem: str | None = None  # why the runner could neither start nor move it
 
 
 @dataclass(frozen=True)
 class RejectedItem:
-    name: str
+    name: str  # as shown (``printable``)
     error: str
     rejected_at: float
 
@@ -357,7 +357,9 @@ def queue_items() -> list[QueueItem]:
     for path in rs.queue_files():
         s = stamp(path)
         waiting = max(0.0, now - s[1] / 1e9) if s != MISSING else 0.0
-        items.append(QueueItem(path.name, waiting, rs.refusal_note(path)))
+        # A name in bytes that are not UTF-8 comes as lone surrogates, which Streamlit cannot
+        # send (the page crashed for good); controls and bidi overrides would mislead.
+        items.append(QueueItem(printable(path.name), waiting, rs.refusal_note(path)))
     return items
 
 
@@ -372,7 +374,7 @@ def rejected_items(limit: int = 20) -> list[RejectedItem]:
         if path.name.endswith(ERROR_SUFFIX) or path.name.startswith("."):
             continue
         error = rs.refusal_note(path) or "(no error file)"
-        found.append(RejectedItem(path.name, error, stamp(path)[1] / 1e9))
+        found.append(RejectedItem(printable(path.name), error, stamp(path)[1] / 1e9))
     return sorted(found, key=lambda r: r.rejected_at, reverse=True)[:limit]
 
 

@@ -24,6 +24,7 @@ import urllib.request
 
 import psutil
 
+from runstore import safeio
 from runstore.models import TensorBoardInfo
 from runstore.store import RunStore
 
@@ -166,8 +167,14 @@ class TensorBoardLauncher:
         self.store.clear_tensorboard_info()
 
     def _log_tail(self, n: int = 800) -> str:
+        """The end of tensorboard.log for an error message: its last bytes only, read through
+        ``runstore.safeio`` (a FIFO planted there must not hang the page, nor a link to
+        /dev/zero be read without end); a refusal is said instead."""
+        path = self.store.tensorboard_log
         try:
-            text = self.store.tensorboard_log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+            raw = safeio.read_tail(path, limit=4 * n, base=self.store.root)
+        except FileNotFoundError:
             return "(no log)"
-        return text[-n:].strip() or "(empty log)"
+        except OSError as exc:
+            return f"({safeio.problem(exc, path.name)})"[:n]
+        return raw.decode("utf-8", errors="replace")[-n:].strip() or "(empty log)"

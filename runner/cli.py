@@ -17,7 +17,7 @@ from pathlib import Path
 from runner.supervisor import AlreadyRunningError, Supervisor
 from runstore.models import RunRecord, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir
-from runstore.store import RunStore
+from runstore.store import RunStore, printable
 
 STALE_HEARTBEAT_SECONDS = 30.0
 
@@ -245,22 +245,34 @@ def _listing(ids: list[str], most: int = 20) -> str:
 
 
 def format_table(store: RunStore) -> str:
+    """The ``ls`` table. A run whose run.json or status.json is damaged (not JSON, nested too
+    deep, a number out of range: ``runstore.safeio.parse_json``) is a row that says so; even
+    an error nobody foresaw is that run's row, never the end of the listing. Every cell is
+    escaped (``printable``): names and reasons come from files a terminal must not obey."""
     rows = [("ID", "NAME", "STATE", "STEPS", "FPS", "RETURN", "NOTE")]
     for run_id in store.run_ids():
-        record = store.read_run(run_id)
-        if record is None:
-            rows.append((run_id, "?", "unreadable", "", "", "", "run.json is missing or corrupt"))
-            continue
-        status = store.read_status(run_id)
-        row = _row(record, status)
-        if status is None and store.paths(run_id).status_json.exists():
-            row = (*row[:-1], "status.json is corrupt; progress unknown")
-        rows.append(row)
+        try:
+            rows.append(_run_row(store, run_id))
+        except Exception as exc:  # one run's problem, not the listing's
+            note = f"cannot be read: {type(exc).__name__}: {exc}"[:60]
+            rows.append((run_id, "?", "unreadable", "", "", "", note))
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     if len(rows) == 1:
         lines.append(f"(no runs in {store.root})")
     return "\n".join(lines)
+
+
+def _run_row(store: RunStore, run_id: str) -> tuple[str, ...]:
+    record = store.read_run(run_id)
+    if record is None:
+        return (run_id, "?", "unreadable", "", "", "", "run.json is missing or corrupt")
+    status = store.read_status(run_id)
+    row = _row(record, status)
+    if status is None and store.paths(run_id).status_json.exists():
+        row = (*row[:-1], "status.json is corrupt; progress unknown")
+    return row
 
 
 def _row(record: RunRecord, status: TrainStatus | None) -> tuple[str, ...]:

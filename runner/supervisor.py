@@ -14,7 +14,9 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psutil
 from filelock import Timeout
@@ -37,10 +39,11 @@ from runstore.models import (
 )
 from runstore.paths import UnsafePathError, file_stamp
 from runstore.settings import SettingsError, load_settings, settings_path
-from runstore.store import Request, RunStore
+from runstore.store import Request, RunStore, printable
 from training.failures import explain
 
 log = logging.getLogger("runner")
+T = TypeVar("T")
 
 VERSION = "0.1.0"
 #: runner.json is rewritten this often, so its age stays under 5 s even just before the next
@@ -111,6 +114,8 @@ class Supervisor:
         self._deferred: dict[str, RunRecord] | None = None
         self._more_requests = False
         self._adopt_again = False
+        # Per-run work that raised: (run id, what) -> the error, logged once (``_contained``).
+        self._failing: dict[tuple[str, str], str] = {}
         self._started = time.time()
         self._next_heartbeat = 0.0
 
@@ -130,7 +135,10 @@ class Supervisor:
         self.load_settings()
         remove_stale_temp_files(self.store.root)
         for restored in self.store.recover_partial():
-            log.warning("put back %s from a run folder a killed runner left half-made", restored)
+            log.warning(
+                "put back %s from a run folder a killed runner left half-made",
+                printable(str(restored)),
+            )
         self.adopt()
         self.media.adopt()
         self.heartbeat(force=True)
@@ -189,7 +197,7 @@ class Supervisor:
         self.load_settings()
         self.intake()
         for run_id in self.store.run_ids():
-            self.handle_requests(run_id)
+            self._contained(run_id, "requests", self.handle_requests, run_id)
             self.heartbeat()  # time-gated: cheap, and fresh through a flood over many runs
         self.check_processes()
         if self._adopt_again:
@@ -209,7 +217,7 @@ class Supervisor:
         try:
             settings = load_settings(self.store.root)
         except (SettingsError, OSError) as exc:
-            log.error("ignored %s (keeping the previous settings): %s", path, exc)
+            log.error("ignored %s (keeping the previous settings): %s", path, printable(str(exc)))
             return
         for name in ("max_concurrent", "stop_grace"):
             pinned = self._pinned[name]
@@ -262,12 +270,12 @@ class Supervisor:
                 self._reject(path, [f"could not read the file: {exc}"])
                 continue
             except Exception as exc:  # a validator bug must not block every later file
-                log.exception("reading %s failed", path.name)
+                log.exception("reading %s failed", printable(path.name))
                 self._reject(path, [f"could not validate the file ({exc!r}); please report"])
                 continue
             record = self.store.accept(path, config)
             if record is not None:
-                log.info("queued %s from %s", record.id, path.name)
+                log.info("queued %s from %s", record.id, printable(path.name))
                 self._watch_requests(record.id)
 
     def _reject(self, path: Path, problems: list[str]) -> None:
@@ -287,9 +295,9 @@ class Supervisor:
                 log.error(
                     "could not move %s to %s (%s); it stays in the queue and is retried after "
                     "%.0f s, then less often (every %.0f s at most)",
-                    path.name,
+                    printable(path.name),
                     self.store.rejected_dir,
-                    exc,
+                    printable(str(exc)),
                     REJECT_RETRY_SECONDS,
                     REJECT_RETRY_MAX_SECONDS,
                 )
@@ -297,8 +305,10 @@ class Supervisor:
             self._stuck[path.name] = (stamp, time.monotonic() + delay, delay)
             return
         self._stuck.pop(path.name, None)
-        log.warning("rejected %s: %s", path.name, "; ".join(problems))
-        log.info("moved to %s", target)
+        # Names (and problems quoting them) are escaped: a newline in a file name must not
+        # forge a log line, nor an ANSI escape or U+202E rewrite what a terminal shows.
+        log.warning("rejected %s: %s", printable(path.name), printable("; ".join(problems)))
+        log.info("moved to %s", printable(str(target)))
 
     def _backing_off(self, path: Path) -> bool:
         stuck = self._stuck.get(path.name)
@@ -345,12 +355,12 @@ class Supervisor:
             return
         queued = []
         for run_id in self.store.run_ids():
-            record = self._read_run(run_id)
+            record = self._contained(run_id, "reading run.json", self._read_run, run_id)
             if record is not None and record.state == RunState.QUEUED:
                 queued.append(record)
         queued.sort(key=lambda r: (r.queued_at, r.id))
         for record in queued[:free]:
-            self.launch(record)
+            self._contained(record.id, "starting", self.launch, record)
 
     def launch(self, record: RunRecord) -> None:
         paths = self.store.paths(record.id)
@@ -402,7 +412,7 @@ class Supervisor:
         for path in invalid:
             if path in self._unremovable:
                 continue
-            log.warning("ignored %s: not a request file", path)
+            log.warning("ignored %s: not a request file", printable(str(path)))
             try:
                 path.unlink(missing_ok=True)
             except OSError:  # a folder: leave it, and do not fail every step over it
@@ -510,29 +520,31 @@ class Supervisor:
 
     def check_processes(self) -> None:
         for run_id, handle in list(self.handles.items()):
-            record = self._read_run(run_id)
-            if record is None:
-                if self._folder_gone(run_id):  # the folder was deleted under us
-                    process.kill(handle)
-                    del self.handles[run_id]
-                continue  # run.json unreadable and never known: leave the trainer alone
-            if not handle.is_alive():
-                self.finish(record, handle)
-                continue
-            handle.sample_rss()
-            if record.state == RunState.STARTING:
-                status = self.store.read_status(run_id)
-                if status and status.pid == handle.pid and status.phase != "starting":
-                    self._set_state(record, RunState.RUNNING, "training")
-            elif record.state == RunState.STOPPING:
-                deadline = self.deadlines.setdefault(run_id, time.monotonic() + self.stop_grace)
-                if time.monotonic() > deadline:
-                    log.warning(
-                        "%s did not stop within %.0f s; killing it", run_id, self.stop_grace
-                    )
-                    record.record("killed", f"no exit {self.stop_grace:.0f} s after stop")
-                    self._write_run(record)
-                    process.kill(handle)
+            self._contained(run_id, "checking its process", self._check_process, run_id, handle)
+
+    def _check_process(self, run_id: str, handle: Handle) -> None:
+        """One run of ``check_processes``: its exit, its start, its stop deadline."""
+        record = self._read_run(run_id)
+        if record is None:
+            if self._folder_gone(run_id):  # the folder was deleted under us
+                process.kill(handle)
+                del self.handles[run_id]
+            return  # run.json unreadable and never known: leave the trainer alone
+        if not handle.is_alive():
+            self.finish(record, handle)
+            return
+        handle.sample_rss()
+        if record.state == RunState.STARTING:
+            status = self.store.read_status(run_id)
+            if status and status.pid == handle.pid and status.phase != "starting":
+                self._set_state(record, RunState.RUNNING, "training")
+        elif record.state == RunState.STOPPING:
+            deadline = self.deadlines.setdefault(run_id, time.monotonic() + self.stop_grace)
+            if time.monotonic() > deadline:
+                log.warning("%s did not stop within %.0f s; killing it", run_id, self.stop_grace)
+                record.record("killed", f"no exit {self.stop_grace:.0f} s after stop")
+                self._write_run(record)
+                process.kill(handle)
 
     def finish(self, record: RunRecord, handle: Handle) -> None:
         """The trainer exited: record the truth and clean up whatever is left of its group."""
@@ -577,61 +589,88 @@ class Supervisor:
             state = RunState.LOST
             record.reason = "the training process vanished without recording an outcome"
         self._set_state(record, state, record.reason)
-        log.info("%s %s: %s", record.id, state.value, record.reason)
+        log.info("%s %s: %s", record.id, state.value, printable(record.reason))
 
     def adopt(self) -> None:
         """Take over runs a previous supervisor left: live ones are adopted by (pid, create
         time); those whose process is gone get the outcome they recorded, or ``lost``."""
         for run_id in self.store.run_ids():
-            if run_id in self.handles:  # already ours (adopt runs again: see _read_run)
-                continue
-            record = self._read_run(run_id)
-            if record is None or not record.state.is_live:
-                continue
-            proc = process.identify(record.pid, record.create_time)
-            if proc is None and record.pid is None:  # killed between "starting" and the spawn
-                found = process.find_trainers(self.store.paths(run_id).dir)
-                proc = found[0] if found else None
-                status = self._attempt_status(record)
-                if proc is None and status is not None and status.pid:
-                    # it started, and ended while no runner watched: its status says how
-                    record.pid, record.pgid = status.pid, status.pid
-                    record.create_time = status.create_time
-                elif proc is None:
-                    record.attempts = max(0, record.attempts - 1)
-                    record.started_at = record.started_at if record.attempts else None
-                    self._set_state(
-                        record, RunState.QUEUED, "the runner stopped before the spawn; queued again"
-                    )
-                    continue
-            if proc is None:
-                # Only now: a live trainer's temp files are its status.json being written.
-                remove_stale_temp_files(self.store.paths(run_id).dir)
-                handle = Handle(record.pid or 0, record.pgid or 0, record.create_time or 0.0)
-                self.finish(record, handle)
-                continue
-            handle, mismatch = process.adopted(proc, record.pgid)
-            if mismatch:  # signals go to the group it leads, never to the recorded number
-                record.record("signal-refused", f"pid {proc.pid}: {mismatch}")
-            self.handles[run_id] = handle
-            record.pid, record.pgid, record.create_time = (
-                handle.pid,
-                handle.pgid,
-                handle.create_time,
-            )
-            # Re-assert the recorded state: the old runner may have died between a signal
-            # and its record.
-            if record.state == RunState.PAUSED:
-                process.suspend(handle)
-            elif record.state == RunState.STOPPING:
-                process.request_stop(handle)
-            else:
-                process.resume(handle)
-            record.record("adopted", f"by runner pid {os.getpid()}")
-            self.store.write_run(record)
-            log.info("adopted %s (pid %d, %s)", run_id, proc.pid, record.state.value)
+            self._contained(run_id, "adopting", self._adopt_one, run_id)
+
+    def _adopt_one(self, run_id: str) -> None:
+        """One run of ``adopt``."""
+        if run_id in self.handles:  # already ours (adopt runs again: see _read_run)
+            return
+        record = self._read_run(run_id)
+        if record is None or not record.state.is_live:
+            return
+        proc = process.identify(record.pid, record.create_time)
+        if proc is None and record.pid is None:  # killed between "starting" and the spawn
+            found = process.find_trainers(self.store.paths(run_id).dir)
+            proc = found[0] if found else None
+            status = self._attempt_status(record)
+            if proc is None and status is not None and status.pid:
+                # it started, and ended while no runner watched: its status says how
+                record.pid, record.pgid = status.pid, status.pid
+                record.create_time = status.create_time
+            elif proc is None:
+                record.attempts = max(0, record.attempts - 1)
+                record.started_at = record.started_at if record.attempts else None
+                self._set_state(
+                    record, RunState.QUEUED, "the runner stopped before the spawn; queued again"
+                )
+                return
+        if proc is None:
+            # Only now: a live trainer's temp files are its status.json being written.
+            remove_stale_temp_files(self.store.paths(run_id).dir)
+            handle = Handle(record.pid or 0, record.pgid or 0, record.create_time or 0.0)
+            self.finish(record, handle)
+            return
+        handle, mismatch = process.adopted(proc, record.pgid)
+        if mismatch:  # signals go to the group it leads, never to the recorded number
+            record.record("signal-refused", f"pid {proc.pid}: {mismatch}")
+        self.handles[run_id] = handle
+        record.pid, record.pgid, record.create_time = (
+            handle.pid,
+            handle.pgid,
+            handle.create_time,
+        )
+        # Re-assert the recorded state: the old runner may have died between a signal
+        # and its record.
+        if record.state == RunState.PAUSED:
+            process.suspend(handle)
+        elif record.state == RunState.STOPPING:
+            process.request_stop(handle)
+        else:
+            process.resume(handle)
+        record.record("adopted", f"by runner pid {os.getpid()}")
+        self.store.write_run(record)
+        log.info("adopted %s (pid %d, %s)", run_id, proc.pid, record.state.value)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _contained(self, run_id: str, what: str, work: Callable[..., T], *args: Any) -> T | None:
+        """``work(*args)`` for one run; whatever it raises is that run's problem, not the
+        step's: the other runs, intake and the heartbeat go on. It is logged with its
+        traceback once (not twice a second while it lasts) and once more when it is over;
+        None stands for the result."""
+        key = (run_id, what)
+        try:
+            result = work(*args)
+        except Exception as exc:
+            said = f"{type(exc).__name__}: {exc}"[:300]
+            if self._failing.get(key) != said:
+                self._failing[key] = said
+                log.exception(
+                    "%s: %s failed (%s); the other runs go on, and it is tried again each step",
+                    run_id,
+                    what,
+                    printable(said),
+                )
+            return None
+        if self._failing.pop(key, None) is not None:
+            log.info("%s: %s works again", run_id, what)
+        return result
 
     def _signalled(self, record: RunRecord, sent: process.Sent) -> bool:
         """Whether a pause, resume or stop reached the run's processes; when not, run.json
@@ -806,14 +845,19 @@ def _ignored_base(event: RunEvent) -> str:
 
 def _unreadable_why(path: Path, stamp: tuple[int, int] | None) -> str:
     """Why run.json cannot be read, in a few words (for the log and the run's event)."""
+    from runstore import safeio
+
     if stamp is None:
         return "missing"
-    try:
-        with open(path, "rb") as fh:  # only to learn the error: EISDIR, EACCES, EMFILE
+    try:  # only to learn the error (a link, a FIFO, a folder, EACCES, EMFILE); a plain open
+        # of a FIFO would wait for a writer, and the runner with it
+        with safeio.open_file(path) as fh:
             fh.read(1)
+    except safeio.UnsafeFileError as exc:
+        return f"it {exc.reason}"
     except OSError as exc:
         return f"{exc.strerror or exc}"
-    return f"not a valid run record, {stamp[0]} bytes"
+    return f"not a valid run record (damaged, too deep, a number out of range), {stamp[0]} bytes"
 
 
 def _tail(path: Path, size: int = 16_384) -> str:

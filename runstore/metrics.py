@@ -81,6 +81,8 @@ EPISODES_SCHEMA: dict[str, Any] = {
     "episode_return": pl.Float64,
     "episode_length": pl.Int64,
 }
+#: An episode length beyond this (2**53, where floats stop holding every integer) is damage.
+_MAX_LENGTH = float(2**53)
 
 #: Write the Parquet cache beside event files. Turned off it changes speed, never results.
 PERSIST_CACHE = True
@@ -933,15 +935,28 @@ def _episodes_from_tags(states: list[_FileState]) -> pl.DataFrame | None:
         "seq"
     )
     occurrence = pl.int_range(pl.len()).over("step")  # pairs episodes that share a step
+    # Values that are not finite are dropped per tag, after pairing (so the episodes after
+    # one stay paired with their own lengths): an episode whose return is NaN or inf has no
+    # point to draw and goes; a length that is not finite, or too large for an integer, is
+    # null and its episode stays. A strict cast of such a length failed the whole Run page.
     returns = (
         df.filter(pl.col("g") == names.index(EPISODE_RETURN_TAG))
         .with_columns(k=occurrence)
+        .filter(pl.col("value").is_finite())
         .select("step", "k", "wall_time", "seq", episode_return="value")
     )
+    length = pl.col("value").round()
     lengths = (
         df.filter(pl.col("g") == (names.index(EPISODE_LENGTH_TAG) if len(names) > 1 else -1))
         .with_columns(k=occurrence)
-        .select("step", "k", episode_length=pl.col("value").round().cast(pl.Int64))
+        .select(
+            "step",
+            "k",
+            episode_length=pl.when(length.is_finite() & (length.abs() < _MAX_LENGTH))
+            .then(length)
+            .otherwise(None)
+            .cast(pl.Int64),
+        )
     )
     out = returns.join(lengths, on=["step", "k"], how="left").sort("step", "seq")
     return out.select(list(EPISODES_SCHEMA)).cast(EPISODES_SCHEMA)
@@ -985,9 +1000,9 @@ def _read_monitor(path: Path) -> list[tuple[float, float, int]]:
     lines = text.splitlines(keepends=True)
     t_start = 0.0
     if lines and lines[0].startswith("#"):
-        try:
-            t_start = float(json.loads(lines[0][1:]).get("t_start", 0.0))
-        except (ValueError, AttributeError):
+        try:  # the bounded reader: a header nested deep or with 1e999 is no header
+            t_start = float(safeio.parse_json(lines[0][1:]).get("t_start", 0.0))
+        except (ValueError, AttributeError, TypeError):
             t_start = 0.0
         lines = lines[1:]
     if lines and not lines[-1].endswith("\n"):
@@ -996,7 +1011,12 @@ def _read_monitor(path: Path) -> list[tuple[float, float, int]]:
     reader = csv.DictReader(io.StringIO("".join(lines)))
     for rec in reader:
         try:
-            out.append((t_start + float(rec["t"]), float(rec["r"]), int(float(rec["l"]))))
+            t, r, length = float(rec["t"]), float(rec["r"]), float(rec["l"])
         except (KeyError, TypeError, ValueError):
             continue
+        # A row with a value that is not finite (or a length no integer holds) is damaged:
+        # int(inf) raised OverflowError, which nothing caught.
+        wall = t_start + t
+        if math.isfinite(wall + r) and math.isfinite(length) and abs(length) < _MAX_LENGTH:
+            out.append((wall, r, int(length)))
     return out

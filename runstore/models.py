@@ -7,11 +7,55 @@ older dashboard.
 
 from __future__ import annotations
 
+import math
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+#: An integer of a document: 64 bits at most, as the bounded JSON reader
+#: (``runstore.safeio.parse_json``) reads them. A document validated from elsewhere (a dict in
+#: a test, a tool) gets the same bound, so no page ever divides, charts or tabulates a number
+#: like ``10**400`` ("int too large to convert to float"): it is a validation error, which
+#: every reader handles as a damaged file of that one run.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
+
+def _unknown_if_not_finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+#: A float that may be unknown (None): NaN or inf given in code (a diverged environment's
+#: return handed to ``ClipMeta(...)``, say) is unknown too, rather than an error that would
+#: end the trainer's evaluation. From disk the bounded reader already refuses NaN and inf;
+#: a float field that may not be None refuses them (``allow_inf_nan=False`` below), and any
+#: float field refuses an integer no float holds (``10**400``).
+MaybeFloat = Annotated[float | None, BeforeValidator(_unknown_if_not_finite)]
+
+#: The latest time a document may name (about the year 5100). Pages format every time with
+#: ``time.localtime``, which raises OverflowError past the platform's time_t: a
+#: ``"started_at": 1e20`` in run.json took the Runs page down. Before 1970 is damage too.
+MAX_TIMESTAMP = 1e11
+#: A wall-clock time of a document (seconds since the epoch).
+Timestamp = Annotated[float, Field(ge=0, le=MAX_TIMESTAMP)]
+MaybeTimestamp = Annotated[Timestamp | None, BeforeValidator(_unknown_if_not_finite)]
+
+
+def finite(value: Any) -> Any:
+    """``value`` (a JSON-able document) with every float that is not finite replaced by None.
+
+    Writers call this (``RunStore.write_run``, ``write_status_file``, clip sidecars): a NaN
+    return from a diverged environment then goes to disk as ``null`` ("unknown"), not as
+    ``NaN``, which the bounded reader refuses, so one bad number never makes a whole
+    status.json unreadable (and the run's outcome with it)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 class RunState(StrEnum):
@@ -41,18 +85,23 @@ RESUMABLE_STATES = frozenset({RunState.STOPPED, RunState.FAILED, RunState.LOST})
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Floats must be finite: NaN or inf in a document is damage, not a value to show.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    def document(self) -> dict[str, Any]:
+        """What is written to disk: the JSON form, non-finite floats as null (``finite``)."""
+        return finite(self.model_dump(mode="json"))
 
 
 class RunEvent(_Doc):
     """One line of a run's history: a state change, a request, a checkpoint, a note."""
 
-    at: float
+    at: Timestamp
     kind: str
     detail: str = ""
     #: How many like occurrences this one event stands for: a flood of ignored requests is
     #: one event with a count, so run.json stays small (``at`` is the first of them).
-    count: int = 1
+    count: Int64 = 1
 
 
 class MediaJob(_Doc):
@@ -61,10 +110,10 @@ class MediaJob(_Doc):
     it."""
 
     action: str
-    pid: int
-    pgid: int
-    create_time: float
-    started_at: float
+    pid: Int64
+    pgid: Int64
+    create_time: Timestamp
+    started_at: Timestamp
 
 
 class RunRecord(_Doc):
@@ -73,16 +122,16 @@ class RunRecord(_Doc):
     id: str
     name: str
     state: RunState = RunState.QUEUED
-    created_at: float = Field(default_factory=time.time)
-    queued_at: float = Field(default_factory=time.time)
-    started_at: float | None = None
-    ended_at: float | None = None
-    pid: int | None = None
-    pgid: int | None = None
-    create_time: float | None = None
+    created_at: Timestamp = Field(default_factory=time.time)
+    queued_at: Timestamp = Field(default_factory=time.time)
+    started_at: MaybeTimestamp = None
+    ended_at: MaybeTimestamp = None
+    pid: Int64 | None = None
+    pgid: Int64 | None = None
+    create_time: MaybeTimestamp = None
     host: str = ""
-    attempts: int = 0
-    exit_code: int | None = None
+    attempts: Int64 = 0
+    exit_code: Int64 | None = None
     reason: str = ""
     diagnosis: dict[str, Any] | None = None
     source_file: str = ""
@@ -96,37 +145,37 @@ class RunRecord(_Doc):
 class TrainStatus(_Doc):
     """status.json — written by the training process only."""
 
-    pid: int | None = None
-    create_time: float | None = None
+    pid: Int64 | None = None
+    create_time: MaybeTimestamp = None
     phase: str = "starting"  # starting | training | saving | finished
-    started_at: float | None = None
-    heartbeat_at: float | None = None
-    timesteps: int = 0
-    total_timesteps: int = 0
-    start_timesteps: int = 0
-    fps: float | None = None
+    started_at: MaybeTimestamp = None
+    heartbeat_at: MaybeTimestamp = None
+    timesteps: Int64 = 0
+    total_timesteps: Int64 = 0
+    start_timesteps: Int64 = 0
+    fps: MaybeFloat = None
     train_seconds: float = 0.0
-    episodes: int = 0
-    last_episode_return: float | None = None
-    best_episode_return: float | None = None
-    mean_return_100: float | None = None
+    episodes: Int64 = 0
+    last_episode_return: MaybeFloat = None
+    best_episode_return: MaybeFloat = None
+    mean_return_100: MaybeFloat = None
     device: str | None = None
     resumed_from: str | None = None
     last_checkpoint: str | None = None
-    last_eval_return: float | None = None  # mean real game score of the latest evaluation
-    last_eval_step: int | None = None
-    best_eval_return: float | None = None  # the evaluation that best.zip was saved at
-    best_eval_step: int | None = None
+    last_eval_return: MaybeFloat = None  # mean real game score of the latest evaluation
+    last_eval_step: Int64 | None = None
+    best_eval_return: MaybeFloat = None  # the evaluation that best.zip was saved at
+    best_eval_step: Int64 | None = None
     outcome: str | None = None  # completed | stopped | failed, once training has ended
     reason: str = ""
     diagnosis: dict[str, Any] | None = None
     # The run's own resource use (trainer + env workers), sampled every few seconds
     # (training/system_sampler.py); cpu_percent is summed over processes (200 = two cores).
-    cpu_percent: float | None = None
-    rss_mb: float | None = None
-    gpu_util: float | None = None  # % of the busiest GPU the run uses; None without NVML
-    gpu_mem_mb: float | None = None
-    processes: int | None = None
+    cpu_percent: MaybeFloat = None
+    rss_mb: MaybeFloat = None
+    gpu_util: MaybeFloat = None  # % of the busiest GPU the run uses; None without NVML
+    gpu_mem_mb: MaybeFloat = None
+    processes: Int64 | None = None
 
     def heartbeat_age(self, now: float | None = None) -> float | None:
         if self.heartbeat_at is None:
@@ -137,22 +186,22 @@ class TrainStatus(_Doc):
 class RunnerInfo(_Doc):
     """runner.json — the supervisor's heartbeat."""
 
-    pid: int
+    pid: Int64
     host: str
-    started: float
-    heartbeat_at: float
+    started: Timestamp
+    heartbeat_at: Timestamp
     version: str
-    max_concurrent: int = 1
+    max_concurrent: Int64 = 1
 
 
 class TensorBoardInfo(_Doc):
     """tensorboard.json — the TensorBoard the dashboard started on this runs folder, so a
     restarted dashboard finds it again. Identity is (pid, create_time), never pid alone."""
 
-    pid: int
-    pgid: int
-    create_time: float
+    pid: Int64
+    pgid: Int64
+    create_time: Timestamp
     host: str
-    port: int
+    port: Int64
     logdir: str
-    started: float
+    started: Timestamp

@@ -12,7 +12,11 @@ dashboard and the runner make in the runs folder goes through this module:
   swapped in between a check and the open;
 - the file itself is opened ``O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`` (opening a FIFO
   without a writer does not block) and ``fstat`` must say it is a regular file;
-- every read is bounded by a cap the caller states (``read_tail`` reads the last bytes).
+- every read is bounded by a cap the caller states (``read_tail`` reads the last bytes);
+- every JSON document is parsed by ``parse_json`` (``read_json`` reads and parses), bounded in
+  depth and in its numbers, so a valid but hostile document (``[`` 50,000 deep, ``10**400``,
+  ``NaN``) is a damaged document (ValueError, or None from ``read_json``), never a
+  ``RecursionError`` or a number that breaks a page later.
 
 A refusal is an ``UnsafeFileError``, a subclass of ``OSError``: callers that already treat an
 unreadable file as "unknown" (``except OSError``) refuse links without a change; pages show its
@@ -23,8 +27,12 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
+import re
 import stat
+from array import array
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,6 +41,15 @@ from runstore.paths import is_run_id
 #: Caps for the documents of the store (each is a few KB when our code wrote it).
 JSON_LIMIT = 4 * 2**20
 TEXT_LIMIT = 4 * 2**20
+#: The deepest nesting a JSON document of the store may have. Ours are 4 levels deep at most
+#: (run.json: events, a diagnosis); ``json.loads`` recurses once per level and raises
+#: ``RecursionError`` (not a ValueError) near a thousand, and every later ``json.dumps`` or
+#: model of the document would recurse as deep.
+MAX_JSON_DEPTH = 64
+#: Integers of the store's documents fit in 64 bits (steps, pids, counts): what polars, numpy
+#: and ``float()`` take without an error. ``10**400`` is valid JSON, and "int too large to
+#: convert to float" wherever a page divides or charts it.
+MAX_JSON_INT = 2**63 - 1
 
 _POSIX = (
     hasattr(os, "O_NOFOLLOW")
@@ -251,13 +268,119 @@ def read_text(path: Path | str, *, limit: int = TEXT_LIMIT, base: Path | str | N
     return read_bytes(path, limit=limit, base=base).decode("utf-8", errors="replace")
 
 
+class DocumentError(ValueError):
+    """A JSON document refused by ``parse_json``: nested too deep, or a number out of range.
+    A ValueError, as ``json.JSONDecodeError`` is, so every reader's ``except ValueError``
+    (a damaged document: unknown, shown as a problem of its run) takes it unchanged."""
+
+
+# A JSON string (escapes included) or a run of characters that are neither brackets nor a
+# quote: what the depth scan deletes, leaving the brackets outside strings. Possessive
+# quantifiers: no backtracking, so the scan is linear in the document.
+_NOT_BRACKETS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[^\[\]{}"]++', re.DOTALL)
+# Brackets as signed steps: an opening one +1, a closing one -1 (255 read as a signed byte).
+_STEPS = str.maketrans({"[": "\x01", "{": "\x01", "]": "\xff", "}": "\xff", '"': None})
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of ``text`` nest, brackets in strings not counted.
+
+    Linear and in C: one regex pass deletes strings and everything but brackets, and the
+    running sum of +1/-1 steps over what is left is taken with ``accumulate`` (a document of
+    4 MB of brackets costs a fraction of a second). For a valid document this is exactly the
+    depth ``json.loads`` recurses to; for an invalid one it bounds the depth the parser can
+    reach before it fails (it stops at the first bracket that does not match)."""
+    brackets = _NOT_BRACKETS.sub("", text)
+    opens = brackets.count("[") + brackets.count("{")
+    if opens <= MAX_JSON_DEPTH:  # the usual case: no deeper than the brackets it has
+        return opens
+    steps = array("b", brackets.translate(_STEPS).encode("latin-1"))
+    return max(accumulate(steps), default=0)
+
+
+def _parse_int(literal: str) -> int:
+    # Bound the digits first: int() of a long literal is quadratic (CPython caps it at 4300
+    # digits with a ValueError; 20 digits hold every 64-bit value).
+    value = int(literal) if len(literal.lstrip("-")) <= 19 else None
+    if value is None or not -MAX_JSON_INT - 1 <= value <= MAX_JSON_INT:
+        raise DocumentError(f"the integer {literal[:24]} does not fit in 64 bits")
+    return value
+
+
+def _parse_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e999 overflows to inf
+        raise DocumentError(f"the number {literal[:24]} is too large")
+    return value
+
+
+def _parse_constant(name: str) -> float:
+    raise DocumentError(f"{name} is not a number a document of the store may hold")
+
+
+def parse_json(data: bytes | str) -> Any:
+    """A JSON document of the store, bounded: at most ``MAX_JSON_DEPTH`` deep, every number
+    finite (no NaN, Infinity or an overflowing float) and every integer within 64 bits; a lone
+    surrogate escaped in a string (``"\\udcff"``) comes back written out (``\\xff``), so
+    every string of a document can be shown and written again.
+
+    Raises ValueError (``DocumentError`` for the bounds, ``json.JSONDecodeError`` or
+    ``UnicodeDecodeError`` for the rest): the error every reader of the store already treats
+    as a damaged document. The depth is checked before parsing, so ``json.loads`` never
+    recurses far enough to raise ``RecursionError``, which no caller catches. Bytes are
+    decoded as ``json.loads`` would (UTF-8, or UTF-16/32 by their first bytes)."""
+    if isinstance(data, str):
+        text = data
+    else:  # as json.loads decodes bytes
+        text = data.decode(json.detect_encoding(data), "surrogatepass")
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise DocumentError(f"nested {depth} deep (at most {MAX_JSON_DEPTH})")
+    doc = json.loads(
+        text,
+        parse_int=_parse_int,
+        parse_float=_parse_float,
+        parse_constant=_parse_constant,
+    )
+    if _SURROGATE_ESCAPE.search(text):  # rare: only then walk the document
+        doc = _mend(doc)
+    return doc
+
+
+# ``\udcff`` written out in a JSON string: valid JSON, and a lone surrogate once parsed (what
+# json.dumps makes of a name that was not UTF-8). Nothing can encode it as UTF-8: a page
+# showing it (Streamlit) or a writer saving it fails.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape): as that byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}"
+
+
+def _mend(value: Any) -> Any:
+    """The document with each lone surrogate in its strings (keys too) written as an escape
+    (``\\xff``); pairs were already joined by json.loads. Bounded by MAX_JSON_DEPTH."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub(_escape_surrogate, value)
+    if isinstance(value, list):
+        return [_mend(v) for v in value]
+    if isinstance(value, dict):
+        return {_mend(k): _mend(v) for k, v in value.items()}
+    return value
+
+
 def read_json(
     path: Path | str, *, limit: int = JSON_LIMIT, base: Path | str | None = None
 ) -> Any | None:
-    """The parsed document, or None when it is missing, refused or not JSON: readers of the
-    store treat None as "unknown" (see ``runstore.atomic.read_json``)."""
+    """The parsed document, or None when it is missing, refused, not JSON, or outside the
+    bounds of ``parse_json`` (too deep, a number out of range): readers of the store treat
+    None as "unknown", a problem shown on that run (see ``runstore.atomic.read_json``)."""
     try:
-        return json.loads(read_bytes(path, limit=limit, base=base))
+        return parse_json(read_bytes(path, limit=limit, base=base))
     except (OSError, ValueError):
         return None
 
@@ -279,11 +402,16 @@ def problem(exc: OSError, what: str = "") -> str:
 
 __all__ = [
     "JSON_LIMIT",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_INT",
     "TEXT_LIMIT",
+    "DocumentError",
     "UnsafeFileError",
     "check_file",
     "default_base",
+    "json_depth",
     "open_file",
+    "parse_json",
     "problem",
     "read_bytes",
     "read_json",

@@ -8,16 +8,18 @@ config schema's own types and bounds, so the file is validated by the same code 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from runstore import safeio
 from runstore.atomic import atomic_write_text
 from runstore.config import RunConfig, format_validation_errors
 from runstore.hyperparams import MAX_STEPS, Float, Int, StrictModel
-from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
+from runstore.yamlsafe import MAX_CONFIG_BYTES, ConfigSyntaxError, load_yaml_mapping
 
 SETTINGS_FILE = "settings.yaml"
 
@@ -97,10 +99,15 @@ def load_settings(root: Path) -> RunnerSettings:
     """The settings in ``root``; the defaults when there is no file. Raises SettingsError,
     also when the path cannot be read (a folder, no permission)."""
     path = settings_path(root)
-    try:
-        data = path.read_bytes()
+    try:  # never through a link, never blocked by a FIFO, never unbounded (runstore.safeio)
+        data = safeio.read_bytes(path, limit=MAX_CONFIG_BYTES, base=path.parent)
     except FileNotFoundError:
         return RunnerSettings()
+    except safeio.UnsafeFileError as exc:
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise _unusable(path, exc) from None
+        problem = f"{exc.reason}: replace it with a plain YAML file, or remove it"
+        raise SettingsError(path, [problem]) from None
     except OSError as exc:
         raise _unusable(path, exc) from None
     return parse_settings(data, path)

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,9 +53,54 @@ class Request:
     params: dict = field(default_factory=dict)  # record: checkpoint, episodes
 
 
+#: Characters escaped in a name shown or logged (``printable``): controls (C0, DEL, C1),
+#: format characters (bidi overrides and isolates, zero-width ones), lone surrogates (bytes
+#: of a name that is not UTF-8), and line and paragraph separators.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` (a file or run name) safe to write into a log, a note or a page.
+
+    A queue file's name is whatever its author chose: a newline forges a second log line, an
+    ANSI escape repaints the terminal that tails runner.log, U+202E shows ``evil\u202egnp.yaml``
+    as ``evilpng.yaml``, and bytes that are not UTF-8 come from ``os.scandir`` as lone
+    surrogates that no UTF-8 writer (a note, a log file, Streamlit) can encode. Each such
+    character is written as ``repr`` would (``\\n``, ``\\x1b``, ``\\u202e``), and a
+    surrogate that stands for a byte as that byte (``\\xff``); everything else, other
+    scripts included, stays as it is."""
+    if text.isprintable():  # the usual case: nothing to escape
+        return text
+    out = []
+    for ch in text:
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+            continue
+        if unicodedata.category(ch) not in _ESCAPED_CATEGORIES:
+            out.append(ch)
+            continue
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for an undecodable byte
+            code -= 0xDC00
+        if code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+def _utf8(text: str) -> str:
+    """Text a UTF-8 writer can write: anything left that cannot be encoded (a surrogate in a
+    problem's wording) as a backslash escape, never a UnicodeEncodeError mid-rejection."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _refusal(path: Path, problems: list[str]) -> str:
-    return (
-        f"{path.name} was not started:\n"
+    return _utf8(
+        f"{printable(path.name)} was not started:\n"
         + "\n".join(f"- {p}" for p in problems)
         + "\n\nFix the file and drop it into the queue again.\n"
     )
@@ -144,7 +190,7 @@ class RunStore:
 
     def write_run(self, record: RunRecord) -> tuple[int, int]:
         """Write run.json; returns the stamp of what was written (``atomic_write_bytes``)."""
-        return atomic_write_json(self.paths(record.id).run_json, record.model_dump(mode="json"))
+        return atomic_write_json(self.paths(record.id).run_json, record.document())
 
     def read_status(self, run_id: str) -> TrainStatus | None:
         return read_status_file(self.paths(run_id).status_json)
@@ -220,10 +266,10 @@ class RunStore:
     def note_unmovable(self, path: Path, problems: list[str], error: OSError) -> None:
         """Explain, beside a bad queue file, that it could not be moved to rejected/ (the
         file stays where it is, so nothing is lost); best effort, the queue may be read-only."""
-        text = _refusal(path, problems) + (
-            f"\nIt stays in the queue: moving it to {self.rejected_dir} failed ({error}). "
-            "Make that folder writable (or remove whatever is in its place); the runner "
-            "tries again.\n"
+        text = _refusal(path, problems) + _utf8(
+            f"\nIt stays in the queue: moving it to {self.rejected_dir} failed "
+            f"({printable(str(error))}). Make that folder writable (or remove whatever is in "
+            "its place); the runner tries again.\n"
         )
         with contextlib.suppress(OSError):
             atomic_write_text(path.with_name(path.name + ERROR_SUFFIX), text)
@@ -261,11 +307,12 @@ class RunStore:
             return None
         run.make_dirs()
         atomic_write_text(run.config, to_yaml(config))
+        source = printable(path.name)  # run.json is shown on pages: no raw bytes or controls
         record = RunRecord(
-            id=run_id, name=config.display_name, host=socket.gethostname(), source_file=path.name
+            id=run_id, name=config.display_name, host=socket.gethostname(), source_file=source
         )
-        record.record("queued", f"from {path.name}")
-        atomic_write_json(run.run_json, record.model_dump(mode="json"))
+        record.record("queued", f"from {source}")
+        atomic_write_json(run.run_json, record.document())
         os.rename(staging, self.root / run_id)
         return record
 
@@ -354,7 +401,7 @@ class RunStore:
     # -- runner heartbeat -----------------------------------------------------------------
 
     def write_runner_info(self, info: RunnerInfo) -> None:
-        atomic_write_json(self.runner_json, info.model_dump(mode="json"))
+        atomic_write_json(self.runner_json, info.document())
 
     def read_runner_info(self) -> RunnerInfo | None:
         data = safeio.read_json(self.runner_json)
@@ -374,7 +421,7 @@ class RunStore:
         return self.root / "tensorboard.log"
 
     def write_tensorboard_info(self, info: TensorBoardInfo) -> None:
-        atomic_write_json(self.tensorboard_json, info.model_dump(mode="json"))
+        atomic_write_json(self.tensorboard_json, info.document())
 
     def read_tensorboard_info(self) -> TensorBoardInfo | None:
         data = safeio.read_json(self.tensorboard_json)
@@ -398,7 +445,7 @@ def read_status_file(path: Path) -> TrainStatus | None:
 
 
 def write_status_file(path: Path, status: TrainStatus) -> None:
-    atomic_write_json(path, status.model_dump(mode="json"))
+    atomic_write_json(path, status.document())
 
 
-__all__ = ["Request", "RunStore", "read_status_file", "write_status_file"]
+__all__ = ["Request", "RunStore", "printable", "read_status_file", "write_status_file"]

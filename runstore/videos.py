@@ -9,7 +9,6 @@ short processes the runner starts for it (``training.record``, ``training.timela
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runstore import safeio
 from runstore.atomic import atomic_write_json
+from runstore.models import Int64, MaybeFloat, Timestamp, finite
 
 _CLIP = re.compile(r"^step-(\d{9,12})(?:-(record))?\.mp4$")
 TIMELAPSE = "timelapse.mp4"
@@ -30,24 +30,26 @@ KINDS = ("eval", "record")
 class ClipMeta(BaseModel):
     """What a clip shows: the sidecar ``step-....json``."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Finite floats and 64-bit ints only (``runstore.models.Int64``): a sidecar is read by
+    # every page that lists clips, and a number out of range there is a damaged sidecar.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
-    step: int
+    step: Int64
     kind: str = "eval"  # eval | record
     run_name: str = ""
     env: str = ""
     algo: str = ""
     checkpoint: str = ""  # the checkpoint a recorded clip came from
-    episode_return: float | None = None  # the recorded episode's real game score
-    episode_length: int | None = None
-    eval_mean_return: float | None = None  # mean over the evaluation's episodes
-    eval_episodes: int = 0
-    frames: int = 0
+    episode_return: MaybeFloat = None  # the recorded episode's real game score
+    episode_length: Int64 | None = None
+    eval_mean_return: MaybeFloat = None  # mean over the evaluation's episodes
+    eval_episodes: Int64 = 0
+    frames: Int64 = 0
     fps: float = 0.0
-    width: int = 0
-    height: int = 0
+    width: Int64 = 0
+    height: Int64 = 0
     deterministic: bool = True
-    created_at: float = 0.0
+    created_at: Timestamp = 0.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class Clip:
     step: int
     kind: str
     meta: ClipMeta | None
-    #: Why the clip or its sidecar was refused (a link, not a plain file), in words; "" if not.
+    #: Why the clip or its sidecar was refused (a link, not a plain file) or is damaged (not
+    #: JSON, nested too deep, a number out of range), in words; "" if not.
     problem: str = ""
 
     @property
@@ -100,7 +103,7 @@ def publish(tmp: Path, final: Path, meta: ClipMeta) -> Clip:
     if not meta.created_at:
         meta.created_at = time.time()
     # Metadata first: listings key on the mp4, so a clip never appears without its metadata.
-    atomic_write_json(final.with_suffix(".json"), meta.model_dump(mode="json"))
+    atomic_write_json(final.with_suffix(".json"), finite(meta.model_dump(mode="json")))
     os.replace(tmp, final)
     return Clip(final, meta.step, meta.kind, meta)
 
@@ -111,18 +114,27 @@ def read_meta(path: Path) -> ClipMeta | None:
 
 
 def _read_meta(path: Path) -> tuple[ClipMeta | None, str]:
+    """The sidecar and, when it cannot be used, why (a page shows it on that clip): refused
+    (a link, a FIFO), or damaged (not JSON, too deep, a number out of range, not a sidecar).
+    A missing sidecar is no problem to show: the clip plays without its details."""
     try:
-        data = json.loads(safeio.read_bytes(path, limit=safeio.JSON_LIMIT))
+        data = safeio.parse_json(safeio.read_bytes(path, limit=safeio.JSON_LIMIT))
     except safeio.UnsafeFileError as exc:
         return None, str(exc)
-    except (OSError, ValueError):
+    except OSError:
         return None, ""
+    except ValueError as exc:  # the bounded reader's refusals and JSON errors alike
+        return None, _damaged(path, str(exc))
     if not isinstance(data, dict):
-        return None, ""
+        return None, _damaged(path, "not a JSON object")
     try:
         return ClipMeta.model_validate(data), ""
     except ValueError:
-        return None, ""
+        return None, _damaged(path, "not a clip's sidecar")
+
+
+def _damaged(path: Path, why: str) -> str:
+    return f"videos/{path.name} is damaged ({why[:120]}): the clip's score and details are unknown"
 
 
 def list_clips(videos_dir: Path, *, include_refused: bool = False) -> list[Clip]:
