@@ -5,9 +5,11 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import controls, data, fmt
+from dashboard import data, fmt
+from dashboard.components import controls
 from dashboard.presets import PRESETS
 from runstore.models import RunState
+from runstore.units import format_steps
 
 REFRESH_SECONDS = 2.0
 NEW_RUN_PAGE = "app_pages/new_run.py"
@@ -23,7 +25,9 @@ def table(rows: list[data.RunRow]) -> pl.DataFrame:
             "game": [r.env for r in rows],
             "algo": [r.algo.upper() for r in rows],
             "progress": [r.progress for r in rows],
-            "steps": [f"{fmt.steps(r.timesteps)} / {fmt.steps(r.total_timesteps)}" for r in rows],
+            "steps": [
+                f"{format_steps(r.timesteps)} / {format_steps(r.total_timesteps)}" for r in rows
+            ],
             "steps/s": [r.fps for r in rows],
             "ETA": [fmt.duration(r.eta_seconds) for r in rows],
             "latest return": [r.last_return for r in rows],
