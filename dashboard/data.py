@@ -251,36 +251,20 @@ def _read_text(path: Path, limit: int, *, tail: bool) -> FileText:
 
 def run_scalars(run_id: str) -> pl.DataFrame:
     """Every TensorBoard scalar of a run: [tag, step, wall_time, value]."""
-    rs = store()
-    p = rs.paths(run_id)
-    return _scalars(str(p.dir), tree_stamp(p.tb))
-
-
-@st.cache_data(show_spinner=False, max_entries=200)
-def _scalars(run_dir: str, key: Any) -> pl.DataFrame:
-    return load_scalars(run_dir)
+    return _read_events(run_id, "scalars")
 
 
 def run_episodes(run_id: str) -> pl.DataFrame:
     """Episodes of a run: [step, wall_time, episode_return, episode_length]."""
-    rs = store()
-    p = rs.paths(run_id)
-    return _episodes(str(p.dir), tree_stamp(p.tb))
-
-
-@st.cache_data(show_spinner=False, max_entries=200)
-def _episodes(run_dir: str, key: Any) -> pl.DataFrame:
-    return load_episodes(run_dir)
+    return _read_events(run_id, "episodes")
 
 
 def metric_problems(run_id: str) -> list[str]:
     """Damaged places in the run's event files, in words (the curves stop there)."""
-    p = store().paths(run_id)
-    return _metric_problems(str(p.dir), tree_stamp(p.tb))
+    return _read_events(run_id, "problems")
 
 
-@st.cache_data(show_spinner=False, max_entries=200)
-def _metric_problems(run_dir: str, key: Any) -> list[str]:
+def _damage(run_dir: str) -> list[str]:
     _frame, report = load_scalars_with_report(run_dir)
     return [
         f"{Path(c.path).name} is damaged at byte {c.offset:,}"
@@ -288,6 +272,24 @@ def _metric_problems(run_dir: str, key: Any) -> list[str]:
         for c in report.corruptions
         if not c.pending  # a record still being written is not damage
     ]
+
+
+#: What is read from a run's event files, by name: each keyed by the stamps of all of them.
+_EVENT_READS: dict[str, Callable[[str], Any]] = {
+    "scalars": load_scalars,
+    "episodes": load_episodes,
+    "problems": _damage,
+}
+
+
+def _read_events(run_id: str, what: str) -> Any:
+    p = store().paths(run_id)
+    return _cached_events(str(p.dir), what, tree_stamp(p.tb))
+
+
+@st.cache_data(show_spinner=False, max_entries=600)
+def _cached_events(run_dir: str, what: str, key: Any) -> Any:
+    return _EVENT_READS[what](run_dir)
 
 
 @dataclass(frozen=True)
