@@ -176,20 +176,14 @@ if group and groups is not None and groups.height == 0:
 
 # -- export -----------------------------------------------------------------------------------
 stem = "compare-" + metric.replace("/", "_").replace(" ", "_")
-exports = [  # (label, what, file extension, MIME type, widget key); charts render on click
-    ("Data (CSV)", to_csv(table), "csv", "text/csv", "cmp_csv"),
-    (
-        "Data (Parquet)",
-        to_parquet(table),
-        "parquet",
-        "application/vnd.apache.parquet",
-        "cmp_parquet",
-    ),
-    ("Chart (PNG)", lambda: chart_png(chart), "png", "image/png", "cmp_png"),
-    ("Chart (SVG)", lambda: chart_svg(chart), "svg", "image/svg+xml", "cmp_svg"),
+exports = [  # (label, what, file extension, MIME type); the charts render when clicked
+    ("Data (CSV)", to_csv(table), "csv", "text/csv"),
+    ("Data (Parquet)", to_parquet(table), "parquet", "application/vnd.apache.parquet"),
+    ("Chart (PNG)", lambda: chart_png(chart), "png", "image/png"),
+    ("Chart (SVG)", lambda: chart_svg(chart), "svg", "image/svg+xml"),
 ]
-for col, (label, what, ext, mime, key) in zip(st.columns(len(exports)), exports, strict=True):
-    col.download_button(label, what, f"{stem}.{ext}", mime, key=key, on_click="ignore")
+for col, (label, what, ext, mime) in zip(st.columns(len(exports)), exports, strict=True):
+    col.download_button(label, what, f"{stem}.{ext}", mime, key=f"cmp_{ext}", on_click="ignore")
 
 
 # -- TensorBoard beside the dashboard ---------------------------------------------------------

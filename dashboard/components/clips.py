@@ -33,7 +33,6 @@ def render_run_clips(run_id: str) -> None:
             "in the config), or record one from a checkpoint below."
         )
     else:
-        steps = [c.step for c in clips]
         labels = {
             i: f"{format_steps(c.step)}{' (recorded)' if c.kind == 'record' else ''}"
             for i, c in enumerate(clips)
@@ -50,7 +49,7 @@ def render_run_clips(run_id: str) -> None:
             else 0
         )
         clip = clips[index]
-        clip_player(clip, "Download this clip", key=f"clip_dl_{run_id}_{steps[index]}_{clip.kind}")
+        clip_player(clip, "Download this clip", key=f"clip_dl_{run_id}_{clip.step}_{clip.kind}")
     _timelapse(run_id, bool(clips))
     _record(run_id)
     _exports(run_id)
