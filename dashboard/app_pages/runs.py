@@ -12,7 +12,6 @@ from runstore.models import RunState
 from runstore.units import format_steps
 
 REFRESH_SECONDS = 2.0
-NEW_RUN_PAGE = "app_pages/new_run.py"
 
 st.title("Runs")
 
@@ -54,7 +53,7 @@ def empty_state() -> None:
             st.markdown(f"**{name}**  \n{preset.blurb}")
             if st.button(f"Use {name}", key=f"runs_preset_{preset.key}"):
                 st.session_state["new_run_preset"] = name
-                st.switch_page(NEW_RUN_PAGE)
+                st.switch_page(controls.NEW_RUN_PAGE)
 
 
 def filters(rows: list[data.RunRow]) -> list[data.RunRow]:
