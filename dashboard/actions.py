@@ -11,6 +11,7 @@ import re
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -26,6 +27,7 @@ from runstore.paths import slugify
 from runstore.settings import RunnerSettings, SettingsError
 from runstore.settings import save_settings as _save
 
+#: Who asked, as the runner logs it in run.json (every request the dashboard writes).
 SOURCE = "dashboard"
 
 
@@ -50,27 +52,28 @@ def validate_config(yaml_text: str) -> tuple[RunConfig | None, list[str]]:
         return None, exc.problems
 
 
-def _request(run_id: str, action: str) -> Path:
+def request(run_id: str, action: str, params: dict[str, Any] | None = None) -> Path:
+    """Write one request file for the runner (it checks the action against the run's state)."""
     auth.require_control()
-    return data.store().write_request(run_id, action, source=SOURCE)
+    return data.store().write_request(run_id, action, source=SOURCE, params=params)
 
 
 def stop(run_id: str) -> Path:
-    return _request(run_id, "stop")
+    return request(run_id, "stop")
 
 
 def pause(run_id: str) -> Path:
-    return _request(run_id, "pause")
+    return request(run_id, "pause")
 
 
 def resume(run_id: str) -> Path:
     """Continue a paused run, or restart an ended one from its latest checkpoint."""
-    return _request(run_id, "resume")
+    return request(run_id, "resume")
 
 
 def delete(run_id: str) -> Path:
     """Ask the runner to delete a run (a live one is stopped first, by the runner)."""
-    return _request(run_id, "delete")
+    return request(run_id, "delete")
 
 
 def clone_yaml(run_id: str) -> str:

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import stat as stat_mod
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,7 +23,7 @@ from runstore import checkpoints as ckpts
 from runstore import safeio
 from runstore.config import ConfigError, RunConfig
 from runstore.metrics import load_episodes, load_scalars, load_scalars_with_report
-from runstore.models import RunRecord, RunState, TrainStatus
+from runstore.models import LIVE_STATES, RunRecord, RunState, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir, file_stamp
 from runstore.settings import RunnerSettings, SettingsError, load_settings
 from runstore.store import ERROR_SUFFIX, RunStore, printable
@@ -31,6 +32,9 @@ Stamp = tuple[int, int]
 MISSING: Stamp = (-1, -1)
 LOG_TAIL_BYTES = 32_768
 CONFIG_TEXT_BYTES = 256 * 1024
+#: The live states in which the trainer advances steps (not paused, not stopping): a run here
+#: has an ETA and can be paused.
+ADVANCING_STATES = LIVE_STATES - {RunState.PAUSED, RunState.STOPPING}
 
 
 class FileText(NamedTuple):
@@ -125,7 +129,7 @@ def build_row(
     steps = status.timesteps if status else 0
     fps = status.fps if status and status.fps else None
     eta = None
-    if fps and record.state in (RunState.RUNNING, RunState.STARTING) and total > steps:
+    if fps and record.state in ADVANCING_STATES and total > steps:
         eta = (total - steps) / fps
         if config and config.time_budget and status:
             eta = min(eta, max(0.0, config.time_budget - status.train_seconds))
@@ -194,44 +198,44 @@ def get_row(run_id: str) -> RunRow | None:
 
 
 def read_run(run_id: str) -> RunRecord | None:
-    rs = store()
-    return _read_run(str(rs.root), run_id, stamp(rs.paths(run_id).run_json))
-
-
-@st.cache_data(show_spinner=False, max_entries=500)
-def _read_run(root: str, run_id: str, key: Stamp) -> RunRecord | None:
-    return RunStore(root).read_run(run_id)
+    return _read_doc(run_id, "run")
 
 
 def read_status(run_id: str) -> TrainStatus | None:
-    rs = store()
-    return _read_status(str(rs.root), run_id, stamp(rs.paths(run_id).status_json))
-
-
-@st.cache_data(show_spinner=False, max_entries=500)
-def _read_status(root: str, run_id: str, key: Stamp) -> TrainStatus | None:
-    return RunStore(root).read_status(run_id)
+    return _read_doc(run_id, "status")
 
 
 def read_config(run_id: str) -> RunConfig | None:
-    rs = store()
-    return _read_config(str(rs.root), run_id, stamp(rs.paths(run_id).config))
-
-
-@st.cache_data(show_spinner=False, max_entries=500)
-def _read_config(root: str, run_id: str, key: Stamp) -> RunConfig | None:
-    return _config_or_none(RunStore(root), run_id)
+    return _read_doc(run_id, "config")
 
 
 def config_text(run_id: str) -> FileText:
     """The resolved config.yaml as written to the run folder (never through a link)."""
+    return _read_doc(run_id, "config_text")
+
+
+def _config_file_text(rs: RunStore, run_id: str) -> FileText:
+    return _read_text(rs.paths(run_id).config, CONFIG_TEXT_BYTES, tail=False)
+
+
+#: The one-file reads of a run: name -> (the ``RunPaths`` field of the file, its reader).
+_DOCS: dict[str, tuple[str, Callable[[RunStore, str], Any]]] = {
+    "run": ("run_json", RunStore.read_run),
+    "status": ("status_json", RunStore.read_status),
+    "config": ("config", _config_or_none),
+    "config_text": ("config", _config_file_text),
+}
+
+
+def _read_doc(run_id: str, doc: str) -> Any:
     rs = store()
-    return _config_text(str(rs.root), run_id, stamp(rs.paths(run_id).config))
+    field = _DOCS[doc][0]
+    return _cached_doc(str(rs.root), run_id, doc, stamp(getattr(rs.paths(run_id), field)))
 
 
-@st.cache_data(show_spinner=False, max_entries=500)
-def _config_text(root: str, run_id: str, key: Stamp) -> FileText:
-    return _read_text(RunStore(root).paths(run_id).config, CONFIG_TEXT_BYTES, tail=False)
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _cached_doc(root: str, run_id: str, doc: str, key: Stamp) -> Any:
+    return _DOCS[doc][1](RunStore(root), run_id)
 
 
 def _read_text(path: Path, limit: int, *, tail: bool) -> FileText:
@@ -247,36 +251,20 @@ def _read_text(path: Path, limit: int, *, tail: bool) -> FileText:
 
 def run_scalars(run_id: str) -> pl.DataFrame:
     """Every TensorBoard scalar of a run: [tag, step, wall_time, value]."""
-    rs = store()
-    p = rs.paths(run_id)
-    return _scalars(str(p.dir), tree_stamp(p.tb))
-
-
-@st.cache_data(show_spinner=False, max_entries=200)
-def _scalars(run_dir: str, key: Any) -> pl.DataFrame:
-    return load_scalars(run_dir)
+    return _read_events(run_id, "scalars")
 
 
 def run_episodes(run_id: str) -> pl.DataFrame:
     """Episodes of a run: [step, wall_time, episode_return, episode_length]."""
-    rs = store()
-    p = rs.paths(run_id)
-    return _episodes(str(p.dir), tree_stamp(p.tb))
-
-
-@st.cache_data(show_spinner=False, max_entries=200)
-def _episodes(run_dir: str, key: Any) -> pl.DataFrame:
-    return load_episodes(run_dir)
+    return _read_events(run_id, "episodes")
 
 
 def metric_problems(run_id: str) -> list[str]:
     """Damaged places in the run's event files, in words (the curves stop there)."""
-    p = store().paths(run_id)
-    return _metric_problems(str(p.dir), tree_stamp(p.tb))
+    return _read_events(run_id, "problems")
 
 
-@st.cache_data(show_spinner=False, max_entries=200)
-def _metric_problems(run_dir: str, key: Any) -> list[str]:
+def _damage(run_dir: str) -> list[str]:
     _frame, report = load_scalars_with_report(run_dir)
     return [
         f"{Path(c.path).name} is damaged at byte {c.offset:,}"
@@ -284,6 +272,24 @@ def _metric_problems(run_dir: str, key: Any) -> list[str]:
         for c in report.corruptions
         if not c.pending  # a record still being written is not damage
     ]
+
+
+#: What is read from a run's event files, by name: each keyed by the stamps of all of them.
+_EVENT_READS: dict[str, Callable[[str], Any]] = {
+    "scalars": load_scalars,
+    "episodes": load_episodes,
+    "problems": _damage,
+}
+
+
+def _read_events(run_id: str, what: str) -> Any:
+    p = store().paths(run_id)
+    return _cached_events(str(p.dir), what, tree_stamp(p.tb))
+
+
+@st.cache_data(show_spinner=False, max_entries=600)
+def _cached_events(run_dir: str, what: str, key: Any) -> Any:
+    return _EVENT_READS[what](run_dir)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Words and colours for numbers and states, shared by the pages (pure functions)."""
+"""Words and colours for numbers and states, shared by the pages (pure functions). Step counts
+are written by ``runstore.units.format_steps``, shared with the trainer's clip overlays."""
 
 from __future__ import annotations
 
@@ -16,17 +17,6 @@ STATE_COLOURS = {
     RunState.COMPLETED: "blue",
     RunState.FAILED: "red",
     RunState.LOST: "red",
-}
-STATE_DOTS = {
-    RunState.QUEUED: "⚪",
-    RunState.STARTING: "🔵",
-    RunState.RUNNING: "🟢",
-    RunState.PAUSED: "🟠",
-    RunState.STOPPING: "🟠",
-    RunState.STOPPED: "🟣",
-    RunState.COMPLETED: "✅",
-    RunState.FAILED: "🔴",
-    RunState.LOST: "🔴",
 }
 
 
@@ -47,11 +37,6 @@ def state_css(value: str) -> str:
     except ValueError:
         return ""
     return f"color: {colour}; font-weight: 600"
-
-
-def state_label(state: RunState) -> str:
-    """A state as coloured text for tables (a dot and the word)."""
-    return f"{STATE_DOTS[state]} {state.value}"
 
 
 def state_badge(state: RunState) -> str:
@@ -85,14 +70,6 @@ def clock(at: float | None) -> str:
 
 def number(value: float | None, digits: int = 1) -> str:
     return "" if value is None else f"{value:,.{digits}f}"
-
-
-def steps(value: int) -> str:
-    if value >= 1_000_000:
-        return f"{value / 1e6:.2f} M"
-    if value >= 10_000:
-        return f"{value / 1e3:.0f} k"
-    return str(value)
 
 
 def size(nbytes: int) -> str:

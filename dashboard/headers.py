@@ -56,23 +56,32 @@ def _with_headers(send: Send) -> Send:
     return send_with_headers
 
 
+def _wrap_once(owner: type, name: str, wrap: Callable[[Any], Any]) -> None:
+    """Replace ``owner.name`` by ``wrap(original)`` once per process: the mark on the wrapper
+    tells a later call that it is already in place."""
+    original = getattr(owner, name)
+    if getattr(original, _MARK, False):
+        return
+    wrapped = functools.wraps(original)(wrap(original))
+    setattr(wrapped, _MARK, True)
+    setattr(owner, name, wrapped)
+
+
 def _install_starlette() -> bool:
     try:
         from starlette.applications import Starlette
     except ImportError:
         return False
-    call = Starlette.__call__
-    if getattr(call, _MARK, False):
-        return True
 
-    @functools.wraps(call)
-    async def __call__(self: Starlette, scope: Message, receive: Any, send: Send) -> None:  # noqa: N807
-        if scope.get("type") == "http":
-            send = _with_headers(send)
-        await call(self, scope, receive, send)
+    def wrap(call: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        async def __call__(self: Starlette, scope: Message, receive: Any, send: Send) -> None:  # noqa: N807
+            if scope.get("type") == "http":
+                send = _with_headers(send)
+            await call(self, scope, receive, send)
 
-    setattr(__call__, _MARK, True)
-    Starlette.__call__ = __call__  # type: ignore[method-assign]
+        return __call__
+
+    _wrap_once(Starlette, "__call__", wrap)
     return True
 
 
@@ -81,18 +90,16 @@ def _install_tornado() -> bool:
         from tornado.web import RequestHandler
     except ImportError:
         return False
-    clear = RequestHandler.clear
-    if getattr(clear, _MARK, False):
-        return True
 
-    @functools.wraps(clear)
-    def clear_with_headers(self: RequestHandler) -> None:
-        clear(self)
-        for name, value in HEADERS:
-            self.set_header(name, value)
+    def wrap(clear: Callable[[RequestHandler], None]) -> Callable[[RequestHandler], None]:
+        def clear_with_headers(self: RequestHandler) -> None:
+            clear(self)
+            for name, value in HEADERS:
+                self.set_header(name, value)
 
-    setattr(clear_with_headers, _MARK, True)
-    RequestHandler.clear = clear_with_headers  # type: ignore[method-assign]
+        return clear_with_headers
+
+    _wrap_once(RequestHandler, "clear", wrap)
     return True
 
 

@@ -8,19 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from dashboard.analysis import (
+from dashboard.charts.atari_scores import (
     REFERENCE_SCORES,
-    aggregate_seeds,
-    ema_smooth,
     game_name,
-    group_key,
     human_normalized,
-    human_normalized_score,
-    iqm,
-    lttb_indices,
     reference_scores,
 )
-from dashboard.analysis.seeds import bootstrap_mean_ci
+from dashboard.charts.downsample import lttb_indices
+from dashboard.charts.seeds import aggregate_seeds, bootstrap_mean_ci, group_key, iqm
+from dashboard.charts.smoothing import ema_smooth
 from runstore.config import resolve
 from runstore.envs import atari_games
 
@@ -153,6 +149,13 @@ def test_aggregate_seeds_on_a_shared_grid():
 
 
 # -- human-normalised scores ------------------------------------------------------------------
+
+
+def human_normalized_score(env_id: str, score: float) -> float | None:
+    """One score's normalised value; None for a game without published references."""
+    if reference_scores(env_id) is None:
+        return None
+    return float(human_normalized(env_id, np.array([score]))[0])
 
 
 def test_normalised_score_formula_on_published_numbers():

@@ -21,20 +21,10 @@ import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.analysis import group_key, human_normalized
-from dashboard.compare_charts import chart_png, chart_svg, compare_chart
-from dashboard.comparison import (
-    EPISODES_METRIC,
-    X_RELATIVE,
-    X_STEPS,
-    RunInfo,
-    downsample,
-    metric_series,
-    seed_groups,
-    selection_table,
-    to_csv,
-    to_parquet,
-)
+from dashboard.charts import compare_data as cd
+from dashboard.charts.atari_scores import human_normalized
+from dashboard.charts.compare import chart_png, chart_svg, compare_chart
+from dashboard.charts.seeds import group_key
 from dashboard.tensorboard_launcher import TensorBoardLauncher, answers_http
 from runstore import RunState, RunStore, parse_config
 from runstore.metrics import load_episodes, load_scalars
@@ -124,13 +114,13 @@ def _chart_rows(at: AppTest) -> int:
     return sum(pa.ipc.open_stream(d.data.data).read_all().num_rows for d in proto.datasets)
 
 
-def _infos(store: RunStore, game: str) -> list[RunInfo]:
+def _infos(store: RunStore, game: str) -> list[cd.RunInfo]:
     infos = []
     for run_id in store.run_ids():
         config = store.read_config(run_id)
         if game in config.env:
             infos.append(
-                RunInfo(run_id, run_id, config.env, config.algo, config.seed, group_key(config))
+                cd.RunInfo(run_id, run_id, config.env, config.algo, config.seed, group_key(config))
             )
     return infos
 
@@ -151,7 +141,7 @@ def test_compare_page_shows_real_runs_and_groups_their_seeds(app: AppTest, compa
     assert f"{logged:,} points in the selection" in at.caption[0].value
     assert _chart_rows(at) == logged  # few points: all drawn
 
-    at.selectbox(key="cmp_metric").select(EPISODES_METRIC).run()
+    at.selectbox(key="cmp_metric").select(cd.EPISODES_METRIC).run()
     at.checkbox(key="cmp_group").check().run()
     assert not at.exception
     assert "Groups: mean line, 95% bootstrap band" in at.caption[0].value
@@ -171,12 +161,12 @@ def test_compare_page_filters_by_game_and_normalises_atari_scores(app: AppTest):
     at = app.run()
     at.multiselect(key="cmp_games").select("ALE/Pong-v5").run()
     assert not at.exception
-    assert at.selectbox(key="cmp_metric").value == EPISODES_METRIC
+    assert at.selectbox(key="cmp_metric").value == cd.EPISODES_METRIC
     assert len(_runs_widget(at).value) == 4
     assert not at.checkbox(key="cmp_norm").disabled
     at.checkbox(key="cmp_norm").check().run()
     at.checkbox(key="cmp_group").check().run()
-    at.radio(key="cmp_x").set_value(X_RELATIVE).run()
+    at.radio(key="cmp_x").set_value(cd.X_RELATIVE).run()
     assert not at.exception
     spec = at.get("vega_lite_chart")[0].proto.spec
     assert "human-normalised" in spec and '"iqm"' in spec  # 4 seeds: IQM drawn
@@ -191,25 +181,25 @@ def test_compare_page_filters_by_game_and_normalises_atari_scores(app: AppTest):
 def test_selection_export_round_trips_as_csv_and_parquet(compare_runs: RunStore):
     infos = _infos(compare_runs, "Pong")
     series = {
-        i.id: metric_series(
-            EPISODES_METRIC, pl.DataFrame(), load_episodes(compare_runs.paths(i.id).dir)
+        i.id: cd.metric_series(
+            cd.EPISODES_METRIC, pl.DataFrame(), load_episodes(compare_runs.paths(i.id).dir)
         )
         for i in infos
     }
-    table = selection_table(infos, series, EPISODES_METRIC, 0.6, normalize=True)
+    table = cd.selection_table(infos, series, cd.EPISODES_METRIC, 0.6, normalize=True)
     assert table.height == 4 * PONG_EPISODES
     first = table.filter(pl.col("run_id") == infos[0].id)
     np.testing.assert_allclose(
         first["y"], human_normalized("ALE/Pong-v5", first["value"].to_numpy())
     )
-    assert pl.read_parquet(io.BytesIO(to_parquet(table))).equals(table)
-    back = pl.read_csv(io.BytesIO(to_csv(table)), schema=table.schema)
+    assert pl.read_parquet(io.BytesIO(cd.to_parquet(table))).equals(table)
+    back = pl.read_csv(io.BytesIO(cd.to_csv(table)), schema=table.schema)
     assert back.select("run_id", "step", "seed").equals(table.select("run_id", "step", "seed"))
     np.testing.assert_allclose(back["value"], table["value"], rtol=1e-12)
 
-    groups = seed_groups(table, infos, X_STEPS)
+    groups = cd.seed_groups(table, infos, cd.X_STEPS)
     assert groups["n_seeds"].unique().to_list() == [4]
-    chart = compare_chart(downsample(table, X_STEPS, 100), groups, X_STEPS, "score")
+    chart = compare_chart(cd.downsample(table, cd.X_STEPS, 100), groups, cd.X_STEPS, "score")
     assert chart_png(chart)[:8] == b"\x89PNG\r\n\x1a\n"
     assert ET.fromstring(chart_svg(chart)).tag.endswith("svg")
 
@@ -217,13 +207,13 @@ def test_selection_export_round_trips_as_csv_and_parquet(compare_runs: RunStore)
 def test_downsampled_points_are_exact_logged_values(compare_runs: RunStore):
     infos = _infos(compare_runs, "Pong")[:1]
     eps = load_episodes(compare_runs.paths(infos[0].id).dir)
-    table = selection_table(
+    table = cd.selection_table(
         infos,
-        {infos[0].id: metric_series(EPISODES_METRIC, pl.DataFrame(), eps)},
-        EPISODES_METRIC,
+        {infos[0].id: cd.metric_series(cd.EPISODES_METRIC, pl.DataFrame(), eps)},
+        cd.EPISODES_METRIC,
         0.9,
     )
-    small = downsample(table, X_STEPS, 50)
+    small = cd.downsample(table, cd.X_STEPS, 50)
     assert small.height == 50
     assert small["step"][0] == 0 and small["step"][-1] == (PONG_EPISODES - 1) * 100
     joined = small.join(eps, on="step")

@@ -14,7 +14,7 @@ import polars as pl
 
 from dashboard import share
 from dashboard.data import build_row
-from dashboard.estimate import estimate
+from dashboard.durations import estimate
 from runstore.models import RunRecord, RunState, TrainStatus
 from runstore.timeline import best_return_events, lifecycle_events, milestone_events
 
@@ -51,7 +51,8 @@ def test_dashboard_never_imports_torch() -> None:
             for name in names:
                 root = name.split(".")[0]
                 assert root not in ("torch", "stable_baselines3"), (path, name)
-    modules = "actions auth charts controls data estimate form fmt presets runner_launch share"
+    modules = "actions auth charts.run clip_data components.controls components.schema_form data "
+    modules += "durations fmt presets runner_launch share"
     code = "; ".join(f"import dashboard.{m}" for m in modules.split())
     code += "; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)

@@ -133,8 +133,9 @@ def test_resources_component_charts_system_scalars(tmp_path: Path, monkeypatch):
     assert len(charts) == 2  # CPU and memory; no GPU figures on this run
     assert any("No GPU figures" in c.value for c in at.caption)
 
-    from dashboard.components.resources import resources_summary
+    from dashboard.components.resources import system_scalars
     from runstore.metrics import load_scalars
 
-    summary = resources_summary(load_scalars(paths.dir))
-    assert summary == {"system/cpu_percent": 95.0, "system/rss_mb": 354.5}
+    rows = system_scalars(load_scalars(paths.dir))  # by tag, then step: a tag's last is its latest
+    latest = {tag: float(group["value"][-1]) for (tag,), group in rows.group_by("tag")}
+    assert latest == {"system/cpu_percent": 95.0, "system/rss_mb": 354.5}

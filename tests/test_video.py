@@ -185,7 +185,7 @@ def test_clip_tools_of_the_runner_and_dashboard_do_not_import_torch() -> None:
 
     code = (
         "import sys, runner.cli, runner.media, training.timelapse, training.video, "
-        "dashboard.media, dashboard.components.clips; "
+        "dashboard.clip_data, dashboard.components.clips; "
         "print('torch' in sys.modules or 'stable_baselines3' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

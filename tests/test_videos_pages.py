@@ -96,9 +96,9 @@ def test_leaderboard_shows_the_best_score_per_game_with_its_clip(folder: dict[st
     assert list(table["Run id"]) == [folder["cart"], folder["pong-b"]]
     videos = at.get("video")
     assert len(videos) == 2
-    from dashboard import media
+    from dashboard import clip_data
 
-    clips = {row.game: row.clip for row in media.leaderboard()}
+    clips = {row.game: row.clip for row in clip_data.leaderboard()}
     assert clips["Pong"] is not None and clips["Pong"].name == clip_name(500_000)
     assert clips["Pong"].parent.parent.name == folder["pong-b"]  # the clip of that score
 

@@ -17,6 +17,7 @@ import cv2
 import imageio.v2 as imageio
 import numpy as np
 
+from runstore.units import format_steps
 from runstore.videos import Clip, ClipMeta, publish, temp_path
 
 MIN_SIDE = 320  # frames smaller than this are scaled up by a whole factor
@@ -79,14 +80,6 @@ class Overlay:
         draw_text(out, f"{self.run_name}  step {format_steps(self.step)}", (6, h + 16), scale)
         draw_text(out, f"episode {episode}   score {score:g}", (6, h + 34), scale)
         return out
-
-
-def format_steps(step: int) -> str:
-    if step >= 1_000_000:
-        return f"{step / 1e6:.2f}M"
-    if step >= 10_000:
-        return f"{step / 1e3:.0f}k"
-    return str(step)
 
 
 class ClipWriter:

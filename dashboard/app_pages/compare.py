@@ -9,10 +9,8 @@ import polars as pl
 import streamlit as st
 
 from dashboard import auth, data
-from dashboard.analysis import MAX_SMOOTHING, group_key
-from dashboard.analysis.downsample import DEFAULT_POINTS
-from dashboard.compare_charts import chart_png, chart_svg, compare_chart
-from dashboard.comparison import (
+from dashboard.charts.compare import chart_png, chart_svg, compare_chart
+from dashboard.charts.compare_data import (
     DEFAULT_METRICS,
     EPISODES_METRIC,
     X_MODES,
@@ -26,6 +24,9 @@ from dashboard.comparison import (
     to_csv,
     to_parquet,
 )
+from dashboard.charts.downsample import DEFAULT_POINTS
+from dashboard.charts.seeds import group_key
+from dashboard.charts.smoothing import MAX_SMOOTHING
 from dashboard.tensorboard_launcher import TensorBoardLauncher
 from runstore.metrics import EPISODE_RETURN_TAG, load_episodes, load_scalars
 from runstore.store import RunStore
@@ -175,34 +176,14 @@ if group and groups is not None and groups.height == 0:
 
 # -- export -----------------------------------------------------------------------------------
 stem = "compare-" + metric.replace("/", "_").replace(" ", "_")
-c_csv, c_parquet, c_png, c_svg = st.columns(4)
-c_csv.download_button(
-    "Data (CSV)", to_csv(table), f"{stem}.csv", "text/csv", key="cmp_csv", on_click="ignore"
-)
-c_parquet.download_button(
-    "Data (Parquet)",
-    to_parquet(table),
-    f"{stem}.parquet",
-    "application/vnd.apache.parquet",
-    key="cmp_parquet",
-    on_click="ignore",
-)
-c_png.download_button(
-    "Chart (PNG)",
-    lambda: chart_png(chart),
-    f"{stem}.png",
-    "image/png",
-    key="cmp_png",
-    on_click="ignore",
-)
-c_svg.download_button(
-    "Chart (SVG)",
-    lambda: chart_svg(chart),
-    f"{stem}.svg",
-    "image/svg+xml",
-    key="cmp_svg",
-    on_click="ignore",
-)
+exports = [  # (label, what, file extension, MIME type); the charts render when clicked
+    ("Data (CSV)", to_csv(table), "csv", "text/csv"),
+    ("Data (Parquet)", to_parquet(table), "parquet", "application/vnd.apache.parquet"),
+    ("Chart (PNG)", lambda: chart_png(chart), "png", "image/png"),
+    ("Chart (SVG)", lambda: chart_svg(chart), "svg", "image/svg+xml"),
+]
+for col, (label, what, ext, mime) in zip(st.columns(len(exports)), exports, strict=True):
+    col.download_button(label, what, f"{stem}.{ext}", mime, key=f"cmp_{ext}", on_click="ignore")
 
 
 # -- TensorBoard beside the dashboard ---------------------------------------------------------

@@ -5,15 +5,16 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import fmt, media
+from dashboard import clip_data
 from dashboard.components.clips import show_video
+from runstore.units import format_steps
 
 st.title("Leaderboard")
 st.caption(
     "Best mean evaluation return per game (whole games, real points, deterministic actions "
     "unless a run's config says otherwise)."
 )
-rows = media.leaderboard()
+rows = clip_data.leaderboard()
 if not rows:
     st.info("No evaluations yet: runs with `eval_every` set report their scores here.")
     st.stop()
@@ -24,8 +25,8 @@ table = pl.DataFrame(
         "Best eval return": [r.best_eval_return for r in rows],
         "Run": [r.run_name for r in rows],
         "Algorithm": [r.algo for r in rows],
-        "At step": [fmt.steps(r.at_step) for r in rows],
-        "Trained steps": [fmt.steps(r.timesteps) for r in rows],
+        "At step": [format_steps(r.at_step) for r in rows],
+        "Trained steps": [format_steps(r.timesteps) for r in rows],
         "Run id": [r.run_id for r in rows],
     }
 )

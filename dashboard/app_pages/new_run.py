@@ -10,8 +10,9 @@ import psutil
 import streamlit as st
 import yaml
 
-from dashboard import actions, auth, data, form
-from dashboard.estimate import estimate
+from dashboard import actions, auth, data
+from dashboard.components import schema_form
+from dashboard.durations import estimate
 from dashboard.presets import CLONE_CHOICE, PRESETS
 from dashboard.recommend import machine_recommendations
 from runstore.config import AtariSettings, RunConfig
@@ -109,7 +110,9 @@ if device != "auto" or "device" in base:
 
 top = {k: v for k, v in base.items() if k not in MAIN_FIELDS + NESTED}
 with st.expander("Run settings (checkpoints, seed, evaluation, ...)"):
-    extra, bad = form.model_inputs(RunConfig, top, f"{prefix}_top", skip=MAIN_FIELDS + NESTED)
+    extra, bad = schema_form.model_inputs(
+        RunConfig, top, f"{prefix}_top", skip=MAIN_FIELDS + NESTED
+    )
     doc.update(extra)
     problems += bad
 
@@ -118,7 +121,7 @@ hp_base = hp_base if isinstance(hp_base, dict) else {}
 with st.expander("Hyperparameters (advanced)"):
     if atari:
         st.caption("Atari runs start from the RL Zoo's Atari settings; change what you mean to.")
-    hp, bad = form.model_inputs(
+    hp, bad = schema_form.model_inputs(
         HYPERPARAMS_BY_ALGO[algo],
         hp_base,
         f"{prefix}_{algo}_{int(atari)}_hp",
@@ -131,7 +134,7 @@ if hp:
 if atari:
     with st.expander("Atari preprocessing (advanced)"):
         atari_base = base.get("atari") if isinstance(base.get("atari"), dict) else {}
-        settings, bad = form.model_inputs(AtariSettings, atari_base, f"{prefix}_atari")
+        settings, bad = schema_form.model_inputs(AtariSettings, atari_base, f"{prefix}_atari")
         problems += bad
     if settings:
         doc["atari"] = settings

@@ -6,12 +6,15 @@ import time
 
 import streamlit as st
 
-from dashboard import charts, controls, data, fmt
+from dashboard import data, fmt
+from dashboard.charts import run as run_charts
+from dashboard.components import controls
 from dashboard.components.clips import render_run_clips
 from dashboard.components.resources import render_resources
 from dashboard.components.trust import render_trust
 from runstore.models import RunState
 from runstore.timeline import build_timeline
+from runstore.units import format_steps
 
 REFRESH_SECONDS = 3.0
 
@@ -63,7 +66,7 @@ def header() -> None:
     )
     st.progress(
         row.progress,
-        text=f"{fmt.steps(row.timesteps)} / {fmt.steps(row.total_timesteps)} steps",
+        text=f"{format_steps(row.timesteps)} / {format_steps(row.total_timesteps)} steps",
     )
     m = st.columns(5)
     m[0].metric("steps/s", fmt.number(row.fps, 0) or "—")
@@ -93,23 +96,25 @@ def curves(x: str, smoothing: float) -> None:
             "Event files are damaged; the curves skip what cannot be read: " + "; ".join(damage)
         )
     if episodes.height:
-        st.altair_chart(charts.return_chart(episodes, x, smoothing), width="stretch")
+        st.altair_chart(run_charts.return_chart(episodes, x, smoothing), width="stretch")
     else:
         st.caption("No finished episode yet: the return chart appears after the first one.")
-    tags = charts.available_tags(scalars)
+    tags = run_charts.available_tags(scalars)
     if not tags:
         st.caption("Training metrics appear after the first update.")
         return
     cols = st.columns(2)
     for i, (tag, title) in enumerate(tags):
         with cols[i % 2]:
-            st.altair_chart(charts.scalar_chart(scalars, tag, title, x, smoothing), width="stretch")
+            st.altair_chart(
+                run_charts.scalar_chart(scalars, tag, title, x, smoothing), width="stretch"
+            )
 
 
 header()
 render_trust(run_id)
 c1, c2 = st.columns([1, 2])
-x = c1.radio("x axis", [charts.X_STEPS, charts.X_TIME], horizontal=True, key="run_x")
+x = c1.radio("x axis", [run_charts.X_STEPS, run_charts.X_TIME], horizontal=True, key="run_x")
 smoothing = c2.slider(
     "Smoothing",
     0.0,

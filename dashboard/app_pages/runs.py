@@ -5,12 +5,13 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import controls, data, fmt
+from dashboard import data, fmt
+from dashboard.components import controls
 from dashboard.presets import PRESETS
 from runstore.models import RunState
+from runstore.units import format_steps
 
 REFRESH_SECONDS = 2.0
-NEW_RUN_PAGE = "app_pages/new_run.py"
 
 st.title("Runs")
 
@@ -23,7 +24,9 @@ def table(rows: list[data.RunRow]) -> pl.DataFrame:
             "game": [r.env for r in rows],
             "algo": [r.algo.upper() for r in rows],
             "progress": [r.progress for r in rows],
-            "steps": [f"{fmt.steps(r.timesteps)} / {fmt.steps(r.total_timesteps)}" for r in rows],
+            "steps": [
+                f"{format_steps(r.timesteps)} / {format_steps(r.total_timesteps)}" for r in rows
+            ],
             "steps/s": [r.fps for r in rows],
             "ETA": [fmt.duration(r.eta_seconds) for r in rows],
             "latest return": [r.last_return for r in rows],
@@ -50,7 +53,7 @@ def empty_state() -> None:
             st.markdown(f"**{name}**  \n{preset.blurb}")
             if st.button(f"Use {name}", key=f"runs_preset_{preset.key}"):
                 st.session_state["new_run_preset"] = name
-                st.switch_page(NEW_RUN_PAGE)
+                st.switch_page(controls.NEW_RUN_PAGE)
 
 
 def filters(rows: list[data.RunRow]) -> list[data.RunRow]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import fmt, media
-from dashboard.components.clips import clip_caption, download_button, show_video
+from dashboard import clip_data
+from dashboard.components.clips import clip_player
+from runstore.units import format_steps
 
 PER_PAGE = 12
 COLUMNS = 3
 
 st.title("Videos")
-rows = media.gallery()
+rows = clip_data.gallery()
 if not rows:
     st.info(
         "No clips yet. Runs record an evaluation clip every `video_every` steps (Atari runs "
@@ -37,15 +38,9 @@ chunk = shown[(page - 1) * PER_PAGE : page * PER_PAGE]
 for start in range(0, len(chunk), COLUMNS):
     for col, clip in zip(st.columns(COLUMNS), chunk[start : start + COLUMNS], strict=False):
         with col:
-            shown = show_video(clip.path, clip.problem)  # never st.video(path): links
-            st.markdown(f"**{clip.run_name}** · {clip.game} · step {fmt.steps(clip.step)}")
-            st.caption(clip_caption(clip))
-            if shown:
-                download_button(
-                    "Download",
-                    clip.path,
-                    media.MAX_VIDEO_BYTES,
-                    file_name=f"{clip.run_name}-{clip.path.name}",
-                    mime="video/mp4",
-                    key=f"dl_{clip.run_id}_{clip.path.name}",
-                )
+            clip_player(  # plays bytes read through runstore.safeio, never st.video(path)
+                clip,
+                "Download",
+                key=f"dl_{clip.run_id}_{clip.path.name}",
+                title=f"**{clip.run_name}** · {clip.game} · step {format_steps(clip.step)}",
+            )

@@ -1,7 +1,9 @@
-"""The Run page's clips section: the run's clips on a step slider, its time-lapse, exports,
-and the buttons that ask the runner for a new clip or a time-lapse.
+"""Clips on the pages: one clip with its caption and download button (``clip_player``, used
+by the Videos page and the Run page), and the Run page's clips section: the run's clips on a
+step slider, its time-lapse, exports, and the buttons that ask the runner for a new clip or a
+time-lapse.
 
-Call ``render_run_clips(run_id)`` from a page; it reads through ``dashboard.media`` only.
+Call ``render_run_clips(run_id)`` from a page; it reads through ``dashboard.clip_data`` only.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import auth, fmt, media
+from dashboard import auth, clip_data
 from runstore import safeio
+from runstore.units import format_steps
 
 FOREIGN_ZIP_WARNING = (
     "Model zips are Python pickles: loading one can run code. Only load a zip written by this "
@@ -23,16 +26,15 @@ FOREIGN_ZIP_WARNING = (
 
 
 def render_run_clips(run_id: str) -> None:
-    clips = media.run_clips(run_id)
+    clips = clip_data.run_clips(run_id)
     if not clips:
         st.info(
             "No clips yet. Evaluation clips appear every `video_every` steps (set `eval_every` "
             "in the config), or record one from a checkpoint below."
         )
     else:
-        steps = [c.step for c in clips]
         labels = {
-            i: f"{fmt.steps(c.step)}{' (recorded)' if c.kind == 'record' else ''}"
+            i: f"{format_steps(c.step)}{' (recorded)' if c.kind == 'record' else ''}"
             for i, c in enumerate(clips)
         }
         index = (
@@ -47,20 +49,28 @@ def render_run_clips(run_id: str) -> None:
             else 0
         )
         clip = clips[index]
-        shown = show_video(clip.path, clip.problem)
-        st.caption(clip_caption(clip))
-        if shown:
-            download_button(
-                "Download this clip",
-                clip.path,
-                media.MAX_VIDEO_BYTES,
-                file_name=f"{clip.run_name}-{clip.path.name}",
-                mime="video/mp4",
-                key=f"clip_dl_{run_id}_{steps[index]}_{clip.kind}",
-            )
+        clip_player(clip, "Download this clip", key=f"clip_dl_{run_id}_{clip.step}_{clip.kind}")
     _timelapse(run_id, bool(clips))
     _record(run_id)
     _exports(run_id)
+
+
+def clip_player(clip: clip_data.ClipRow, download_label: str, *, key: str, title: str = "") -> None:
+    """One clip: the video (or why it was refused), ``title`` (markdown) if given, its caption,
+    and a download button under a clip that plays."""
+    shown = show_video(clip.path, clip.problem)
+    if title:
+        st.markdown(title)
+    st.caption(clip_caption(clip))
+    if shown:
+        download_button(
+            download_label,
+            clip.path,
+            clip_data.MAX_VIDEO_BYTES,
+            file_name=f"{clip.run_name}-{clip.path.name}",
+            mime="video/mp4",
+            key=key,
+        )
 
 
 def show_video(path: Path, problem: str = "") -> bool:
@@ -74,7 +84,7 @@ def show_video(path: Path, problem: str = "") -> bool:
     if problem:
         st.warning(problem)
     try:
-        data = media.video_bytes(path)
+        data = clip_data.video_bytes(path)
     except OSError as exc:
         if not problem:
             st.warning(safeio.problem(exc, f"videos/{path.name}"))
@@ -90,47 +100,47 @@ def download_button(
     after the page was drawn is refused then too)."""
     st.download_button(
         label,
-        data=partial(media.file_bytes, path, limit),
+        data=partial(clip_data.file_bytes, path, limit),
         file_name=file_name,
         mime=mime,
         key=key,
     )
 
 
-def clip_caption(clip: media.ClipRow) -> str:
+def clip_caption(clip: clip_data.ClipRow) -> str:
     score = "" if clip.score is None else f" · evaluation return {clip.score:g}"
     source = f" · recorded from {clip.checkpoint}" if clip.kind == "record" else ""
-    return f"{clip.run_name} · step {fmt.steps(clip.step)}{score}{source}"
+    return f"{clip.run_name} · step {format_steps(clip.step)}{score}{source}"
 
 
 def _timelapse(run_id: str, have_clips: bool) -> None:
     st.subheader("Time-lapse")
-    path = media.timelapse(run_id)
+    path = clip_data.timelapse(run_id)
     if path is not None and show_video(path):
         download_button(
             "Download the time-lapse",
             path,
-            media.MAX_VIDEO_BYTES,
+            clip_data.MAX_VIDEO_BYTES,
             file_name=f"{run_id}-timelapse.mp4",
             mime="video/mp4",
             key=f"timelapse_dl_{run_id}",
         )
-    job = media.media_job(run_id)
+    job = clip_data.media_job(run_id)
     if job == "timelapse":
         st.caption("The runner is stitching the time-lapse…")
     elif have_clips and auth.control_allowed():
         label = "Remake the time-lapse" if path else "Make a time-lapse"
         if st.button(label, key=f"timelapse_{run_id}"):
-            media.request_timelapse(run_id)
+            clip_data.request_timelapse(run_id)
             st.toast("Time-lapse requested: the runner stitches it in the background.")
 
 
 def _record(run_id: str) -> None:
-    names = media.checkpoint_names(run_id)
+    names = clip_data.checkpoint_names(run_id)
     if not names or not auth.control_allowed():
         return
     st.subheader("Record a clip")
-    if media.media_job(run_id) == "record":
+    if clip_data.media_job(run_id) == "record":
         st.caption("The runner is recording a clip…")
         return
     cols = st.columns([2, 1, 1])
@@ -138,32 +148,32 @@ def _record(run_id: str) -> None:
     episodes = cols[1].number_input(
         "Games",
         min_value=1,
-        max_value=media.MAX_RECORD_EPISODES,
+        max_value=clip_data.MAX_RECORD_EPISODES,
         value=1,
         key=f"record_n_{run_id}",
     )
     if cols[2].button("Record", key=f"record_{run_id}"):
-        media.request_record(run_id, checkpoint, int(episodes))
+        clip_data.request_record(run_id, checkpoint, int(episodes))
         st.toast("Clip requested: it appears here when the runner has recorded it.")
     if st.button("Continue from here (new run from these weights)", key=f"continue_{run_id}"):
-        path = media.continue_from(run_id, checkpoint)
+        path = clip_data.continue_from(run_id, checkpoint)
         st.success(f"Queued {path.name}: a new run that starts from {checkpoint}.")
 
 
 def _exports(run_id: str) -> None:
-    best = media.best_model(run_id)
+    best = clip_data.best_model(run_id)
     if best is None:
         return
     st.subheader("Export")
     try:
-        media.check_file(best)
+        clip_data.check_file(best)
     except OSError as exc:
         st.warning(safeio.problem(exc, "checkpoints/best.zip"))
         return
     download_button(
         "Download the best model (zip)",
         best,
-        media.MAX_MODEL_BYTES,
+        clip_data.MAX_MODEL_BYTES,
         file_name=f"{run_id}-best.zip",
         mime="application/zip",
         key=f"best_dl_{run_id}",

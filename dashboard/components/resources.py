@@ -2,8 +2,7 @@
 (training/system_sampler.py) every few seconds into TensorBoard.
 
 ``render_resources(run_id)`` draws them for the Run page (one small chart per measure, the
-GPU ones only where the run had a GPU), and ``resources_summary`` gives the latest values as
-plain data for tests and other pages.
+GPU ones only where the run had a GPU).
 """
 
 from __future__ import annotations
@@ -28,15 +27,6 @@ def system_scalars(scalars: pl.DataFrame) -> pl.DataFrame:
     if scalars.height == 0:
         return scalars
     return scalars.filter(pl.col("tag").str.starts_with("system/")).sort("tag", "step")
-
-
-def resources_summary(scalars: pl.DataFrame) -> dict[str, float]:
-    """The latest value of each system/* tag present."""
-    df = system_scalars(scalars)
-    if df.height == 0:
-        return {}
-    last = df.group_by("tag").agg(pl.col("value").sort_by("step").last())
-    return {row["tag"]: float(row["value"]) for row in last.iter_rows(named=True)}
 
 
 def _chart(df: pl.DataFrame, title: str) -> alt.Chart:

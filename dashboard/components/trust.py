@@ -13,11 +13,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import auth, data
+from dashboard import actions, auth, data
 from runstore import checkpoints
 from runstore.trust import NOT_TRUSTED, secret_path
-
-SOURCE = "dashboard"
 
 
 def _trust_key(run_dir: Path) -> tuple:
@@ -46,7 +44,7 @@ def request_trust(run_id: str) -> Path:
     """The server-side check first; the runner refuses a live run and logs the source."""
     auth.require_control()
     peer = auth.peer_address()
-    source = f"{SOURCE} {peer}" if peer else f"{SOURCE} (this machine)"
+    source = f"{actions.SOURCE} {peer}" if peer else f"{actions.SOURCE} (this machine)"
     return data.store().write_request(run_id, "trust", source=source[:40])
 
 

@@ -14,13 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dashboard.analysis import (
-    aggregate_seeds,
-    ema_smooth,
-    human_normalized,
-    lttb_indices,
-    reference_scores,
-)
+from dashboard.charts.atari_scores import human_normalized, reference_scores
+from dashboard.charts.downsample import lttb_indices
+from dashboard.charts.seeds import aggregate_seeds
+from dashboard.charts.smoothing import ema_smooth
 from runstore.metrics import EPISODE_RETURN_TAG
 
 X_STEPS = "steps"
@@ -60,7 +57,7 @@ class RunInfo:
     env: str
     algo: str
     seed: int | None
-    group: str  # runs with equal group keys differ only by seed (analysis.group_key)
+    group: str  # runs with equal group keys differ only by seed (seeds.group_key)
 
 
 def metric_series(metric: str, scalars: pl.DataFrame, episodes: pl.DataFrame) -> pl.DataFrame:

@@ -1,5 +1,6 @@
 """Clips, time-lapses and best models for the pages: cached reads through ``runstore``, and
-the two requests that make new clips (the runner does the work).
+the two requests that make new clips. The runner does the work (``runner/media.py`` starts the
+processes that record and stitch them); this is only the pages' side.
 
 Loaders are keyed by the stamps of the files they read (a run's ``videos/`` folder, its
 status.json), so a new clip shows on the next rerun and an unchanged folder costs a ``stat``.
@@ -13,13 +14,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import auth, data
+from dashboard import actions, auth, data
 from runstore import checkpoints as ckpts
 from runstore import safeio
 from runstore.store import RunStore
 from runstore.videos import list_clips, timelapse_path
 
-SOURCE = "dashboard"
 MAX_RECORD_EPISODES = 20
 #: Largest clip or time-lapse a page plays, and model zip it offers (Streamlit holds what it
 #: serves in memory whole, whether given a path or bytes).
@@ -195,22 +195,19 @@ def media_job(run_id: str) -> str | None:
 
 
 def request_record(run_id: str, checkpoint: str | None, episodes: int = 1) -> Path:
-    auth.require_control()
+    auth.require_control()  # before the episodes are checked: a refused browser learns nothing
     if not 1 <= episodes <= MAX_RECORD_EPISODES:
         raise ValueError(f"episodes must be between 1 and {MAX_RECORD_EPISODES}")
     params = {"checkpoint": checkpoint or None, "episodes": int(episodes)}
-    return data.store().write_request(run_id, "record", source=SOURCE, params=params)
+    return actions.request(run_id, "record", params)
 
 
 def request_timelapse(run_id: str) -> Path:
-    auth.require_control()
-    return data.store().write_request(run_id, "timelapse", source=SOURCE)
+    return actions.request(run_id, "timelapse")
 
 
 def continue_from(run_id: str, checkpoint: str | None) -> Path:
     """Queue a new run that starts from this run's weights (its own folder and curve)."""
-    from dashboard import actions  # the queue drop and its checks live there
-
     text = actions.clone_yaml(run_id)
     spec = f"{run_id}/{checkpoint}" if checkpoint else run_id
     text = "\n".join(line for line in text.splitlines() if not line.startswith("init_from:"))

@@ -30,11 +30,11 @@ def run_controls(row: data.RunRow, page: str) -> None:
     if not auth.control_allowed():
         st.caption("Read-only here: controls need this machine or the password (sidebar).")
         return
-    live = state in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED)
+    # What the runner acts on (runner/supervisor.py ``apply``): stop a live run not already
+    # stopping, or a queued one; pause a run that advances.
+    stoppable = (state.is_live and state != RunState.STOPPING) or state == RunState.QUEUED
     act = None
-    if c[1].button(
-        "Stop", key=f"{page}_stop_{row.id}", disabled=not (live or state == RunState.QUEUED)
-    ):
+    if c[1].button("Stop", key=f"{page}_stop_{row.id}", disabled=not stoppable):
         act = ("stop", actions.stop)
     if state == RunState.PAUSED:
         if c[2].button("Resume", key=f"{page}_resume_{row.id}"):
@@ -42,7 +42,7 @@ def run_controls(row: data.RunRow, page: str) -> None:
     elif c[2].button(
         "Pause",
         key=f"{page}_pause_{row.id}",
-        disabled=state not in (RunState.RUNNING, RunState.STARTING),
+        disabled=state not in data.ADVANCING_STATES,
     ):
         act = ("pause", actions.pause)
     if c[3].button(
@@ -71,5 +71,5 @@ def run_controls(row: data.RunRow, page: str) -> None:
             st.error(str(exc))
         else:
             st.toast(f"{name} requested for {row.name}; the runner acts within a second")
-    if live and not data.runner_alive():
+    if state.is_live and not data.runner_alive():
         st.warning("No runner is alive: requests wait until one starts.")

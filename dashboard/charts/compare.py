@@ -7,7 +7,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from dashboard.comparison import X_RELATIVE, X_STEPS, X_WALL
+from dashboard.charts.compare_data import X_RELATIVE, X_STEPS, X_WALL, x_column
 
 _X_TITLES = {X_STEPS: "steps", X_WALL: "wall time", X_RELATIVE: "hours since the run's start"}
 
@@ -34,8 +34,7 @@ def compare_chart(
     where seeds run at different times of day)."""
     x_type = "T" if x_mode == X_WALL else "Q"
     x_enc = alt.X(f"x:{x_type}", title=_X_TITLES[x_mode])
-    source = {X_STEPS: "step", X_WALL: "wall_time", X_RELATIVE: "relative_s"}[x_mode]
-    df = _with_x(runs, x_mode, source).with_columns(series=pl.col("run"))
+    df = _with_x(runs, x_mode, x_column(x_mode)).with_columns(series=pl.col("run"))
     df = df.select("x", "series", "run", "step", "wall_time", "value", "y", "smoothed")
     base = alt.Chart(df).encode(x=x_enc, color=alt.Color("series:N", title=None))
     layers: list[alt.Chart] = []

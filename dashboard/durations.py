@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dashboard.data import RunRow
+from dashboard.fmt import duration
+from runstore.units import format_steps
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,6 @@ def estimate(
     n_timesteps: int,
     time_budget: float | None,
 ) -> Estimate:
-    from dashboard.fmt import duration, steps
-
     fps, count = measured_fps(rows, env, algo, device)
     if count == 0:
         return Estimate(
@@ -63,13 +63,13 @@ def estimate(
             count,
             time_budget,
             reached,
-            f"The time budget ({duration(time_budget)}) ends first: about {steps(reached)} of "
-            f"{steps(n_timesteps)} steps, {basis}.",
+            f"The time budget ({duration(time_budget)}) ends first: about "
+            f"{format_steps(reached)} of {format_steps(n_timesteps)} steps, {basis}.",
         )
     return Estimate(
         fps,
         count,
         full,
         n_timesteps,
-        f"About {duration(full)} for {steps(n_timesteps)} steps, {basis}.",
+        f"About {duration(full)} for {format_steps(n_timesteps)} steps, {basis}.",
     )

@@ -97,18 +97,6 @@ def reference_scores(env_id: str) -> tuple[float, float] | None:
     return REFERENCE_SCORES.get(game) if game else None
 
 
-def human_normalized_score(env_id: str, score: float) -> float | None:
-    """(score - random) / (human - random) for one score; None for games without references.
-
-    This is the function the Runs page calls for a run's latest or best return.
-    """
-    ref = reference_scores(env_id)
-    if ref is None:
-        return None
-    random, human = ref
-    return (score - random) / (human - random)
-
-
 def human_normalized(env_id: str, scores: np.ndarray) -> np.ndarray:
     """The normalised score of every value in ``scores`` (vectorised).
 

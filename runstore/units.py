@@ -1,0 +1,13 @@
+"""Numbers in words that more than one process shows: a step count as the pages and the clip
+overlays write it (the dashboard and the trainer draw the same "1.25 M")."""
+
+from __future__ import annotations
+
+
+def format_steps(step: int) -> str:
+    """950, 12 k, 1.25 M: exact below 10,000, thousands to 1M, then millions to two places."""
+    if step >= 1_000_000:
+        return f"{step / 1e6:.2f} M"
+    if step >= 10_000:
+        return f"{step / 1e3:.0f} k"
+    return str(step)
