@@ -15,6 +15,7 @@ must stay light and never hold a CUDA context.
 from __future__ import annotations
 
 import signal
+from typing import TypedDict, Unpack
 
 from machine.failure_rules import DIAG_CMD, RULES, Rule
 from machine.util import gib
@@ -205,27 +206,23 @@ def diagnose(
     return None
 
 
-def explain(
-    text: str,
-    exc_type: str | None = None,
-    *,
-    exit_signal: int | None = None,
-    rss_bytes: int | None = None,
-    mem_total_bytes: int | None = None,
-) -> Diagnosis:
+class ProcessEnd(TypedDict, total=False):
+    """How the process ended, where known: the keyword arguments of :func:`diagnose`."""
+
+    exit_signal: int | None
+    rss_bytes: int | None
+    mem_total_bytes: int | None
+
+
+def explain(text: str, exc_type: str | None = None, **end: Unpack[ProcessEnd]) -> Diagnosis:
     """Like :func:`diagnose` but always answers: an unknown failure still gets a title naming the
     exception and steps that lead to the full traceback in the run's logs/."""
-    found = diagnose(
-        text,
-        exc_type,
-        exit_signal=exit_signal,
-        rss_bytes=rss_bytes,
-        mem_total_bytes=mem_total_bytes,
-    )
+    found = diagnose(text, exc_type, **end)
     if found is not None:
         return found
     short = _short_type(exc_type)
     last = _last_line(text or "")
+    exit_signal = end.get("exit_signal")
     sig = abs(exit_signal) if exit_signal else None
     if short:
         title = f"Training raised {short}"
