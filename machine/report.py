@@ -19,6 +19,7 @@ __all__ = [
     "Recommendations",
     "SCHEMA_VERSION",
     "Severity",
+    "finding",
     "SEVERITY_ORDER",
 ]
 
@@ -46,6 +47,14 @@ class Finding(_Model):
     title: str
     steps: list[str]
     detail: str = ""
+
+
+def finding(
+    code: str, severity: Severity, title: str, steps: list[str], detail: str = ""
+) -> dict[str, Any]:
+    """One finding as the report's JSON holds it, checked against :class:`Finding`."""
+    made = Finding(code=code, severity=severity, title=title, steps=list(steps), detail=detail)
+    return made.model_dump()
 
 
 class DqnAdvice(_Model):

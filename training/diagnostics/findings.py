@@ -8,9 +8,8 @@ from typing import Any
 
 from machine.cuda import reinstall_step
 from machine.probes import PACKAGES
-from machine.report import SEVERITY_ORDER
+from machine.report import SEVERITY_ORDER, finding
 from machine.util import GIB, gib
-from training.diagnostics.finding import finding
 from training.diagnostics.gpu_findings import gpu_findings
 
 __all__ = ["SECTIONS", "findings"]

@@ -10,8 +10,8 @@ from typing import Any
 from machine.cuda import arch_supported, parse_cuda_version, reinstall_step
 from machine.failures import diagnose
 from machine.recommend import recommend_settings
+from machine.report import finding
 from machine.util import gib
-from training.diagnostics.finding import finding
 
 __all__ = ["gpu_findings"]
 
