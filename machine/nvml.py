@@ -1,15 +1,17 @@
 """NVML (nvidia-ml-py), opened one way by everyone who reads the GPUs: the diagnostics report,
 the trainer's resource sampler and the runner's GPU choice. NVML needs no CUDA context.
 
-:func:`open_nvml` raises :class:`NvmlUnavailable` (with the reason and its kind) on a machine
-without a working NVIDIA driver, which is normal there; :func:`close_nvml` shuts it down.
-Every function takes a stand-in module with pynvml's names, so tests walk the GPU paths on a
-machine without a GPU.
+:func:`nvml_session` opens it for one reading and shuts it down after; :func:`open_nvml` and
+:func:`close_nvml` do the same for a reader that keeps it open (the sampler). Opening raises
+:class:`NvmlUnavailable`, with the reason and its kind, on a machine without a working NVIDIA
+driver, which is normal there. Every function takes a stand-in module with pynvml's names, so
+tests walk the GPU paths on a machine without a GPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ __all__ = [
     "count_nvidia_pci_devices",
     "gpu_processes",
     "gpus_by_free_memory",
+    "nvml_session",
     "open_nvml",
     "probe_gpus",
 ]
@@ -67,6 +70,18 @@ def open_nvml(module: Any = None) -> Any:
 def close_nvml(nvml: Any) -> None:
     with contextlib.suppress(Exception):
         nvml.nvmlShutdown()
+
+
+@contextlib.contextmanager
+def nvml_session(module: Any = None) -> Iterator[Any]:
+    """NVML open for one ``with`` block (a reading), shut down after it. Raises
+    :class:`NvmlUnavailable` on entry like :func:`open_nvml`; a sampler that reads for a
+    whole run opens and closes it itself."""
+    nvml = open_nvml(module)
+    try:
+        yield nvml
+    finally:
+        close_nvml(nvml)
 
 
 def gpu_processes(nvml: Any, handle: Any) -> list[tuple[int, int | None]]:
@@ -133,6 +148,17 @@ def _device(nvml: Any, index: int) -> dict[str, Any]:
     }
 
 
+def _driver(nvml: Any) -> dict[str, Any]:
+    cuda = safe(lambda: nvml.nvmlSystemGetCudaDriverVersion_v2()) or safe(
+        lambda: nvml.nvmlSystemGetCudaDriverVersion()
+    )
+    return {
+        "driver_version": safe(lambda: text(nvml.nvmlSystemGetDriverVersion())),
+        "cuda_driver_version": cuda_label(cuda),
+        "nvml_version": safe(lambda: text(nvml.nvmlSystemGetNVMLVersion())),
+    }
+
+
 def probe_gpus(nvml: Any = None) -> dict[str, Any]:
     """Every NVIDIA GPU as the driver sees it (NVML), independent of PyTorch: the driver's own
     CUDA version and each GPU's compute capability are what the PyTorch build must match.
@@ -149,41 +175,28 @@ def probe_gpus(nvml: Any = None) -> dict[str, Any]:
         "devices": [],
     }
     try:
-        nvml = open_nvml(nvml)
+        with nvml_session(nvml) as session:
+            report.update(_driver(session), nvml_available=True)
+            for index in range(int(session.nvmlDeviceGetCount())):
+                try:
+                    report["devices"].append(_device(session, index))
+                except Exception as exc:  # noqa: BLE001 - one broken GPU must not hide others
+                    report["devices"].append({"index": index, "error": error_text(exc)})
     except NvmlUnavailable as exc:
         report.update(error=exc.error, error_kind=exc.kind)
-        return report
-    try:
-        report["nvml_available"] = True
-        report["driver_version"] = safe(lambda: text(nvml.nvmlSystemGetDriverVersion()))
-        cuda = safe(lambda: nvml.nvmlSystemGetCudaDriverVersion_v2()) or safe(
-            lambda: nvml.nvmlSystemGetCudaDriverVersion()
-        )
-        report["cuda_driver_version"] = cuda_label(cuda)
-        report["nvml_version"] = safe(lambda: text(nvml.nvmlSystemGetNVMLVersion()))
-        for index in range(int(nvml.nvmlDeviceGetCount())):
-            try:
-                report["devices"].append(_device(nvml, index))
-            except Exception as exc:  # noqa: BLE001 - one broken GPU must not hide the others
-                report["devices"].append({"index": index, "error": error_text(exc)})
-    finally:
-        close_nvml(nvml)
     return report
 
 
 def gpus_by_free_memory(nvml: Any = None) -> list[tuple[int, int]] | None:
     """``[(index, free bytes)]`` through NVML, most free first; None when NVML is unavailable
     (no NVIDIA driver, or nvidia-ml-py missing). ``nvml`` is a stand-in for tests."""
+    found = []
     try:
-        nvml = open_nvml(nvml)
+        with nvml_session(nvml) as session:
+            for index in range(int(session.nvmlDeviceGetCount())):
+                with contextlib.suppress(Exception):
+                    handle = session.nvmlDeviceGetHandleByIndex(index)
+                    found.append((index, int(session.nvmlDeviceGetMemoryInfo(handle).free)))
     except NvmlUnavailable:
         return None
-    try:
-        found = []
-        for index in range(int(nvml.nvmlDeviceGetCount())):
-            with contextlib.suppress(Exception):
-                handle = nvml.nvmlDeviceGetHandleByIndex(index)
-                found.append((index, int(nvml.nvmlDeviceGetMemoryInfo(handle).free)))
-        return sorted(found, key=lambda item: (-item[1], item[0]))
-    finally:
-        close_nvml(nvml)
+    return sorted(found, key=lambda item: (-item[1], item[0]))
