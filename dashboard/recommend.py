@@ -11,7 +11,9 @@ from typing import Any
 
 import streamlit as st
 
-from training.diagnostics import probe_cpu, probe_gpus, probe_memory, recommend_settings
+from machine.nvml import probe_gpus
+from machine.probes import probe_cpu, probe_memory
+from machine.recommend import recommend_settings
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -6,20 +6,20 @@ raises :class:`ResourceError` with a fix when it cannot; :func:`apply` sets affi
 the new process with psutil, right after it was spawned, before it has imported torch (a
 second or more), so its SubprocVecEnv workers, forked later, inherit both.
 
-GPU choice goes through NVML (``pynvml``, no CUDA context): NVML numbers GPUs in PCI bus order
+GPU choice goes through NVML (``machine.nvml``, no CUDA context): NVML numbers GPUs in PCI bus order
 while CUDA by default puts the fastest first, so a pinned GPU also sets
 ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` to make the two agree.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 
+from machine.nvml import gpus_by_free_memory
+from machine.probes import available_memory
 from runstore.config import Resources, RunConfig
 from runstore.estimate import estimate_memory, preflight_problem
 
@@ -52,30 +52,6 @@ def available_cores() -> list[int]:
         return sorted(os.sched_getaffinity(0))
     except AttributeError:  # macOS has no affinity; every core counts
         return list(range(psutil.cpu_count() or 1))
-
-
-def gpus_by_free_memory(nvml: Any = None) -> list[tuple[int, int]] | None:
-    """``[(index, free bytes)]`` through NVML, most free first; None when NVML is unavailable
-    (no NVIDIA driver, or nvidia-ml-py missing). ``nvml`` is a stand-in for tests."""
-    if nvml is None:
-        try:
-            import pynvml as nvml
-        except ImportError:
-            return None
-    try:
-        nvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - NVMLError_LibraryNotFound etc.: no GPU here
-        return None
-    try:
-        found = []
-        for index in range(int(nvml.nvmlDeviceGetCount())):
-            with contextlib.suppress(Exception):
-                handle = nvml.nvmlDeviceGetHandleByIndex(index)
-                found.append((index, int(nvml.nvmlDeviceGetMemoryInfo(handle).free)))
-        return sorted(found, key=lambda item: (-item[1], item[0]))
-    finally:
-        with contextlib.suppress(Exception):
-            nvml.nvmlShutdown()
 
 
 def plan(
@@ -163,14 +139,6 @@ def _ranges(cores: list[int]) -> str:
         else:
             out.append(str(core))
     return ", ".join(out) or "none"
-
-
-def available_memory() -> int:
-    """Free RAM as the OOM killer sees it: the container's cgroup limit when there is one."""
-    from training.diagnostics import probe_memory  # psutil only; no torch
-
-    memory = probe_memory()
-    return int(memory["effective_available_bytes"] or memory["available_bytes"])
 
 
 def prepare(config: RunConfig) -> tuple[Plan, list[str]]:

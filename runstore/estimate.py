@@ -75,6 +75,11 @@ class MemoryEstimate:
         return {"total_bytes": self.total_bytes, "parts": dict(self.parts), "notes": self.notes}
 
 
+#: An Atari observation with the default wrappers: 84x84 grey frames stacked 4 deep, one byte
+#: each, and the full action space.
+ATARI_SPEC = SpaceSpec((4, 84, 84), 1, 1, INT64, ATARI_ACTIONS_MAX)
+
+
 def format_bytes(n: float) -> str:
     for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
         if n >= size:
@@ -134,6 +139,11 @@ def replay_buffer_bytes(
     actions = rows * spec.action_dim * spec.action_itemsize
     columns = rows * FLOAT32 * 3  # rewards, dones, timeouts
     return obs + actions + columns
+
+
+def replay_transition_bytes(spec: SpaceSpec, optimize_memory_usage: bool) -> int:
+    """What one transition of a full ReplayBuffer costs (see :func:`replay_buffer_bytes`)."""
+    return replay_buffer_bytes(1, 1, spec, optimize_memory_usage)
 
 
 def rollout_buffer_bytes(n_steps: int, n_envs: int, spec: SpaceSpec) -> int:

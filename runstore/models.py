@@ -93,6 +93,31 @@ class _Doc(BaseModel):
         return finite(self.model_dump(mode="json"))
 
 
+class Diagnosis(_Doc):
+    """Why a run failed, in words a hobbyist can act on (``machine.failures.explain``), as
+    stored in status.json (by the trainer) and copied into run.json (by the runner).
+
+    ``code`` is stable (the dashboard and tests key on it); ``evidence`` is the line of the
+    error text that led to this diagnosis, so the reader can see why we think so. Every field
+    has a default, so a diagnosis written by an older version (a dict with fewer keys) still
+    loads; one whose values have the wrong type makes its document damaged, like any field."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+
+    code: str = "unexpected_error"
+    title: str = ""
+    meaning: str = ""
+    steps: tuple[str, ...] = ()
+    severity: str = "error"  # "error" | "warning"
+    evidence: str = ""
+
+    def to_dict(self) -> Diagnosis:
+        """Transitional, removed when branch runnersplit merges: runner/supervisor.py still
+        stores ``explain(...).to_dict()`` in ``RunRecord.diagnosis``, which now takes the
+        model itself."""
+        return self
+
+
 class RunEvent(_Doc):
     """One line of a run's history: a state change, a request, a checkpoint, a note."""
 
@@ -133,7 +158,7 @@ class RunRecord(_Doc):
     attempts: Int64 = 0
     exit_code: Int64 | None = None
     reason: str = ""
-    diagnosis: dict[str, Any] | None = None
+    diagnosis: Diagnosis | None = None
     source_file: str = ""
     events: list[RunEvent] = Field(default_factory=list)
     media_job: MediaJob | None = None  # a clip or time-lapse being made beside the training
@@ -168,7 +193,7 @@ class TrainStatus(_Doc):
     best_eval_step: Int64 | None = None
     outcome: str | None = None  # completed | stopped | failed, once training has ended
     reason: str = ""
-    diagnosis: dict[str, Any] | None = None
+    diagnosis: Diagnosis | None = None
     # The run's own resource use (trainer + env workers), sampled every few seconds
     # (training/system_sampler.py); cpu_percent is summed over processes (200 = two cores).
     cpu_percent: MaybeFloat = None

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import actions, auth
 from runstore import RunState, RunStore, TrainStatus, write_status_file
+from runstore.models import Diagnosis
 from runstore.settings import load_settings
 from tests.conftest import cartpole, wait_for
 
@@ -51,13 +52,13 @@ def make_run(rs: RunStore, state: RunState, name: str) -> str:
         )
     if state in (RunState.FAILED, RunState.LOST):
         record.reason = "the training process was killed by SIGKILL"
-        record.diagnosis = {
-            "code": "oom",
-            "title": "Out of memory",
-            "meaning": "The machine ran out of memory.",
-            "steps": ["Use fewer environments (n_envs)."],
-            "evidence": "Killed",
-        }
+        record.diagnosis = Diagnosis(
+            code="oom",
+            title="Out of memory",
+            meaning="The machine ran out of memory.",
+            steps=("Use fewer environments (n_envs).",),
+            evidence="Killed",
+        )
     rs.write_run(record)
     return record.id
 

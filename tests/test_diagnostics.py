@@ -21,18 +21,14 @@ from typing import Any
 
 import pytest
 
-from training import diagnostics
-from training.diagnostics import (
-    ATARI_OBS_BYTES,
-    arch_supported,
-    build_report,
-    count_nvidia_pci_devices,
-    findings,
-    probe_gpus,
-    probe_torch,
-    recommend_settings,
-    render_text,
-)
+from machine import nvml as machine_nvml
+from machine import probes
+from machine.cuda import arch_supported
+from machine.nvml import count_nvidia_pci_devices, probe_gpus
+from machine.recommend import recommend_settings
+from machine.report import DiagnosticsReport
+from runstore.estimate import ATARI_SPEC, replay_transition_bytes
+from training.diagnostics import build_report, findings, probe_torch, render_text
 
 REPO = Path(__file__).resolve().parents[1]
 GIB = 2**30
@@ -74,6 +70,8 @@ def real_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_real_report_has_every_section_and_is_json(real_report: dict[str, Any]) -> None:
     assert set(real_report) >= TOP_KEYS
     assert json.loads(json.dumps(real_report)) == real_report
+    typed = DiagnosticsReport.model_validate_json(json.dumps(real_report))  # what the page reads
+    assert typed.torch.installed and typed.findings and typed.recommendations.n_envs >= 1
     for section in ("system", "cpu", "memory", "disk", "gpus", "torch", "packages", "atari"):
         assert "probe_error" not in real_report[section], real_report[section]
     assert real_report["cpu"]["logical_cores"] >= 1
@@ -117,17 +115,22 @@ def test_real_report_renders_as_text(real_report: dict[str, Any]) -> None:
     assert "Atari ROMs" in text
 
 
-def test_command_line_json_exits_zero_with_clean_stdout(tmp_path: Path) -> None:
-    env = {**os.environ, "RETRO_ML_RUNS_DIR": str(tmp_path / "elsewhere")}
+def run_command(runs_dir_env: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m training.diagnostics ARGS`` with $RETRO_ML_RUNS_DIR set; it must exit 0."""
     out = subprocess.run(
-        [sys.executable, "-m", "training.diagnostics", "--json", "--runs-dir", str(tmp_path)],
+        [sys.executable, "-m", "training.diagnostics", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env=env,
+        env={**os.environ, "RETRO_ML_RUNS_DIR": str(runs_dir_env)},
         timeout=240,
     )
     assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_command_line_json_exits_zero_with_clean_stdout(tmp_path: Path) -> None:
+    out = run_command(tmp_path / "elsewhere", "--json", "--runs-dir", str(tmp_path))
     report = json.loads(out.stdout)  # nothing but JSON on stdout
     assert set(report) >= TOP_KEYS
     assert report["runs_dir"] == str(tmp_path)
@@ -135,34 +138,17 @@ def test_command_line_json_exits_zero_with_clean_stdout(tmp_path: Path) -> None:
 
 
 def test_command_line_text_and_runs_dir_from_environment(tmp_path: Path) -> None:
-    env = {**os.environ, "RETRO_ML_RUNS_DIR": str(tmp_path / "runs")}
-    out = subprocess.run(
-        [sys.executable, "-m", "training.diagnostics", "--no-smoke-test"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=240,
-    )
-    assert out.returncode == 0, out.stderr
+    out = run_command(tmp_path / "runs", "--no-smoke-test")
     assert "Recommended settings" in out.stdout
     assert str(tmp_path / "runs") in out.stdout
     assert "(not created yet)" in out.stdout
-
-
-def test_importing_diagnostics_does_not_import_torch() -> None:
-    code = "import sys, training.diagnostics; print('torch' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
-    )
-    assert out.stdout.strip() == "False"
 
 
 def test_a_failing_probe_becomes_a_finding(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     def broken() -> dict[str, Any]:
         raise PermissionError("/proc is not readable here")
 
-    monkeypatch.setattr(diagnostics, "probe_cpu", broken)
+    monkeypatch.setattr(probes, "probe_cpu", broken)
     report = build_report(tmp_path, nvml=FakeNVML(init_error=NVMLError_LibraryNotFound()))
     assert report["cpu"] == {"probe_error": "PermissionError: /proc is not readable here"}
     found = codes(report["findings"])
@@ -405,7 +391,7 @@ def test_count_nvidia_pci_devices(tmp_path: Path) -> None:
 def test_driver_installed_but_not_loaded_is_an_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(diagnostics, "count_nvidia_pci_devices", lambda: 1)
+    monkeypatch.setattr(machine_nvml, "count_nvidia_pci_devices", lambda: 1)
     report = gpu_report(
         tmp_path,
         FakeNVML(init_error=NVMLError_DriverNotLoaded()),
@@ -418,7 +404,7 @@ def test_driver_installed_but_not_loaded_is_an_error(
 
 
 def test_no_gpu_and_no_nvml_is_calm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(diagnostics, "count_nvidia_pci_devices", lambda: 0)
+    monkeypatch.setattr(machine_nvml, "count_nvidia_pci_devices", lambda: 0)
     report = gpu_report(
         tmp_path,
         FakeNVML(init_error=NVMLError_LibraryNotFound()),
@@ -630,7 +616,7 @@ def test_cores_this_process_may_not_use_are_not_counted() -> None:
     [
         (24 * GIB, 100_000, False),  # 100k x 56 KB = 5.6 GB fits in half of 24 GiB
         (8 * GIB, 100_000, True),  # only when each frame stack is stored once
-        (4 * GIB, 70_000, True),  # 2 GiB budget / 28,224 B = 76,087 -> 70,000
+        (4 * GIB, 70_000, True),  # 2 GiB budget / 28,244 B = 76,033 -> 70,000
         (GIB // 4, 4_000, True),
     ],
 )
@@ -644,7 +630,8 @@ def test_dqn_buffer_fits_in_half_the_free_ram(
     )
     dqn = rec["dqn"]
     assert (dqn["buffer_size"], dqn["optimize_memory_usage"]) == (buffer_size, optimize)
-    assert dqn["bytes_per_transition"] == ATARI_OBS_BYTES * (1 if optimize else 2)
+    # runstore.estimate's size of a full SB3 ReplayBuffer row, one definition for both
+    assert dqn["bytes_per_transition"] == replay_transition_bytes(ATARI_SPEC, optimize)
     assert dqn["buffer_bytes"] <= available / 2
 
 

@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from training.failures import (
-    CODES,
-    PYTORCH_CUDA_WHEELS,
-    Diagnosis,
-    diagnose,
-    explain,
-    parse_cuda_version,
-    pytorch_index_url,
-)
+from machine.cuda import PYTORCH_CUDA_WHEELS, parse_cuda_version, pytorch_index_url
+from machine.failures import CODES, Diagnosis, diagnose, explain
+from runstore.models import RunRecord, TrainStatus
 
 CORPUS = Path(__file__).parent / "data" / "error_corpus"
 SIGNAL_CODES = {"killed", "native_crash", "unexpected_error"}
@@ -73,8 +65,21 @@ def test_every_diagnosis_is_actionable_and_serialisable() -> None:
         assert found.severity in {"error", "warning"}
         assert found.title and found.meaning and found.steps
         assert all(isinstance(step, str) and step for step in found.steps)
-        as_dict = json.loads(json.dumps(found.to_dict()))
-        assert Diagnosis.from_dict(as_dict) == found
+        assert Diagnosis.model_validate_json(found.model_dump_json()) == found
+
+
+def test_a_diagnosis_of_the_old_shape_still_loads() -> None:
+    """run.json and status.json written before the typed model held a plain dict; one with
+    fewer keys gets the defaults, one with the wrong types is a damaged document."""
+    old = {"code": "cuda_oom", "title": "The GPU ran out of memory", "steps": ["Halve it."]}
+    record = RunRecord.model_validate({"id": "r", "name": "r", "diagnosis": old})
+    assert record.diagnosis == Diagnosis(
+        code="cuda_oom", title="The GPU ran out of memory", steps=("Halve it.",)
+    )
+    status = TrainStatus.model_validate({"diagnosis": {"title": "only a title"}})
+    assert status.diagnosis is not None and status.diagnosis.code == "unexpected_error"
+    with pytest.raises(ValueError):
+        TrainStatus.model_validate({"diagnosis": {"steps": "not a list"}})
 
 
 @pytest.mark.parametrize(
@@ -239,7 +244,7 @@ def test_pytorch_index_url_for_a_too_old_driver_is_none() -> None:
 
 
 def test_wheel_list_knows_every_cuda_release_of_the_installed_torch() -> None:
-    """PYTORCH_CUDA_WHEELS is hand-kept because failures.py must not import torch; hold it
+    """PYTORCH_CUDA_WHEELS is hand-kept because machine/cuda.py must not import torch; hold it
     against the table torch itself ships (torch/cuda/__init__.py, torch >= 2.9)."""
     torch_cuda = pytest.importorskip("torch.cuda")
     releases = getattr(torch_cuda, "PYTORCH_RELEASES_CODE_CC", None)
@@ -247,19 +252,6 @@ def test_wheel_list_knows_every_cuda_release_of_the_installed_torch() -> None:
         pytest.skip("this torch has no PYTORCH_RELEASES_CODE_CC table")
     ours = {f"{major}.{minor}" for major, minor in PYTORCH_CUDA_WHEELS}
     assert set(releases) <= ours
-
-
-def test_importing_failures_does_not_import_torch() -> None:
-    """The runner and the dashboard import this module; they must stay light."""
-    code = "import sys, training.failures; print('torch' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert out.stdout.strip() == "False"
 
 
 def test_codes_are_unique() -> None:
@@ -283,4 +275,4 @@ def test_explain_never_raises(
 ) -> None:
     found = explain(text, exc_type, exit_signal=exit_signal, rss_bytes=rss, mem_total_bytes=total)
     assert found.code in CODES
-    json.dumps(found.to_dict())
+    json.loads(found.model_dump_json())

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
+from machine.nvml import gpus_by_free_memory
 from runner import process, resources
 from runner.resources import Plan, ResourceError, plan
 from runstore import RunState
@@ -102,7 +103,8 @@ def test_preflight_warns_when_the_estimate_exceeds_free_memory(runs: Runs):
 
 def test_sampler_reports_gpu_memory_of_its_own_processes():
     """No GPU here: a stand-in NVML lists this process and a stranger on GPU 0 and nothing on
-    GPU 1; the sample counts only our memory and GPU 0's utilisation."""
+    GPU 1; the sample counts only our memory and GPU 0's utilisation. A process NVML lists as
+    both compute and graphics counts once (machine.nvml.gpu_processes)."""
     mine = os.getpid()
     gpus = {
         0: SimpleNamespace(
@@ -120,7 +122,7 @@ def test_sampler_reports_gpu_memory_of_its_own_processes():
         nvmlDeviceGetCount=lambda: 2,
         nvmlDeviceGetHandleByIndex=lambda i: gpus[i],
         nvmlDeviceGetComputeRunningProcesses=lambda h: h.procs,
-        nvmlDeviceGetGraphicsRunningProcesses=lambda h: [],
+        nvmlDeviceGetGraphicsRunningProcesses=lambda h: h.procs[:1],
         nvmlDeviceGetUtilizationRates=lambda h: h.util,
     )
     written: list[tuple[str, float, int]] = []
@@ -155,7 +157,7 @@ def test_plan_picks_cores_nice_and_gpus():
     """GPU choices with a stand-in NVML (no GPU on this machine)."""
     gib = 2**30
     nvml = _fake_nvml({0: 2 * gib, 1: 20 * gib, 2: 8 * gib})
-    listed = resources.gpus_by_free_memory(nvml)
+    listed = gpus_by_free_memory(nvml)
     assert [i for i, _ in listed] == [1, 2, 0]
     auto = plan(Resources(), cores=[0, 1, 2, 3], gpus=listed)
     assert auto.env["CUDA_VISIBLE_DEVICES"] == "1"
@@ -169,7 +171,7 @@ def test_plan_picks_cores_nice_and_gpus():
     assert "CUDA_VISIBLE_DEVICES" not in plan(Resources(), cores=[0], gpus=listed[:1]).env
     assert "CUDA_VISIBLE_DEVICES" not in plan(Resources(), cores=[0], gpus=None).env
     # The real machine: nvidia-ml-py is installed but no driver, so NVML is unavailable.
-    assert resources.gpus_by_free_memory() is None
+    assert gpus_by_free_memory() is None
     with pytest.raises(ResourceError, match=r"GPU 7 does not exist here; the GPUs are \[0, 1, 2\]"):
         plan(Resources(gpu=7), cores=[0], gpus=listed)
     with pytest.raises(ResourceError, match=r"3 cores asked, but this runner may use 2 \(0-1\)"):

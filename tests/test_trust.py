@@ -174,7 +174,7 @@ def test_resume_through_the_runner_refuses_an_imported_payload(
     assert not marker.exists(), f"the payload in {where} ran"
     assert record.state == RunState.FAILED
     assert "not trusted" in record.reason, record.reason
-    assert record.diagnosis and record.diagnosis["code"] == "not_trusted"
+    assert record.diagnosis and record.diagnosis.code == "not_trusted"
     assert f"python -m runner trust {run_id}" in record.reason
 
 

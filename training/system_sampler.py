@@ -27,6 +27,8 @@ from typing import Any
 
 import psutil
 
+from machine.nvml import NvmlUnavailable, close_nvml, gpu_processes, open_nvml
+
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 5.0
@@ -63,18 +65,19 @@ class _Nvml:
     """NVML opened once for the sampler's life; absent (None) on a machine without a GPU."""
 
     def __init__(self, module: Any = None):
-        self.nvml = module
+        self.nvml: Any = None
         self.handles: list[Any] = []
         try:
-            if self.nvml is None:
-                import pynvml
-
-                self.nvml = pynvml
-            self.nvml.nvmlInit()
-            count = int(self.nvml.nvmlDeviceGetCount())
-            self.handles = [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-        except Exception:  # noqa: BLE001 - ImportError, NVMLError_LibraryNotFound, ...
-            self.nvml = None
+            nvml = open_nvml(module)
+        except NvmlUnavailable:
+            return
+        try:
+            count = int(nvml.nvmlDeviceGetCount())
+            self.handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        except Exception:  # noqa: BLE001 - a driver that lists no GPU: as if absent
+            close_nvml(nvml)
+            return
+        self.nvml = nvml
 
     @property
     def available(self) -> bool:
@@ -86,23 +89,9 @@ class _Nvml:
             return None, None
         nvml, used, util = self.nvml, 0, None
         for handle in self.handles:
-            mine = 0
-            on_device = False
-            for getter in (
-                "nvmlDeviceGetComputeRunningProcesses",
-                "nvmlDeviceGetGraphicsRunningProcesses",
-            ):
-                procs: list[Any] = []
-                with contextlib.suppress(Exception):
-                    procs = getattr(nvml, getter)(handle) or []
-                for proc in procs:
-                    if int(proc.pid) in pids:
-                        on_device = True
-                        memory = getattr(proc, "usedGpuMemory", None)
-                        if isinstance(memory, int) and memory < 2**62:
-                            mine += memory
-            if on_device:
-                used += mine
+            mine = [mem for pid, mem in gpu_processes(nvml, handle) if pid in pids]
+            if mine:
+                used += sum(mem for mem in mine if mem is not None)
                 with contextlib.suppress(Exception):
                     rate = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
                     util = rate if util is None else max(util, rate)
@@ -110,8 +99,7 @@ class _Nvml:
 
     def close(self) -> None:
         if self.nvml is not None:
-            with contextlib.suppress(Exception):
-                self.nvml.nvmlShutdown()
+            close_nvml(self.nvml)
 
 
 class ProcessTree:

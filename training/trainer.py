@@ -22,6 +22,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from machine.failures import Diagnosis, explain
 from runstore import checkpoints
 from runstore.config import RunConfig, load_resolved
 from runstore.paths import RunPaths
@@ -29,7 +30,6 @@ from runstore.trust import NOT_TRUSTED, NotTrustedError, SecretError
 from training.callbacks import RunCallback, StopReason, check_finite
 from training.envs import make_train_env
 from training.evaluation import Evaluator
-from training.failures import Diagnosis, explain
 from training.memory_format import use_channels_last, wants_channels_last
 from training.sb3_kwargs import ALGORITHMS, model_kwargs, schedule_overrides
 from training.status import StatusWriter
@@ -359,7 +359,7 @@ def _fail(
             reason=_last_line(exc)
             if diagnosis.code == "not_trusted"
             else f"{diagnosis.title}: {_last_line(exc)}",
-            diagnosis=diagnosis.to_dict(),
+            diagnosis=diagnosis,
         )
     except OSError:
         log.exception("could not write status.json")

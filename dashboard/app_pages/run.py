@@ -10,6 +10,7 @@ from dashboard import data, fmt
 from dashboard.charts import run as run_charts
 from dashboard.components import controls
 from dashboard.components.clips import render_run_clips
+from dashboard.components.diagnosis import render_diagnosis
 from dashboard.components.resources import render_resources
 from dashboard.components.trust import render_trust
 from runstore.models import RunState
@@ -38,21 +39,6 @@ run_id = st.selectbox("Run", ids, format_func=names.__getitem__, key="run_select
 st.query_params["run"] = run_id
 
 
-def diagnosis_box(diagnosis: dict | None, reason: str) -> None:
-    """A failure in plain words: what happened, what it means, what to do."""
-    st.error(f"**Why it stopped:** {reason or 'no reason was recorded'}")
-    if not diagnosis:
-        return
-    st.markdown(f"**{diagnosis.get('title', '')}**")
-    if diagnosis.get("meaning"):
-        st.write(diagnosis["meaning"])
-    for step in diagnosis.get("steps", []):
-        st.markdown(f"- {step}")
-    if diagnosis.get("evidence"):
-        st.caption("Evidence from the log:")
-        st.code(diagnosis["evidence"], language=None)
-
-
 @st.fragment(run_every=REFRESH_SECONDS)
 def header() -> None:
     row = data.get_row(run_id)
@@ -78,7 +64,7 @@ def header() -> None:
         record = data.read_run(run_id)
         status = data.read_status(run_id)
         diagnosis = (record.diagnosis if record else None) or (status.diagnosis if status else None)
-        diagnosis_box(diagnosis, row.reason)
+        render_diagnosis(diagnosis, row.reason)
     elif row.state == RunState.RUNNING and row.heartbeat_at:
         age = time.time() - row.heartbeat_at
         if age > 30:

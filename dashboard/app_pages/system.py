@@ -1,27 +1,29 @@
 """System: this machine for training — CPU, memory, disk, GPUs, the PyTorch build, findings
 with steps to fix them, recommended settings, and the health of the runner.
 
-The web server never imports torch nor holds a CUDA context (DESIGN.md): the PyTorch half of
-the report comes from ``python -m training.diagnostics --json`` run as a subprocess and cached
-for a minute. Live figures (CPU, memory, disk, GPUs through NVML, the runs' own use) come from
-psutil and NVML in this process and refresh on their own every few seconds.
+The web server never imports torch nor holds a CUDA context (tests/test_layering.py): the
+PyTorch half of the report comes from ``python -m training.diagnostics --json`` run as a
+subprocess, read as a :class:`machine.report.DiagnosticsReport` and cached for a minute. Live
+figures (CPU, memory, disk, GPUs through NVML, the runs' own use) come from :mod:`machine` in
+this process and refresh on their own every few seconds.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 import streamlit as st
+from pydantic import ValidationError
 
 from dashboard import data, fmt
+from machine.nvml import probe_gpus
+from machine.probes import probe_disk, probe_memory
+from machine.report import DiagnosticsReport, Finding, Recommendations
 from runstore.models import RunState
-from training.diagnostics import probe_disk, probe_gpus, probe_memory
 
 REPORT_TTL_SECONDS = 60
 REPORT_TIMEOUT_SECONDS = 180
@@ -32,22 +34,22 @@ _SEVERITY = {"error": st.error, "warning": st.warning, "info": st.info}
 
 
 @st.cache_data(ttl=REPORT_TTL_SECONDS, show_spinner="Checking PyTorch and the GPUs...")
-def diagnostics_report(runs_dir: str) -> dict[str, Any]:
-    """The full report from a subprocess (it imports torch; we do not). Never raises: a
-    failure becomes ``{"error": ...}`` for the page to show."""
+def diagnostics_report(runs_dir: str) -> DiagnosticsReport | str:
+    """The full report from a subprocess (it imports torch; we do not), or why there is none.
+    Never raises."""
     cmd = [sys.executable, "-m", "training.diagnostics", "--json", "--runs-dir", runs_dir]
     try:
         done = subprocess.run(
             cmd, cwd=ROOT, capture_output=True, text=True, timeout=REPORT_TIMEOUT_SECONDS
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"error": f"{' '.join(cmd[1:4])} did not finish: {exc}"}
+        return f"{' '.join(cmd[1:4])} did not finish: {exc}"
     if done.returncode != 0:
-        return {"error": f"the diagnostics exited {done.returncode}: {done.stderr[-2000:]}"}
+        return f"the diagnostics exited {done.returncode}: {done.stderr[-2000:]}"
     try:
-        return json.loads(done.stdout)
-    except json.JSONDecodeError as exc:
-        return {"error": f"the diagnostics printed no JSON ({exc}): {done.stdout[-500:]}"}
+        return DiagnosticsReport.model_validate_json(done.stdout)
+    except ValidationError as exc:
+        return f"the diagnostics printed no report ({exc}): {done.stdout[-500:]}"
 
 
 def runner_health() -> tuple[str, str]:
@@ -153,60 +155,55 @@ def live() -> None:
     st.caption(f"Updated {time.strftime('%H:%M:%S')}, every {LIVE_SECONDS:.0f} s.")
 
 
-def show_findings(findings: list[dict[str, Any]]) -> None:
+def show_findings(findings: list[Finding]) -> None:
     if not findings:
         st.success("Nothing to fix: this machine is ready to train.")
     for finding in findings:
-        box = _SEVERITY.get(finding.get("severity", "info"), st.info)
-        steps = "\n".join(f"- {step}" for step in finding.get("steps", []))
-        detail = f"\n\n_{finding['detail']}_" if finding.get("detail") else ""
-        box(f"**{finding['title']}**{detail}\n\n{steps}")
+        box = _SEVERITY.get(finding.severity, st.info)
+        steps = "\n".join(f"- {step}" for step in finding.steps)
+        detail = f"\n\n_{finding.detail}_" if finding.detail else ""
+        box(f"**{finding.title}**{detail}\n\n{steps}")
 
 
-def show_recommendations(rec: dict[str, Any]) -> None:
-    dqn = rec.get("dqn", {})
+def show_recommendations(rec: Recommendations) -> None:
+    dqn = rec.dqn
     st.markdown(
-        f"- **device: {rec.get('device')}**: {rec.get('device_reason', '')}\n"
-        f"- **n_envs: {rec.get('n_envs')}**, **vec_env: {rec.get('vec_env')}**: "
-        f"{rec.get('vec_env_reason', '')}\n"
-        f"- **DQN buffer_size: {dqn.get('buffer_size', 0):,}** with "
-        f"optimize_memory_usage: {str(dqn.get('optimize_memory_usage')).lower()} "
-        f"(about {fmt.size(dqn.get('buffer_bytes', 0))}): {dqn.get('reason', '')}"
+        f"- **device: {rec.device}**: {rec.device_reason}\n"
+        f"- **n_envs: {rec.n_envs}**, **vec_env: {rec.vec_env}**: {rec.vec_env_reason}\n"
+        f"- **DQN buffer_size: {dqn.buffer_size:,}** with "
+        f"optimize_memory_usage: {str(dqn.optimize_memory_usage).lower()} "
+        f"(about {fmt.size(dqn.buffer_bytes)}): {dqn.reason}"
     )
-    for note in rec.get("notes", []):
+    for note in rec.notes:
         st.caption(note)
 
 
-def show_build(report: dict[str, Any]) -> None:
-    torch = report.get("torch", {})
-    system, cpu = report.get("system", {}), report.get("cpu", {})
+def show_build(report: DiagnosticsReport) -> None:
+    torch, system, cpu = report.torch, report.system, report.cpu
     cols = st.columns(2)
     with cols[0]:
         st.markdown(
-            f"**Machine**: {system.get('os', '?')}, Python {system.get('python_version', '?')}  \n"
-            f"**CPU**: {cpu.get('model') or '?'}, {cpu.get('physical_cores')} physical / "
-            f"{cpu.get('logical_cores')} logical cores ({cpu.get('usable_cores')} usable)"
+            f"**Machine**: {system.os or '?'}, Python {system.python_version or '?'}  \n"
+            f"**CPU**: {cpu.model or '?'}, {cpu.physical_cores} physical / "
+            f"{cpu.logical_cores} logical cores ({cpu.usable_cores} usable)"
         )
     with cols[1]:
-        if not torch.get("installed", True):
-            st.markdown("**PyTorch**: not installed")
+        if torch.probe_error or not torch.installed:
+            st.markdown(f"**PyTorch**: {torch.probe_error or 'not installed'}")
         else:
-            usable = "yes" if torch.get("cuda_available") else "no"
+            usable = "yes" if torch.cuda_available else "no"
             st.markdown(
-                f"**PyTorch** {torch.get('version', '?')}: CUDA build "
-                f"{torch.get('cuda_build') or 'none (CPU-only)'}, cuDNN "
-                f"{torch.get('cudnn_version') or '—'}, CUDA usable: {usable}  \n"
-                f"**Architectures compiled in**: {', '.join(torch.get('arch_list') or []) or '—'}"
+                f"**PyTorch** {torch.version or '?'}: CUDA build "
+                f"{torch.cuda_build or 'none (CPU-only)'}, cuDNN "
+                f"{torch.cudnn_version or '—'}, CUDA usable: {usable}  \n"
+                f"**Architectures compiled in**: {', '.join(torch.arch_list) or '—'}"
             )
-    packages = report.get("packages", {})
-    versions = packages.get("versions", packages) if isinstance(packages, dict) else {}
-    shown = ", ".join(f"{k} {v}" for k, v in versions.items() if isinstance(v, str))
-    atari = report.get("atari", {})
+    shown = ", ".join(f"{k} {v}" for k, v in report.packages.items() if isinstance(v, str))
     if shown:
         st.caption(f"Packages: {shown}")
-    if atari:
+    if report.atari.roms_known is not None:
         st.caption(
-            f"Atari ROMs: {atari.get('roms_available')} of {atari.get('roms_known')} present"
+            f"Atari ROMs: {report.atari.roms_available} of {report.atari.roms_known} present"
         )
 
 
@@ -218,16 +215,16 @@ st.subheader("Now")
 live()
 
 report = diagnostics_report(str(data.store().root))
-if "error" in report and "findings" not in report:
-    st.error(f"Could not run the machine report: {report['error']}")
+if isinstance(report, str):
+    st.error(f"Could not run the machine report: {report}")
     st.caption("Run `python -m training.diagnostics` in a terminal to see it there.")
     st.stop()
 
 st.subheader("Findings")
-show_findings(report.get("findings", []))
+show_findings(report.findings)
 
 st.subheader("Recommended settings")
-show_recommendations(report.get("recommendations", {}))
+show_recommendations(report.recommendations)
 
 st.subheader("Build")
 show_build(report)
@@ -235,6 +232,6 @@ if st.button("Check again", key="system_recheck", help="Runs the report again (a
     diagnostics_report.clear()
     st.rerun()
 st.caption(
-    f"Report from {report.get('generated_at', '?')} (kept {REPORT_TTL_SECONDS} s). The same "
+    f"Report from {report.generated_at or '?'} (kept {REPORT_TTL_SECONDS} s). The same "
     "report in a terminal: `python -m training.diagnostics` (add `--json` for scripts)."
 )

@@ -64,7 +64,7 @@ def test_disk_full_at_random_moments_keeps_everything_else(tmp_path: Path):
                 problems = broken_checkpoints(run.dir) + half_written_json(runs.store.root)
                 if record.state != RunState.FAILED:
                     problems.append(f"trial {trial}: ended {record.state.value}")
-                elif (record.diagnosis or {}).get("code") != "disk_full":
+                elif record.diagnosis is None or record.diagnosis.code != "disk_full":
                     problems.append(f"trial {trial}: diagnosis {record.diagnosis}: {record.reason}")
                 if _digest(runs.store.paths(done).dir) != before:
                     problems.append(f"trial {trial}: the finished run's files changed")
