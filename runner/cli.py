@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 def timelapse(store: RunStore, run_id: str) -> int:
     """Stitch the clips here and now, in a process of its own (``python -m
     training.timelapse RUN_DIR``, as a time-lapse request runs it: ``runner.media``), so the
-    runner never imports ``training``. It prints the file, or ``error: ...`` and exits 2 when
-    the run has no clips yet."""
+    runner never imports it (cv2, imageio). It prints the file, or ``error: ...`` and exits 2
+    when the run has no clips yet."""
     action = "timelapse"
     run_dir = store.paths(run_id).dir
     return process.run_module(media.ACTIONS[action], [str(run_dir), *media.job_args(action, {})])

@@ -116,7 +116,7 @@ def spawn_module(module: str, args: list[str], cwd: Path, log_path: Path) -> Han
 def run_module(module: str, args: list[str]) -> int:
     """Run ``python -m MODULE ARGS`` in the foreground, for a command of ``python -m
     runner``: its output is the command's output and its exit code the command's, and the
-    runner process never imports the module (``training`` brings cv2 and imageio)."""
+    runner process never imports the module (``training.timelapse`` brings cv2 and imageio)."""
     return subprocess.run([sys.executable, "-m", module, *args], check=False).returncode
 
 
