@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
     p.add_argument("--checkpoint", help="best, or a checkpoint name (default: best, else latest)")
-    p.add_argument("--episodes", type=int, default=1, help="games to play (1-20)")
+    p.add_argument(
+        "--episodes", type=int, default=1, help=f"games to play (1-{media.MAX_EPISODES})"
+    )
     p = sub.add_parser("timelapse", parents=[common], help="stitch a run's clips into one mp4")
     p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
     p = sub.add_parser(
