@@ -120,7 +120,8 @@ class Resources(StrictModel):
         return NICE_BY_PRIORITY[self.priority]
 
 
-#: Text fields that must match a pattern: field -> (pattern, the problem with ``value``).
+#: Optional text fields that must match a pattern: field -> (pattern, the problem with
+#: ``value``).
 _PATTERNED: dict[str, tuple[re.Pattern[str], str]] = {
     "init_from": (
         INIT_FROM_PATTERN,
@@ -132,7 +133,6 @@ _PATTERNED: dict[str, tuple[re.Pattern[str], str]] = {
         "{value!r} is not a valid run name: use 1-64 letters, digits, spaces, '_', '.' "
         "or '-', starting with a letter or digit (no '/' or '\\')",
     ),
-    "device": (_DEVICE_PATTERN, "{value!r} is not a device: use auto, cpu, cuda or cuda:N"),
 }
 
 
@@ -192,12 +192,19 @@ class RunConfig(StrictModel):
     atari: AtariSettings | None = None
     hyperparams: PPOHyperparams | DQNHyperparams | None = None
 
-    @field_validator("init_from", "name", "device")
+    @field_validator("init_from", "name")
     @classmethod
     def _patterned(cls, value: str | None, info: ValidationInfo) -> str | None:
         pattern, problem = _PATTERNED[info.field_name]
         if value is not None and not pattern.match(value):
             raise ValueError(problem.format(value=value))
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:  # also runstore.settings' rule for default_device
+        if not _DEVICE_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a device: use auto, cpu, cuda or cuda:N")
         return value
 
     @field_validator("time_budget", mode="before")
