@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from runner import media, process
 from runner.supervisor import AlreadyRunningError, Supervisor
 from runstore.models import RunRecord, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir
@@ -43,25 +44,24 @@ def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
         default=default(None),
         help="the runs folder (default: $RETRO_ML_RUNS_DIR, else ./runs)",
     )
-    parser.add_argument(
-        "--max-concurrent",
-        type=int,
-        default=default(None),
-        help="supervisor: runs training at once (default: settings.yaml in the runs folder, "
-        "else 1)",
-    )
-    parser.add_argument(
-        "--stop-grace",
-        type=float,
-        default=default(None),
-        help="supervisor: seconds a stop may take before a kill (default: settings.yaml, else 30)",
-    )
-    parser.add_argument(
-        "--poll",
-        type=float,
-        default=default(None),
-        help=f"supervisor: seconds between process checks (default {DEFAULT_POLL}; files wake it)",
-    )
+    for flag, kind, text in (
+        (
+            "--max-concurrent",
+            int,
+            "supervisor: runs training at once (default: settings.yaml in the runs folder, else 1)",
+        ),
+        (
+            "--stop-grace",
+            float,
+            "supervisor: seconds a stop may take before a kill (default: settings.yaml, else 30)",
+        ),
+        (
+            "--poll",
+            float,
+            f"supervisor: seconds between process checks (default {DEFAULT_POLL}; files wake it)",
+        ),
+    ):
+        parser.add_argument(flag, type=kind, default=default(None), help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
     p.add_argument("--checkpoint", help="best, or a checkpoint name (default: best, else latest)")
-    p.add_argument("--episodes", type=int, default=1, help="games to play (1-20)")
+    p.add_argument(
+        "--episodes", type=int, default=1, help=f"games to play (1-{media.MAX_EPISODES})"
+    )
     p = sub.add_parser("timelapse", parents=[common], help="stitch a run's clips into one mp4")
     p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
     p = sub.add_parser(
@@ -153,15 +155,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def timelapse(store: RunStore, run_id: str) -> int:
-    """Stitch the clips here and now (no torch: only the clips are read)."""
-    from training.timelapse import make_timelapse
-
-    try:
-        print(make_timelapse(store.paths(run_id).dir))
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Stitch the clips here and now, in a process of its own (``python -m
+    training.timelapse RUN_DIR``, as a time-lapse request runs it: ``runner.media``), so the
+    runner never imports it (cv2, imageio). It prints the file, or ``error: ...`` and exits 2
+    when the run has no clips yet."""
+    action = "timelapse"
+    run_dir = store.paths(run_id).dir
+    return process.run_module(media.ACTIONS[action], [str(run_dir), *media.job_args(action, {})])
 
 
 def supervise(

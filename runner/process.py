@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -70,52 +71,53 @@ class Handle:
         return self.popen.returncode if self.popen is not None else None
 
 
-def spawn_trainer(run_dir: Path, log_path: Path, resources: Plan | None = None) -> Handle:
-    """Start ``python -m training RUN_DIR`` as the leader of a new process group, with the
-    cores, nice level and GPU of its ``resources`` plan (runner/resources.py)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if resources is not None:
-        env.update(resources.env)
+#: How the runner starts a child it supervises: no stdin, stderr into the same log as
+#: stdout, its own session and process group (no terminal signals; the pgid equals the pid),
+#: and never the runner's lock file descriptor.
+_DETACHED: dict[str, Any] = {
+    "stdin": subprocess.DEVNULL,
+    "stderr": subprocess.STDOUT,
+    "start_new_session": True,
+    "close_fds": True,
+}
+
+
+def _spawn(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str]) -> Handle:
+    """Start ``cmd`` as the leader of a new process group, its output appended to
+    ``log_path``."""
     with safeio.open_append(log_path) as log:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "training", str(run_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=run_dir,
-            env=env,
-            start_new_session=True,  # own session and process group; no terminal signals
-            close_fds=True,  # never hand the runner's lock file descriptor to a child
-        )
+        popen = subprocess.Popen(cmd, stdout=log, cwd=cwd, env=env, **_DETACHED)
     try:
         create_time = psutil.Process(popen.pid).create_time()
     except psutil.NoSuchProcess:  # died at once; the caller sees it through poll()
         create_time = 0.0
     # The pgid equals the pid for a new session leader; stored because getpgid() fails once
     # the leader is reaped while its workers may live on.
-    notes = apply_resources(popen.pid, resources) if resources is not None else []
-    return Handle(pid=popen.pid, pgid=popen.pid, create_time=create_time, popen=popen, notes=notes)
+    return Handle(pid=popen.pid, pgid=popen.pid, create_time=create_time, popen=popen)
+
+
+def spawn_trainer(run_dir: Path, log_path: Path, resources: Plan | None = None) -> Handle:
+    """Start ``python -m training RUN_DIR`` as the leader of a new process group, with the
+    cores, nice level and GPU of its ``resources`` plan (runner/resources.py)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if resources is not None:
+        env.update(resources.env)
+    handle = _spawn([sys.executable, "-m", "training", str(run_dir)], run_dir, log_path, env)
+    handle.notes = apply_resources(handle.pid, resources) if resources is not None else []
+    return handle
 
 
 def spawn_module(module: str, args: list[str], cwd: Path, log_path: Path) -> Handle:
     """Start ``python -m MODULE ARGS`` in a new process group (a clip or time-lapse job)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with safeio.open_append(log_path) as log:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-    try:
-        create_time = psutil.Process(popen.pid).create_time()
-    except psutil.NoSuchProcess:
-        create_time = 0.0
-    return Handle(pid=popen.pid, pgid=popen.pid, create_time=create_time, popen=popen)
+    return _spawn([sys.executable, "-m", module, *args], cwd, log_path, env)
+
+
+def run_module(module: str, args: list[str]) -> int:
+    """Run ``python -m MODULE ARGS`` in the foreground, for a command of ``python -m
+    runner``: its output is the command's output and its exit code the command's, and the
+    runner process never imports the module (``training.timelapse`` brings cv2 and imageio)."""
+    return subprocess.run([sys.executable, "-m", module, *args], check=False).returncode
 
 
 def identify(pid: int | None, create_time: float | None) -> psutil.Process | None:

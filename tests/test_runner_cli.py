@@ -143,3 +143,27 @@ def test_short_empty_and_ambiguous_run_names_are_refused_with_candidates(tmp_pat
     )
     result = runner_cli("resume", unique, *root)
     assert result.returncode == 0 and third in result.stdout, result.stderr
+
+
+def test_timelapse_runs_in_a_process_of_its_own(tmp_path: Path):
+    """``python -m runner timelapse`` runs ``python -m training.timelapse RUN_DIR`` as a
+    child, as a time-lapse request does: the runner process never imports it (cv2, imageio),
+    and the child's message and exit code are the command's."""
+    store = RunStore(tmp_path / "runs")
+    run_id = make_run(store, "lapse")
+    result = runner_cli("timelapse", "lapse", "--runs-dir", str(store.root))
+    assert result.returncode == 2 and result.stdout == ""
+    videos = store.paths(run_id).videos
+    expected = f"error: {videos} has no evaluation clips yet; they appear every video_every steps"
+    assert result.stderr == expected + "\n"
+    code = (
+        "import sys\n"
+        "from runner import cli\n"
+        f"code = cli.main(['timelapse', 'lapse', '--runs-dir', {str(store.root)!r}])\n"
+        "heavy = ('training.timelapse', 'training.video', 'cv2', 'imageio', 'torch')\n"
+        "print(code, [m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "2 []", out.stderr
+    missing = runner_cli("timelapse", "nope", "--runs-dir", str(store.root))
+    assert missing.returncode == 2 and "no run matches 'nope'" in missing.stderr
