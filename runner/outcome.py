@@ -8,12 +8,12 @@ from pathlib import Path
 
 import psutil
 
+from machine.failures import explain
 from runner import process
 from runner.process import Handle
 from runstore import safeio
 from runstore.models import RunRecord, RunState, TrainStatus
 from runstore.store import RunStore
-from training.failures import explain
 
 
 def judge(
@@ -43,7 +43,7 @@ def judge(
         exit_signal=-code if code < 0 else None,
         rss_bytes=handle.peak_rss or None,
         mem_total_bytes=psutil.virtual_memory().total,
-    ).to_dict()
+    )
     record.reason = (
         f"the training process was killed by {sig} before it could record an outcome"
         if sig

@@ -111,11 +111,6 @@ class Diagnosis(_Doc):
     severity: str = "error"  # "error" | "warning"
     evidence: str = ""
 
-    def to_dict(self) -> Diagnosis:
-        """Transitional, removed when branch runnersplit merges: runner/supervisor.py still
-        stores ``explain(...).to_dict()`` in ``RunRecord.diagnosis``, which now takes the
-        model itself."""
-        return self
 
 
 class RunEvent(_Doc):

@@ -31,17 +31,6 @@ OURS = frozenset(PACKAGES)
 HEAVY = frozenset({"torch", "stable_baselines3", "gymnasium", "ale_py", "cv2", "imageio"})
 MACHINE_THIRD_PARTY = frozenset({"psutil", "pynvml", "pydantic"})
 
-#: Known violations on this branch, each (file, imported module). Removed when branch
-#: runnersplit merges: it moves runner/supervisor.py to ``machine.failures`` and runs the
-#: time-lapse of runner/cli.py as a subprocess.
-ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("runner/supervisor.py", "training.failures"),
-        ("runner/cli.py", "training.timelapse"),
-    }
-)
-
-
 @dataclass(frozen=True)
 class Import:
     path: str  # relative to the repository root, with forward slashes
@@ -117,14 +106,7 @@ def broken_rule(imp: Import) -> str | None:
     return None
 
 
-def _allowed(imp: Import, allowed: frozenset[tuple[str, str]]) -> bool:
-    return any(
-        imp.path == path and (imp.module == module or imp.module.startswith(module + "."))
-        for path, module in allowed
-    )
-
-
-def violations(root: Path, allowed: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
+def violations(root: Path) -> list[str]:
     """``file:line: rule`` for every import that breaks a rule in the packages under ``root``
     (one line each: the first rule it breaks)."""
     out: dict[tuple[str, int], str] = {}
@@ -133,25 +115,14 @@ def violations(root: Path, allowed: frozenset[tuple[str, str]] = frozenset()) ->
             rel = file.relative_to(root).as_posix()
             for imp in imports_of(rel, file.read_text(encoding="utf-8")):
                 rule = broken_rule(imp)
-                if rule and not _allowed(imp, allowed):
+                if rule:
                     out.setdefault((rel, imp.line), f"{rel}:{imp.line}: {rule}")
     return [out[key] for key in sorted(out)]
 
 
 def test_the_import_rules_hold() -> None:
-    broken = violations(ROOT, ALLOWED)
+    broken = violations(ROOT)
     assert not broken, "import rules broken:\n" + "\n".join(broken)
-
-
-def test_every_allowed_violation_still_exists() -> None:
-    """An allow-list entry whose import is gone must go too, or it hides a future one."""
-    present = {
-        (imp.path, imp.module)
-        for package in PACKAGES
-        for file in (ROOT / package).rglob("*.py")
-        for imp in imports_of(file.relative_to(ROOT).as_posix(), file.read_text("utf-8"))
-    }
-    assert present >= ALLOWED, ALLOWED - present
 
 
 @pytest.mark.parametrize(
