@@ -112,7 +112,6 @@ class Diagnosis(_Doc):
     evidence: str = ""
 
 
-
 class RunEvent(_Doc):
     """One line of a run's history: a state change, a request, a checkpoint, a note."""
 

@@ -31,6 +31,7 @@ OURS = frozenset(PACKAGES)
 HEAVY = frozenset({"torch", "stable_baselines3", "gymnasium", "ale_py", "cv2", "imageio"})
 MACHINE_THIRD_PARTY = frozenset({"psutil", "pynvml", "pydantic"})
 
+
 @dataclass(frozen=True)
 class Import:
     path: str  # relative to the repository root, with forward slashes
