@@ -1,5 +1,6 @@
 """The New run presets: the example configs shipped in ``examples/``, with a line each on why
-to pick them. The files stay the single source, so the README's examples and the form agree."""
+to pick them. The files stay the single source, so the examples in docs/configuration.md and
+the form agree."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Start a local runner when none supervises the runs folder: the dashboard's one act on
-processes (DESIGN.md). The runner runs detached in its own session, so it outlives a
-restarted dashboard and a Ctrl-C in the dashboard's terminal does not reach it."""
+processes (docs/architecture.md, "The processes"). The runner runs detached in its own
+session, so it outlives a restarted dashboard and a Ctrl-C in the dashboard's terminal does
+not reach it."""
 
 from __future__ import annotations
 

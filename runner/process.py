@@ -4,7 +4,7 @@ Each trainer runs in its own process group so that pause, stop and kill reach it
 SubprocVecEnv workers too. Identity is (pid, create_time), never a pid alone: a recycled pid
 belongs to someone else. Every signal the runner sends goes through ``send``, which checks
 the recorded (pid, pgid, create time) against the process table first; there is no other way
-to signal from the runner (DESIGN.md, "Trust"). This module is POSIX (Linux and macOS);
+to signal from the runner (docs/architecture.md, "Trust"). This module is POSIX (Linux and macOS);
 Windows would use a Job Object here and psutil's suspend/resume on each process of the tree.
 """
 

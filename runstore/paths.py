@@ -56,7 +56,7 @@ def is_run_id(value: str) -> bool:
 
 @dataclass(frozen=True)
 class RunPaths:
-    """The files of one run folder (see DESIGN.md, "The run store")."""
+    """The files of one run folder (docs/architecture.md, "The run store")."""
 
     dir: Path
 

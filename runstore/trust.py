@@ -1,4 +1,4 @@
-"""Trust: load nothing that this runs folder did not write (DESIGN.md, "Trust").
+"""Trust: load nothing that this runs folder did not write (docs/architecture.md, "Trust").
 
 SB3 model zips (their ``data`` entry), replay buffers and VecNormalize files are pickles:
 loading one runs whatever it contains. A run folder copied in from elsewhere (a colleague's

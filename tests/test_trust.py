@@ -1,4 +1,5 @@
-"""A run folder from elsewhere executes nothing (DESIGN.md, "Trust"; issue 13, item 1).
+"""A run folder from elsewhere executes nothing (docs/architecture.md, "Trust"; issue 13,
+item 1).
 
 Real runs (SB3 on CartPole, a few hundred steps) are built in one runs folder, then copied
 into another (an "import": a colleague's tarball, a shared folder) where an attacker's pickle

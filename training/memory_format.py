@@ -4,7 +4,7 @@ PyTorch keeps images as NCHW by default, and on the CPU oneDNN reorders them for
 convolution. Kept channels-last, NatureCNN's forward and backward pass on a PPO minibatch of
 256 Atari frames takes 102 ms instead of 133 ms on this project's 2-core CPU
 (``python bench/bench_train.py --only layout --reps 4``), and PPO on Atari spends most of its
-time there; whole PPO Pong runs gain 1.12x (README, Performance).
+time there; whole PPO Pong runs gain 1.12x (docs/performance.md).
 Only the layout changes: the same weights, the same arithmetic up to float rounding, and
 checkpoints load into a plain SB3 model (a state dict's tensors carry their values, not the
 layout).

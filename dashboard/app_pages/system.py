@@ -28,7 +28,7 @@ from runstore.models import RunState
 REPORT_TTL_SECONDS = 60
 REPORT_TIMEOUT_SECONDS = 180
 LIVE_SECONDS = 3.0
-RUNNER_STALE_SECONDS = 30.0  # the runner writes runner.json every 5 s
+RUNNER_STALE_SECONDS = 30.0  # the runner writes runner.json every 2 s
 ROOT = Path(__file__).resolve().parent.parent.parent
 _SEVERITY = {"error": st.error, "warning": st.warning, "info": st.info}
 
