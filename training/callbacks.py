@@ -19,6 +19,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 
+from runstore import tags
 from training.status import StatusWriter
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,8 @@ class RunCallback(BaseCallback):
             if self._tb is not None:
                 # Each env's own step inside this vector step, so no two points share a step.
                 step = n - n_envs + int(i) + 1
-                self._tb.add_scalar("episode/return", ret, step)
-                self._tb.add_scalar("episode/length", length, step)
+                self._tb.add_scalar(tags.EPISODE_RETURN, ret, step)
+                self._tb.add_scalar(tags.EPISODE_LENGTH, length, step)
 
     def _on_rollout_end(self) -> None:
         now = time.monotonic()

@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import (
     VecNormalize,
 )
 
-from runstore import checkpoints
+from runstore import checkpoints, tags
 from runstore.config import AtariSettings, RunConfig
 from runstore.paths import RunPaths
 from runstore.videos import Clip, ClipMeta, clip_path
@@ -66,14 +66,14 @@ class EvalResult:
     def scalars(self) -> dict[str, float]:
         r, n = np.asarray(self.returns, dtype=float), np.asarray(self.lengths, dtype=float)
         return {
-            "eval/mean_return": float(r.mean()),
-            "eval/std_return": float(r.std()),
-            "eval/min_return": float(r.min()),
-            "eval/max_return": float(r.max()),
-            "eval/mean_length": float(n.mean()),
-            "eval/std_length": float(n.std()),
-            "eval/min_length": float(n.min()),
-            "eval/max_length": float(n.max()),
+            tags.EVAL_MEAN_RETURN: float(r.mean()),
+            tags.EVAL_STD_RETURN: float(r.std()),
+            tags.EVAL_MIN_RETURN: float(r.min()),
+            tags.EVAL_MAX_RETURN: float(r.max()),
+            tags.EVAL_MEAN_LENGTH: float(n.mean()),
+            tags.EVAL_STD_LENGTH: float(n.std()),
+            tags.EVAL_MIN_LENGTH: float(n.min()),
+            tags.EVAL_MAX_LENGTH: float(n.max()),
         }
 
 
