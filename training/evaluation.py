@@ -36,7 +36,7 @@ from runstore import checkpoints, tags
 from runstore.config import AtariSettings, RunConfig
 from runstore.paths import RunPaths
 from runstore.videos import Clip, ClipMeta, clip_path
-from training.envs import atari_wrapper, make_env, register_atari
+from training.envs import atari_env_kwargs, atari_wrapper, make_env, register_atari
 from training.status import StatusWriter
 from training.video import ClipWriter, Overlay
 
@@ -85,12 +85,7 @@ def _make_one(config: RunConfig) -> gym.Env:
         return make_env(config.env, **kwargs)
     register_atari()
     settings = config.atari or AtariSettings()
-    kwargs = {
-        "frameskip": 1,
-        "repeat_action_probability": settings.repeat_action_probability,
-        "full_action_space": settings.full_action_space,
-        **kwargs,
-    }
+    kwargs = atari_env_kwargs(settings, kwargs)
     return atari_wrapper(make_env(config.env, **kwargs), settings, training=False)
 
 
