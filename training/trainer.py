@@ -193,7 +193,7 @@ class Trainer:
             tb_log_name=TB_LOG_NAME,
             progress_bar=False,
         )
-        self.log_speed(
+        self._log_speed(
             model.num_timesteps - start_step,
             time.perf_counter() - started,
             time.process_time() - cpu,
@@ -202,7 +202,7 @@ class Trainer:
         if self.stop.reason != "stop":
             callback.final_evaluation()
 
-    def log_speed(
+    def _log_speed(
         self, steps: int, seconds: float, cpu_seconds: float, tracking: float = 0.0
     ) -> None:
         """One line the benchmark reads (bench/bench_train.py): the speed of ``learn`` alone,
