@@ -162,8 +162,10 @@ def points(first: int, count: int, t0: float, rng: np.random.Generator) -> bytes
     steps, tag_idx = steps[order], tag_idx[order]
     walls = t0 + steps / 5000.0
     values = rng.standard_normal(len(steps)).astype(np.float32)
-    tags = [*TAGS, "episode/return", "episode/length"]
-    return encode_scalars(tags, tag_idx, steps, walls, values)
+    from runstore import tags
+
+    names = [*TAGS, tags.EPISODE_RETURN, tags.EPISODE_LENGTH]
+    return encode_scalars(names, tag_idx, steps, walls, values)
 
 
 def generate(root: Path, runs: int, steps: int) -> tuple[int, int]:

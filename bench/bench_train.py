@@ -18,8 +18,9 @@ its own fresh process:
 2. ``ours``: ``python -m training RUN_DIR`` on a run folder made through runstore (status.json
    heartbeat, TensorBoard, episode records, a checkpoint mid-run and one at the end), with the
    config's defaults (``backend: auto``, i.e. the native Atari env).
-3. ``ours-off``: the same with ``RETRO_ML_TRACKING=off`` (no callback, TensorBoard or
-   checkpoints), to measure what tracking costs.
+3. ``ours-off``: our trainer's env and model on the same kind of run folder, ``learn`` with
+   no callback, TensorBoard or checkpoints (the ``untracked`` child), to measure what
+   tracking costs.
 4. ``ours-nchw`` (PPO): ``ours`` with ``channels_last: false``, to show what the
    channels-last convolutions (``training/memory_format.py``) bring.
 
@@ -132,9 +133,8 @@ def our_config(algo: str, env_id: str, steps: int, seed: int, device: str, extra
     return text + extra
 
 
-def run_ours(
-    root: Path, config_text: str, tracking: bool, env: dict[str, str] | None = None
-) -> dict:
+def queue_run(root: Path, config_text: str) -> Any:
+    """A run folder made through runstore, as the runner makes it: its ``RunPaths``."""
     from runstore import RunStore
 
     store = RunStore(root)
@@ -142,47 +142,84 @@ def run_ours(
     path = store.submit(config_text, "bench.yaml")
     record = store.accept(path, store.read_queue_file(path))
     assert record is not None
-    run = store.paths(record.id)
-    child_env = {**os.environ, **(env or {})}
-    if not tracking:
-        child_env["RETRO_ML_TRACKING"] = "off"
+    return store.paths(record.id)
+
+
+def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 3600) -> Any:
+    """``python ARGS`` from the repository root, output captured; (result, wall seconds)."""
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "training", str(run.dir)],
+        [sys.executable, *args],
         cwd=ROOT,
-        env=child_env,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=timeout,
     )
-    wall = time.perf_counter() - started
+    return result, time.perf_counter() - started
+
+
+def last_json(result: Any, what: str) -> dict:
+    """The JSON a child printed last, or the end of its stderr as the error."""
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_ours(
+    root: Path, config_text: str, tracking: bool, env: dict[str, str] | None = None
+) -> dict:
+    """Our trainer on a fresh run folder: ``python -m training RUN_DIR`` with all its tracking,
+    or (``tracking`` False) the ``untracked`` child below on the same folder."""
+    run = queue_run(root, config_text)
+    if not tracking:
+        result, wall = run_child([__file__, "--child", "untracked", "--run-dir", str(run.dir)], env)
+        return {**last_json(result, "untracked trainer"), "wall": wall, "run": run.dir}
+    result, wall = run_child(["-m", "training", str(run.dir)], env)
     log = run.train_log.read_text(errors="replace") if run.train_log.exists() else ""
     match = LEARNED.search(log)
     if result.returncode != 0 or match is None:
         raise RuntimeError(f"our trainer failed ({result.returncode}):\n{log[-3000:]}")
-    steps, seconds, cpu, tracking = int(match[1]), float(match[2]), float(match[3]), float(match[4])
     return {
-        "steps": steps,
-        "seconds": seconds,
-        "cpu": cpu,
-        "tracking": tracking,
+        "steps": int(match[1]),
+        "seconds": float(match[2]),
+        "cpu": float(match[3]),
+        "tracking": float(match[4]),
         "wall": wall,
         "run": run.dir,
     }
 
 
+def untracked(run_dir: Path) -> dict:
+    """``ours-off``: our trainer's env and model for the run (``Trainer.prepare``, without
+    TensorBoard), then ``learn`` with no callback, status heartbeat or checkpoints, timed as
+    ``Trainer.run`` times it. The difference to ``ours`` is what tracking costs."""
+    from runstore.config import load_resolved
+    from runstore.paths import RunPaths
+    from training.status import StatusWriter
+    from training.trainer import Trainer
+
+    paths = RunPaths(run_dir.absolute())
+    config = load_resolved(paths.config.read_text(encoding="utf-8"))
+    trainer = Trainer(paths, config, StatusWriter(paths))
+    try:
+        start = trainer.prepare(tensorboard=False)
+        assert trainer.model is not None
+        remaining = config.n_timesteps - start
+        started, cpu = time.perf_counter(), time.process_time()
+        trainer.model.learn(total_timesteps=remaining, reset_num_timesteps=start == 0)
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        trainer.close()
+    steps = trainer.model.num_timesteps - start  # whole rollouts, as ``ours`` counts them
+    return {"steps": steps, "seconds": seconds, "cpu": cpu_seconds, "tracking": 0.0}
+
+
 def run_plain(algo: str, env_id: str, steps: int, seed: int, device: str) -> dict:
     args = ["--child", algo, "--env", env_id, "--child-steps", str(steps)]
     args += ["--seed", str(seed), "--device", device]
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, __file__, *args], cwd=ROOT, capture_output=True, text=True, timeout=3600
-    )
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"plain SB3 script failed:\n{result.stderr[-3000:]}")
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    return {**out, "wall": wall}
+    result, wall = run_child([__file__, *args])
+    return {**last_json(result, "plain SB3 script"), "wall": wall}
 
 
 # --- env-only throughput -------------------------------------------------------------------
@@ -235,12 +272,8 @@ def env_throughput(kind: str, env_id: str, n_envs: int, steps: int) -> float:
 
 def run_env_child(kind: str, env_id: str, steps: int) -> float:
     args = ["--child", f"env-{kind}", "--env", env_id, "--child-steps", str(steps)]
-    result = subprocess.run(
-        [sys.executable, __file__, *args], cwd=ROOT, capture_output=True, text=True, timeout=900
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"env benchmark {kind} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])["fps"]
+    result, _ = run_child([__file__, *args], timeout=900)
+    return last_json(result, f"env benchmark {kind}")["fps"]
 
 
 # --- reporting -----------------------------------------------------------------------------
@@ -464,10 +497,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", default="", help=argparse.SUPPRESS)  # config lines for ours
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-steps", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)  # --child untracked
     args = parser.parse_args(argv)
 
     if args.child:
-        if args.child.startswith("env-"):
+        if args.child == "untracked":
+            print(json.dumps(untracked(args.run_dir)))
+        elif args.child.startswith("env-"):
             fps = env_throughput(args.child[4:], args.env, 8, args.child_steps)
             print(json.dumps({"fps": fps}))
         else:

@@ -17,10 +17,9 @@ import streamlit as st
 from dashboard import actions, auth, data
 from runstore import checkpoints as ckpts
 from runstore import safeio
-from runstore.store import RunStore
+from runstore.store import MAX_RECORD_EPISODES, RunStore
 from runstore.videos import list_clips, timelapse_path
 
-MAX_RECORD_EPISODES = 20
 #: Largest clip or time-lapse a page plays, and model zip it offers (Streamlit holds what it
 #: serves in memory whole, whether given a path or bytes).
 MAX_VIDEO_BYTES = 256 * 2**20

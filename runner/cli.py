@@ -18,7 +18,7 @@ from runner import media, process
 from runner.supervisor import AlreadyRunningError, Supervisor
 from runstore.models import RunRecord, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir
-from runstore.store import RunStore, printable
+from runstore.store import MAX_RECORD_EPISODES, RunStore, printable
 
 STALE_HEARTBEAT_SECONDS = 30.0
 
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
     p.add_argument("--checkpoint", help="best, or a checkpoint name (default: best, else latest)")
     p.add_argument(
-        "--episodes", type=int, default=1, help=f"games to play (1-{media.MAX_EPISODES})"
+        "--episodes", type=int, default=1, help=f"games to play (1-{MAX_RECORD_EPISODES})"
     )
     p = sub.add_parser("timelapse", parents=[common], help="stitch a run's clips into one mp4")
     p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")

@@ -17,14 +17,14 @@ import time
 
 from runner import process
 from runner.process import Handle
+from runstore.checkpoints import CHECKPOINT_REF_REGEX
 from runstore.models import MediaJob, RunRecord
-from runstore.store import Request, RunStore
+from runstore.store import MAX_RECORD_EPISODES, Request, RunStore
 
 log = logging.getLogger("runner")
 
 ACTIONS = {"record": "training.record", "timelapse": "training.timelapse"}
-_CHECKPOINT = re.compile(r"^(best|step-[0-9]{12})$")
-MAX_EPISODES = 20
+_CHECKPOINT = re.compile(f"^{CHECKPOINT_REF_REGEX}$")
 
 
 class RequestError(ValueError):
@@ -44,8 +44,8 @@ def job_args(action: str, params: dict) -> list[str]:
     episodes = params.get("episodes", 1)
     if not isinstance(episodes, int) or isinstance(episodes, bool):
         raise RequestError(f"episodes {episodes!r} is not a whole number")
-    if not 1 <= episodes <= MAX_EPISODES:
-        raise RequestError(f"episodes must be between 1 and {MAX_EPISODES} (got {episodes})")
+    if not 1 <= episodes <= MAX_RECORD_EPISODES:
+        raise RequestError(f"episodes must be between 1 and {MAX_RECORD_EPISODES} (got {episodes})")
     return [*args, "--episodes", str(episodes)]
 
 

@@ -34,7 +34,13 @@ from runstore import safeio, trust
 from runstore.atomic import atomic_write_json
 from runstore.trust import NOT_TRUSTED, NotTrustedError
 
-_CKPT = re.compile(r"^step-(\d{12})$")
+#: A checkpoint folder's name: this prefix and the step in this many digits. The one
+#: definition: ``checkpoint_name`` writes it, ``CHECKPOINT_NAME_REGEX`` checks it (here, and
+#: in the runner's requests and the config's ``init_from``).
+_NAME_PREFIX = "step-"
+_STEP_DIGITS = 12
+CHECKPOINT_NAME_REGEX = f"{_NAME_PREFIX}[0-9]{{{_STEP_DIGITS}}}"  # no groups: embeddable
+_CKPT = re.compile(f"^{CHECKPOINT_NAME_REGEX}$")
 MANIFEST = "manifest.json"
 MODEL = "model.zip"
 REPLAY_BUFFER = "replay_buffer.pkl"
@@ -62,7 +68,12 @@ class Checkpoint:
 
 
 def checkpoint_name(step: int) -> str:
-    return f"step-{step:012d}"
+    return f"{_NAME_PREFIX}{step:0{_STEP_DIGITS}d}"
+
+
+def _step_of(name: str) -> int:
+    """The step in a name ``_CKPT`` matched."""
+    return int(name[len(_NAME_PREFIX) :])
 
 
 def staging_dir(checkpoints_dir: Path, step: int) -> Path:
@@ -126,9 +137,8 @@ def list_checkpoints(checkpoints_dir: Path) -> list[Checkpoint]:
     found = []
     if checkpoints_dir.is_dir():
         for path in checkpoints_dir.iterdir():
-            match = _CKPT.match(path.name)
-            if match and path.is_dir() and not path.is_symlink():
-                found.append(Checkpoint(path, int(match[1])))
+            if _CKPT.match(path.name) and path.is_dir() and not path.is_symlink():
+                found.append(Checkpoint(path, _step_of(path.name)))
     return sorted(found, key=lambda c: c.step, reverse=True)
 
 
@@ -160,6 +170,8 @@ def prune(checkpoints_dir: Path, keep: int) -> list[Path]:
 BEST_MODEL = "best.zip"
 BEST_META = "best.json"
 BEST = "best"
+#: What may name a model to load (a record request, ``init_from``): ``best`` or a checkpoint.
+CHECKPOINT_REF_REGEX = f"(?:{BEST}|{CHECKPOINT_NAME_REGEX})"
 
 
 def best_model(checkpoints_dir: Path) -> Path | None:
@@ -233,8 +245,7 @@ def resolve_model(checkpoints_dir: Path, name: str | None) -> tuple[Path, int]:
             )
         check_signed(path)
         return path, int(best.get("step", 0))
-    match = _CKPT.match(name)
-    if match is None:
+    if _CKPT.match(name) is None:
         raise CheckpointNotFoundError(
             f"{name!r} is not a checkpoint name: use 'best' or a folder name like "
             f"{checkpoint_name(500_000)}"
@@ -244,7 +255,7 @@ def resolve_model(checkpoints_dir: Path, name: str | None) -> tuple[Path, int]:
         have = ", ".join(c.dir.name for c in list_checkpoints(checkpoints_dir)) or "none"
         raise CheckpointNotFoundError(f"checkpoint {name} is missing or incomplete (have: {have})")
     check_signed(ckpt_dir / MODEL)
-    return ckpt_dir / MODEL, int(match[1])
+    return ckpt_dir / MODEL, _step_of(name)
 
 
 # -- trust: signed manifests, checked before anything is loaded ---------------------------

@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Timestamp, slug of the name, random suffix (4 hex digits in older folders, 8 now).
 RUN_ID_REGEX = r"[0-9]{8}-[0-9]{6}-[a-z0-9][a-z0-9-]{0,39}-[0-9a-f]{4,8}"
@@ -54,6 +55,16 @@ def is_run_id(value: str) -> bool:
     return isinstance(value, str) and RUN_ID_PATTERN.match(value) is not None
 
 
+def member(parent: str, name: str, doc: str | None = None) -> property:
+    """A read-only path property: ``name`` inside the path attribute ``parent`` of the same
+    object (how ``RunPaths`` and ``RunStore`` spell out their layout)."""
+
+    def path(self: Any) -> Path:
+        return getattr(self, parent) / name
+
+    return property(path, doc=doc)
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """The files of one run folder (docs/architecture.md, "The run store")."""
@@ -64,66 +75,33 @@ class RunPaths:
     def id(self) -> str:
         return self.dir.name
 
-    @property
-    def config(self) -> Path:
-        return self.dir / "config.yaml"
-
-    @property
-    def source(self) -> Path:
-        """The queue file as the user wrote it, kept for reference."""
-        return self.dir / "source.yaml"
-
-    @property
-    def run_json(self) -> Path:
-        return self.dir / "run.json"
-
-    @property
-    def status_json(self) -> Path:
-        return self.dir / "status.json"
-
-    @property
-    def requests(self) -> Path:
-        return self.dir / "requests"
-
-    @property
-    def tb(self) -> Path:
-        return self.dir / "tb"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.dir / "checkpoints"
-
-    @property
-    def videos(self) -> Path:
-        return self.dir / "videos"
-
-    @property
-    def logs(self) -> Path:
-        return self.dir / "logs"
-
-    @property
-    def trainer_log(self) -> Path:
-        """stdout and stderr of the training process (opened by the runner)."""
-        return self.logs / "trainer.log"
-
-    @property
-    def train_log(self) -> Path:
-        """The trainer's own log (rotating)."""
-        return self.logs / "train.log"
-
-    @property
-    def media_log(self) -> Path:
-        """Output of the clip and time-lapse processes the runner starts for this run."""
-        return self.logs / "media.log"
-
-    @property
-    def traceback(self) -> Path:
-        return self.logs / "traceback.txt"
-
-    @property
-    def disk_reserve(self) -> Path:
-        """Ballast the trainer deletes when the disk fills, so its last status still fits."""
-        return self.logs / ".disk-reserve"
+    # The layout, as a table: each entry is a path inside ``dir`` or inside another entry.
+    config = member("dir", "config.yaml")
+    source = member(
+        "dir", "source.yaml", "The queue file as the user wrote it, kept for reference."
+    )
+    run_json = member("dir", "run.json")
+    status_json = member("dir", "status.json")
+    requests = member("dir", "requests")
+    tb = member("dir", "tb")
+    checkpoints = member("dir", "checkpoints")
+    videos = member("dir", "videos")
+    logs = member("dir", "logs")
+    trainer_log = member(
+        "logs", "trainer.log", "stdout and stderr of the training process (opened by the runner)."
+    )
+    train_log = member("logs", "train.log", "The trainer's own log (rotating).")
+    media_log = member(
+        "logs",
+        "media.log",
+        "Output of the clip and time-lapse processes the runner starts for this run.",
+    )
+    traceback = member("logs", "traceback.txt")
+    disk_reserve = member(
+        "logs",
+        ".disk-reserve",
+        "Ballast the trainer deletes when the disk fills, so its last status still fits.",
+    )
 
     def make_dirs(self) -> None:
         for sub in (self.requests, self.tb, self.checkpoints, self.videos, self.logs):

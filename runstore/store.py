@@ -16,8 +16,10 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from filelock import FileLock
+from pydantic import BaseModel
 
 from runstore import safeio
 from runstore.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -28,16 +30,21 @@ from runstore.paths import (
     UnsafePathError,
     contained_run_dir,
     is_run_id,
+    member,
     new_run_id,
 )
 from runstore.yamlsafe import MAX_CONFIG_BYTES
 
 log = logging.getLogger(__name__)
+_Model = TypeVar("_Model", bound=BaseModel)
 
 QUEUE_SUFFIXES = (".yaml", ".yml")
 # Editors and copy tools write these while a file is still being written; never claim them.
 _IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".swp", ".crdownload", "~")
 REQUEST_ACTIONS = ("stop", "pause", "resume", "delete", "record", "timelapse", "trust")
+#: Games a ``record`` request may ask for (1 to this): the dashboard's field, the runner's
+#: check of the request and ``python -m training.record`` all hold to this one number.
+MAX_RECORD_EPISODES = 20
 MAX_QUEUE_NAME = 200
 #: The reason a queue file was refused, beside it (in rejected/, or in the queue itself when
 #: it could not be moved there).
@@ -114,26 +121,9 @@ class RunStore:
 
     # -- layout ---------------------------------------------------------------------------
 
-    @property
-    def queue_dir(self) -> Path:
-        return self.root / "queue"
-
-    @property
-    def rejected_dir(self) -> Path:
-        return self.queue_dir / "rejected"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.root / ".runner.lock"
-
-    @property
-    def runner_json(self) -> Path:
-        return self.root / "runner.json"
-
-    @property
-    def runner_log(self) -> Path:
-        """Output of a runner the dashboard started in the background."""
-        return self.root / "runner.log"
+    queue_dir = member("root", "queue")
+    rejected_dir = member("queue_dir", "rejected")
+    lock_path = member("root", ".runner.lock")
 
     def ensure_layout(self) -> None:
         self.queue_dir.mkdir(parents=True, exist_ok=True)
@@ -180,13 +170,7 @@ class RunStore:
         return sorted(ids)
 
     def read_run(self, run_id: str) -> RunRecord | None:
-        data = safeio.read_json(self.paths(run_id).run_json)  # no link, no FIFO, bounded
-        if data is None:
-            return None
-        try:
-            return RunRecord.model_validate(data)
-        except ValueError:
-            return None
+        return read_document(self.paths(run_id).run_json, RunRecord)
 
     def write_run(self, record: RunRecord) -> tuple[int, int]:
         """Write run.json; returns the stamp of what was written (``atomic_write_bytes``)."""
@@ -400,52 +384,58 @@ class RunStore:
 
     # -- runner heartbeat -----------------------------------------------------------------
 
+    runner_json = member("root", "runner.json")
+    runner_log = member(
+        "root", "runner.log", "Output of a runner the dashboard started in the background."
+    )
+
     def write_runner_info(self, info: RunnerInfo) -> None:
         atomic_write_json(self.runner_json, info.document())
 
     def read_runner_info(self) -> RunnerInfo | None:
-        data = safeio.read_json(self.runner_json)
-        try:
-            return RunnerInfo.model_validate(data) if data else None
-        except ValueError:
-            return None
+        return read_document(self.runner_json, RunnerInfo)
 
     # -- TensorBoard started by the dashboard ---------------------------------------------
 
-    @property
-    def tensorboard_json(self) -> Path:
-        return self.root / "tensorboard.json"
-
-    @property
-    def tensorboard_log(self) -> Path:
-        return self.root / "tensorboard.log"
+    tensorboard_json = member("root", "tensorboard.json")
+    tensorboard_log = member("root", "tensorboard.log")
 
     def write_tensorboard_info(self, info: TensorBoardInfo) -> None:
         atomic_write_json(self.tensorboard_json, info.document())
 
     def read_tensorboard_info(self) -> TensorBoardInfo | None:
-        data = safeio.read_json(self.tensorboard_json)
-        try:
-            return TensorBoardInfo.model_validate(data) if data else None
-        except ValueError:
-            return None
+        return read_document(self.tensorboard_json, TensorBoardInfo)
 
     def clear_tensorboard_info(self) -> None:
         self.tensorboard_json.unlink(missing_ok=True)
 
 
-def read_status_file(path: Path) -> TrainStatus | None:
-    data = safeio.read_json(path)  # never through a link, never blocked by a FIFO
+def read_document(path: Path, model: type[_Model]) -> _Model | None:
+    """The typed document in a JSON file of the store, or None when it is missing, refused (a
+    link, a FIFO, too big: ``safeio.read_json``), not JSON, not an object, or not valid for
+    ``model``. Readers of the store treat None as "unknown"."""
+    data = safeio.read_json(path)  # never through a link, never blocked by a FIFO, bounded
     if not isinstance(data, dict):
         return None
     try:
-        return TrainStatus.model_validate(data)
+        return model.model_validate(data)
     except ValueError:
         return None
+
+
+def read_status_file(path: Path) -> TrainStatus | None:
+    return read_document(path, TrainStatus)
 
 
 def write_status_file(path: Path, status: TrainStatus) -> None:
     atomic_write_json(path, status.document())
 
 
-__all__ = ["Request", "RunStore", "printable", "read_status_file", "write_status_file"]
+__all__ = [
+    "Request",
+    "RunStore",
+    "printable",
+    "read_document",
+    "read_status_file",
+    "write_status_file",
+]

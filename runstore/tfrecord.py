@@ -44,6 +44,8 @@ def _tables() -> np.ndarray:
 _T = _tables()
 
 _jit = numba.njit(cache=True, nogil=True)
+#: For the pieces of a kernel's loop: inlined into it, so splitting costs no call per record.
+_jit_inline = numba.njit(cache=True, nogil=True, inline="always")
 
 
 @_jit
@@ -202,6 +204,80 @@ class Scalars(NamedTuple):
     tag_bytes: list[bytes]  # distinct tags, in order of first appearance
 
 
+@_jit_inline
+def _event_fields(buf: np.ndarray, s: int, end: int):
+    """(step, tag offset, tag length) of the record ``buf[s:end]`` when it is shaped exactly
+    like one ``simple_value`` event (its value then follows the tag's last byte, after one key
+    byte); a tag length of -1 when it is shaped otherwise."""
+    # Event{1: double wall_time, 2: varint step (absent when 0), 5: Summary{1: Value{
+    # 1: string tag, 2: float simple_value}}}, with every length in one byte.
+    other = (np.int64(0), np.int64(0), np.int64(-1))
+    if end - s < 20 or buf[s] != 0x09:
+        return other
+    p = s + 9
+    st = np.int64(0)
+    q = p
+    if buf[p] == 0x10:
+        j = 0
+        while j < 10 and buf[p + 1 + j] >= 0x80:
+            st |= np.int64(buf[p + 1 + j] & 0x7F) << (7 * j)
+            j += 1
+        if j == 10:
+            return other
+        st |= np.int64(buf[p + 1 + j]) << (7 * j)
+        q = p + 2 + j
+    if q + 6 > end or buf[q] != 0x2A or buf[q + 2] != 0x0A or buf[q + 4] != 0x0A:
+        return other
+    sum_len = buf[q + 1]
+    val_len = buf[q + 3]
+    tl = np.int64(buf[q + 5])
+    if sum_len >= 0x80 or val_len >= 0x80 or tl >= 0x80:
+        return other
+    if sum_len != val_len + 2 or val_len != tl + 7:
+        return other
+    v = q + 6 + tl
+    if v + 5 != end or buf[v] != 0x15:
+        return other
+    return st, np.int64(q + 6), tl
+
+
+@_jit_inline
+def _group_of(
+    buf: np.ndarray,
+    at: int,
+    tl: int,
+    slots: np.ndarray,
+    hashes: np.ndarray,
+    tag_at: np.ndarray,
+    tag_len: np.ndarray,
+    n_groups: int,
+):
+    """(group, groups now) of the tag ``buf[at:at+tl]``: found by its hash in the open
+    addressing table ``slots`` (slot -> group), or added as group ``n_groups``."""
+    size = len(slots)
+    h = np.int64(tl) * np.int64(0x100000001B3)
+    for b in range(at, at + tl):
+        h = (h ^ buf[b]) * np.int64(0x100000001B3)
+    slot = h & (size - 1)
+    while slots[slot] >= 0:
+        c = slots[slot]
+        if hashes[c] == h and tag_len[c] == tl:
+            same = True
+            a = tag_at[c]
+            for b in range(tl):
+                if buf[a + b] != buf[at + b]:
+                    same = False
+                    break
+            if same:
+                return c, n_groups
+        slot = (slot + 1) & (size - 1)
+    slots[slot] = n_groups
+    hashes[n_groups] = h
+    tag_at[n_groups] = at
+    tag_len[n_groups] = tl
+    return np.int64(n_groups), np.int64(n_groups + 1)
+
+
 @_jit
 def _decode(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray):
     m = len(starts)
@@ -217,68 +293,18 @@ def _decode(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray):
         size *= 2
     slots = np.full(size, -1, dtype=np.int64)  # open addressing: slot -> group
     hashes = np.empty(m, dtype=np.int64)
-    n_groups = 0
+    n_groups = np.int64(0)
     k = 0
     for i in range(m):
         s = starts[i]
-        end = s + lens[i]
-        # Event{1: double wall_time, 2: varint step (absent when 0), 5: Summary{1: Value{
-        # 1: string tag, 2: float simple_value}}}, with every length in one byte.
-        if lens[i] < 20 or buf[s] != 0x09:
+        st, at, tl = _event_fields(buf, s, s + lens[i])
+        if tl < 0:
             continue
-        p = s + 9
-        st = np.int64(0)
-        q = p
-        if buf[p] == 0x10:
-            j = 0
-            while j < 10 and buf[p + 1 + j] >= 0x80:
-                st |= np.int64(buf[p + 1 + j] & 0x7F) << (7 * j)
-                j += 1
-            if j == 10:
-                continue
-            st |= np.int64(buf[p + 1 + j]) << (7 * j)
-            q = p + 2 + j
-        if q + 6 > end or buf[q] != 0x2A or buf[q + 2] != 0x0A or buf[q + 4] != 0x0A:
-            continue
-        sum_len = buf[q + 1]
-        val_len = buf[q + 3]
-        tl = np.int64(buf[q + 5])
-        if sum_len >= 0x80 or val_len >= 0x80 or tl >= 0x80:
-            continue
-        if sum_len != val_len + 2 or val_len != tl + 7:
-            continue
-        v = q + 6 + tl
-        if v + 5 != end or buf[v] != 0x15:
-            continue
-        h = np.int64(tl) * np.int64(0x100000001B3)
-        for b in range(q + 6, v):
-            h = (h ^ buf[b]) * np.int64(0x100000001B3)
-        slot = h & (size - 1)
-        g = -1
-        while slots[slot] >= 0:
-            c = slots[slot]
-            if hashes[c] == h and tag_len[c] == tl:
-                same = True
-                a = tag_at[c]
-                for b in range(tl):
-                    if buf[a + b] != buf[q + 6 + b]:
-                        same = False
-                        break
-                if same:
-                    g = c
-                    break
-            slot = (slot + 1) & (size - 1)
-        if g < 0:
-            g = n_groups
-            n_groups += 1
-            slots[slot] = g
-            hashes[g] = h
-            tag_at[g] = q + 6
-            tag_len[g] = tl
+        g, n_groups = _group_of(buf, at, tl, slots, hashes, tag_at, tag_len, n_groups)
         taken[i] = True
         step[k] = st
         wall_at[k] = s + 1
-        value_at[k] = v + 1
+        value_at[k] = at + tl + 1
         group[k] = g
         k += 1
     return (

@@ -153,8 +153,8 @@ def test_reading_in_small_blocks_gives_the_same_result(
             if s % 100 == 0:
                 w.add_histogram("big", np.arange(20_000, dtype=np.float64) + s, s)
             w.add_scalar("tensor", s * 0.25, s, new_style=True)
-    monkeypatch.setattr(metrics, "_BLOCK", 1000)
-    monkeypatch.setattr(metrics, "PERSIST_CACHE", False)
+    monkeypatch.setattr(metrics.filestate, "_BLOCK", 1000)
+    monkeypatch.setattr(metrics.cache, "PERSIST_CACHE", False)
     got, report = load_scalars_with_report(tmp_path)
     assert report.corrupt_records == 0 and len(got) == 600
     assert_frame_equal(got, ea_scalars(tmp_path))
@@ -350,8 +350,10 @@ def test_live_appends_are_spliced_in_and_equal_a_full_load(
     fresh full load of the same bytes gives, through new tags, steps that go back and a
     SessionLog.START (which must fall back to the full merge)."""
     merges = []
-    real_merge = metrics._merge
-    monkeypatch.setattr(metrics, "_merge", lambda *a, **k: merges.append(1) or real_merge(*a, **k))
+    real_merge = metrics.merge.merge_timeline
+    monkeypatch.setattr(
+        metrics.merge, "merge_timeline", lambda *a, **k: merges.append(1) or real_merge(*a, **k)
+    )
     tb = tmp_path / "run" / "tb"
     write_scalars(tb, range(0, 40), offset=1000.0)  # the crashed session
     time.sleep(0.01)
@@ -407,16 +409,16 @@ def test_replaced_or_shrunk_event_file_is_read_again_from_zero(tmp_path: Path) -
 @pytest.fixture
 def cache_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests' files are a few KB; below ``PERSIST_MIN_BYTES`` no cache would be written."""
-    monkeypatch.setattr(metrics, "PERSIST_MIN_BYTES", 0)
+    monkeypatch.setattr(metrics.cache, "PERSIST_MIN_BYTES", 0)
 
 
 def test_only_files_worth_it_get_a_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "PERSIST_MIN_BYTES", 64 * 1024)  # the rule, on smaller files
+    monkeypatch.setattr(metrics.cache, "PERSIST_MIN_BYTES", 64 * 1024)  # the rule, on smaller files
     small, large = tmp_path / "small", tmp_path / "large"
     write_scalars(small, range(40))
     write_scalars(large, range(3000))  # 2 tags x 3,000 records: over 64 KiB
-    assert event_file(small).stat().st_size < metrics.PERSIST_MIN_BYTES
-    assert event_file(large).stat().st_size >= metrics.PERSIST_MIN_BYTES
+    assert event_file(small).stat().st_size < metrics.cache.PERSIST_MIN_BYTES
+    assert event_file(large).stat().st_size >= metrics.cache.PERSIST_MIN_BYTES
     load_scalars(small)
     load_scalars(large)
     metrics.wait_for_cache_writes()

@@ -183,3 +183,25 @@ def test_run_record_ignores_unknown_fields():
     record = RunRecord.model_validate({"id": "x", "name": "y", "state": "running", "new": 1})
     assert record.state.value == "running"
     assert os.path.sep not in record.id
+
+
+def test_every_typed_document_is_read_one_way(tmp_path: Path):
+    """run.json, status.json, runner.json and tensorboard.json go through one reader: a link,
+    a value that is not an object, or an invalid document is "unknown" (None), never an error."""
+    from runstore.models import RunnerInfo, TrainStatus
+    from runstore.store import read_document
+
+    store = RunStore(tmp_path)
+    info = {"pid": 1, "host": "h", "started": 1.0, "heartbeat_at": 2.0, "version": "v"}
+    real = tmp_path / "real.json"
+    atomic_write_json(real, info)
+    atomic_write_json(store.runner_json, info)
+    assert store.read_runner_info() == RunnerInfo.model_validate(info)
+    store.runner_json.unlink()
+    store.runner_json.symlink_to(real)  # planted: refused like every other store read
+    assert store.read_runner_info() is None
+    for text in ("[1, 2]", "{}", '{"pid": "x"}', "not json"):
+        (tmp_path / "doc.json").write_text(text)
+        assert read_document(tmp_path / "doc.json", RunnerInfo) is None
+    (tmp_path / "doc.json").write_text("{}")
+    assert read_document(tmp_path / "doc.json", TrainStatus) == TrainStatus()

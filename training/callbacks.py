@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,7 +19,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 
+from runstore import tags
 from training.status import StatusWriter
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,9 @@ class RunCallback(BaseCallback):
         self.eval_every = eval_every
         self.next_eval = (start_step // eval_every + 1) * eval_every if eval_every > 0 else 0
         self.last_eval_step: int | None = None
-        self._tb = None
+        #: SB3's TensorBoard writer, found when training starts (None without TensorBoard):
+        #: what the trainer's system sampler and the evaluations write their scalars to.
+        self.writer: SummaryWriter | None = None
         self._next_nan_check = 0.0
         #: Main-thread seconds spent tracking inside learn (this callback, checkpoints, SB3's
         #: TensorBoard writes): the benchmark's direct measure of tracking overhead, free of
@@ -69,9 +75,9 @@ class RunCallback(BaseCallback):
     def _on_training_start(self) -> None:
         for fmt in self.model.logger.output_formats:
             if isinstance(fmt, TensorBoardOutputFormat):
-                self._tb = fmt.writer
+                self.writer = fmt.writer
                 fmt.write = self._timed(fmt.write)  # type: ignore[method-assign]
-        if self.start_step > 0 and self._tb is not None:
+        if self.start_step > 0 and self.writer is not None:
             # Tell TensorBoard the run restarted here: steps past the checkpoint written by
             # the crashed session are purged instead of drawn twice.
             event = Event(
@@ -79,7 +85,7 @@ class RunCallback(BaseCallback):
                 wall_time=time.time(),
                 session_log=SessionLog(status=SessionLog.START),
             )
-            self._tb._get_file_writer().add_event(event)
+            self.writer._get_file_writer().add_event(event)
         self.status.write(self.num_timesteps, phase="training")
 
     def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -112,7 +118,7 @@ class RunCallback(BaseCallback):
         if self.evaluate is not None and n >= self.next_eval:
             self.next_eval = (n // self.eval_every + 1) * self.eval_every
             self.last_eval_step = n
-            self.evaluate(self.model, n, self._tb)
+            self.evaluate(self.model, n, self.writer)
         if self.time_budget is not None and self.status.train_seconds >= self.time_budget:
             self.stop.request("time_budget")
         return self.stop.reason is None
@@ -122,7 +128,7 @@ class RunCallback(BaseCallback):
         n = self.model.num_timesteps
         if self.evaluate is not None and self.last_eval_step != n:
             self.last_eval_step = n
-            self.evaluate(self.model, n, self._tb)
+            self.evaluate(self.model, n, self.writer)
 
     def _episodes(self, n: int, dones: np.ndarray) -> None:
         infos = self.locals.get("infos") or ()
@@ -133,11 +139,11 @@ class RunCallback(BaseCallback):
                 continue
             ret, length = float(episode["r"]), int(episode["l"])
             self.status.episode(ret)
-            if self._tb is not None:
+            if self.writer is not None:
                 # Each env's own step inside this vector step, so no two points share a step.
                 step = n - n_envs + int(i) + 1
-                self._tb.add_scalar("episode/return", ret, step)
-                self._tb.add_scalar("episode/length", length, step)
+                self.writer.add_scalar(tags.EPISODE_RETURN, ret, step)
+                self.writer.add_scalar(tags.EPISODE_LENGTH, length, step)
 
     def _on_rollout_end(self) -> None:
         now = time.monotonic()

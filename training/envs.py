@@ -10,6 +10,7 @@ preprocessing instead (training/atari_vec.py lists the differences).
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.atari_wrappers import (
@@ -54,6 +55,18 @@ def atari_wrapper(env: gym.Env, settings: AtariSettings, training: bool = True) 
     if training and settings.clip_reward:
         env = ClipRewardEnv(env)
     return env
+
+
+def atari_env_kwargs(settings: AtariSettings, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The ALE's kwargs under ``atari_wrapper`` (training and evaluation alike): frame skip 1,
+    since the wrapper skips frames itself, and the config's sticky actions and action set; the
+    config's own ``env_kwargs`` win."""
+    return {
+        "frameskip": 1,
+        "repeat_action_probability": settings.repeat_action_probability,
+        "full_action_space": settings.full_action_space,
+        **env_kwargs,
+    }
 
 
 def make_env(env_id: str, **kwargs: object) -> gym.Env:
@@ -103,12 +116,7 @@ def make_train_env(config: RunConfig, seed: int) -> VecEnv:
     if config.is_atari:
         register_atari()
         settings = config.atari or AtariSettings()
-        env_kwargs = {
-            "frameskip": 1,
-            "repeat_action_probability": settings.repeat_action_probability,
-            "full_action_space": settings.full_action_space,
-            **env_kwargs,
-        }
+        env_kwargs = atari_env_kwargs(settings, env_kwargs)
         wrapper = atari_wrapper
         wrapper_kwargs = {"settings": settings}
         stack = settings.frame_stack

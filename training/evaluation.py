@@ -32,11 +32,11 @@ from stable_baselines3.common.vec_env import (
     VecNormalize,
 )
 
-from runstore import checkpoints
+from runstore import checkpoints, tags
 from runstore.config import AtariSettings, RunConfig
 from runstore.paths import RunPaths
 from runstore.videos import Clip, ClipMeta, clip_path
-from training.envs import atari_wrapper, make_env, register_atari
+from training.envs import atari_env_kwargs, atari_wrapper, make_env, register_atari
 from training.status import StatusWriter
 from training.video import ClipWriter, Overlay
 
@@ -66,14 +66,14 @@ class EvalResult:
     def scalars(self) -> dict[str, float]:
         r, n = np.asarray(self.returns, dtype=float), np.asarray(self.lengths, dtype=float)
         return {
-            "eval/mean_return": float(r.mean()),
-            "eval/std_return": float(r.std()),
-            "eval/min_return": float(r.min()),
-            "eval/max_return": float(r.max()),
-            "eval/mean_length": float(n.mean()),
-            "eval/std_length": float(n.std()),
-            "eval/min_length": float(n.min()),
-            "eval/max_length": float(n.max()),
+            tags.EVAL_MEAN_RETURN: float(r.mean()),
+            tags.EVAL_STD_RETURN: float(r.std()),
+            tags.EVAL_MIN_RETURN: float(r.min()),
+            tags.EVAL_MAX_RETURN: float(r.max()),
+            tags.EVAL_MEAN_LENGTH: float(n.mean()),
+            tags.EVAL_STD_LENGTH: float(n.std()),
+            tags.EVAL_MIN_LENGTH: float(n.min()),
+            tags.EVAL_MAX_LENGTH: float(n.max()),
         }
 
 
@@ -85,12 +85,7 @@ def _make_one(config: RunConfig) -> gym.Env:
         return make_env(config.env, **kwargs)
     register_atari()
     settings = config.atari or AtariSettings()
-    kwargs = {
-        "frameskip": 1,
-        "repeat_action_probability": settings.repeat_action_probability,
-        "full_action_space": settings.full_action_space,
-        **kwargs,
-    }
+    kwargs = atari_env_kwargs(settings, kwargs)
     return atari_wrapper(make_env(config.env, **kwargs), settings, training=False)
 
 

@@ -21,6 +21,7 @@ import torch
 from runstore import checkpoints
 from runstore.config import load_resolved
 from runstore.paths import RunPaths
+from runstore.store import MAX_RECORD_EPISODES
 from runstore.trust import NotTrustedError
 from runstore.videos import ClipMeta, clip_path
 from training.evaluation import clip_fps, make_eval_env, run_episodes
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.record", description=__doc__)
     parser.add_argument("run_dir", type=Path, help="the run folder")
     parser.add_argument("--checkpoint", help="best, or a checkpoint folder name (step-NNN)")
-    parser.add_argument("--episodes", type=int, default=1, help="games to play (1-20)")
+    parser.add_argument(
+        "--episodes", type=int, default=1, help=f"games to play (1-{MAX_RECORD_EPISODES})"
+    )
     parser.add_argument("--foreign-zip", type=Path, help="a model zip from elsewhere")
     parser.add_argument(
         "--trust-foreign-zip",
@@ -105,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if not 1 <= args.episodes <= 20:
-        parser.error("--episodes must be between 1 and 20")
+    if not 1 <= args.episodes <= MAX_RECORD_EPISODES:
+        parser.error(f"--episodes must be between 1 and {MAX_RECORD_EPISODES}")
     torch.set_num_threads(1)  # a clip beside a training run must not take its cores
     try:
         path = record(

@@ -28,6 +28,7 @@ from typing import Any
 import psutil
 
 from machine.nvml import NvmlUnavailable, close_nvml, gpu_processes, open_nvml
+from runstore import tags
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,11 @@ class Sample:
 
     def scalars(self) -> dict[str, float]:
         """The TensorBoard tags under ``system/`` (GPU ones only where there is a GPU)."""
-        out = {"system/cpu_percent": self.cpu_percent, "system/rss_mb": self.rss_mb}
+        out = {tags.SYSTEM_CPU_PERCENT: self.cpu_percent, tags.SYSTEM_RSS_MB: self.rss_mb}
         if self.gpu_util is not None:
-            out["system/gpu_util"] = self.gpu_util
+            out[tags.SYSTEM_GPU_UTIL] = self.gpu_util
         if self.gpu_mem_mb is not None:
-            out["system/gpu_mem_mb"] = self.gpu_mem_mb
+            out[tags.SYSTEM_GPU_MEM_MB] = self.gpu_mem_mb
         return out
 
 

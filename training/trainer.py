@@ -40,14 +40,7 @@ log = logging.getLogger(__name__)
 
 TB_LOG_NAME = "train"
 DISK_RESERVE_BYTES = 256 * 1024
-# For `make bench` only: RETRO_ML_TRACKING=off trains with no callback, no TensorBoard and no
-# checkpoints, so the benchmark can measure what tracking costs. Never set it for real runs.
-TRACKING_ENV = "RETRO_ML_TRACKING"
 TORCH_THREADS_ENV = "RETRO_ML_TORCH_THREADS"
-
-
-def tracking_enabled() -> bool:
-    return os.environ.get(TRACKING_ENV, "on").strip().lower() not in ("0", "off", "false", "no")
 
 
 def torch_threads(cores: int | None = None) -> int:
@@ -116,10 +109,29 @@ class Trainer:
         self.stop.request("stop")
 
     def run(self) -> Outcome:
+        start_step = self.prepare()
+        remaining = self.config.n_timesteps - start_step
+        if remaining <= 0:
+            return Outcome("completed", "already trained for n_timesteps")
+        if self.stop.reason is None:
+            self._learn(remaining, start_step)
+        assert self.model is not None
+        check_finite(self.model.policy, self.model.num_timesteps)
+        self.save_checkpoint()
+        if self.stop.reason == "stop":
+            return Outcome("stopped", f"stopped on request at step {self.model.num_timesteps}")
+        if self.stop.reason == "time_budget":
+            return Outcome("completed", f"time budget of {self.config.time_budget:.0f} s spent")
+        return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
+
+    def prepare(self, tensorboard: bool = True) -> int:
+        """Device, threads, the env and the model (resumed from the newest complete checkpoint,
+        or fresh, with SB3's TensorBoard logging unless ``tensorboard`` is False); returns the
+        step training starts from. ``run`` calls it; the benchmark too, to time ``learn``
+        without tracking (bench/bench_train.py)."""
         config = self.config
         device = resolve_device(config.device)
         torch.set_num_threads(torch_threads(len(os.sched_getaffinity(0))))
-        tracking = tracking_enabled()
         self.status.write(0, total_timesteps=config.n_timesteps, device=device, phase="starting")
         ckpt, skipped = checkpoints.latest_complete(self.paths.checkpoints)
         for bad in skipped:
@@ -141,7 +153,7 @@ class Trainer:
                 self.env,
                 seed=config.seed,
                 device=device,
-                tensorboard_log=str(self.paths.tb) if tracking else None,
+                tensorboard_log=str(self.paths.tb) if tensorboard else None,
                 verbose=0,
                 **model_kwargs(config),
             )
@@ -150,56 +162,45 @@ class Trainer:
         if wants_channels_last(config.channels_last, self.model.policy, self.model.device):
             convs = use_channels_last(self.model.policy)
             log.info("%d convolutions in channels-last layout", convs)
-        remaining = config.n_timesteps - start_step
-        if remaining <= 0:
-            return Outcome("completed", "already trained for n_timesteps")
-        if self.stop.reason is None and not tracking:
-            log.warning("%s is off: no status heartbeat, TensorBoard or checkpoints", TRACKING_ENV)
-            started, cpu = time.perf_counter(), time.process_time()
-            self.model.learn(total_timesteps=remaining, reset_num_timesteps=start_step == 0)
-            self._log_speed(remaining, time.perf_counter() - started, time.process_time() - cpu)
-            return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
-        if self.stop.reason is None:
-            started, cpu = time.perf_counter(), time.process_time()
-            if config.eval_every:
-                self.evaluator = Evaluator(config, self.paths, self.status, self.env)
-                self.evaluator.stop_requested = lambda: self.stop.reason == "stop"
-            callback = RunCallback(
-                status=self.status,
-                stop=self.stop,
-                save_checkpoint=self.save_checkpoint,
-                checkpoint_every=config.checkpoint_every or config.n_timesteps,
-                start_step=start_step,
-                time_budget=config.time_budget,
-                evaluate=self.evaluator,
-                eval_every=config.eval_every or 0,
-            )
-            model = self.model  # CPU, RSS and GPU of this run into TB system/* and the status
-            self.sampler = SystemSampler(
-                lambda: model.num_timesteps, lambda: callback._tb, self.status.status
-            ).start()
-            self.model.learn(
-                total_timesteps=remaining,
-                callback=callback,
-                reset_num_timesteps=start_step == 0,
-                tb_log_name=TB_LOG_NAME,
-                progress_bar=False,
-            )
-            self._log_speed(
-                self.model.num_timesteps - start_step,
-                time.perf_counter() - started,
-                time.process_time() - cpu,
-                callback.tracking_seconds,
-            )
-            if self.stop.reason != "stop":
-                callback.final_evaluation()
-        check_finite(self.model.policy, self.model.num_timesteps)
-        self.save_checkpoint()
-        if self.stop.reason == "stop":
-            return Outcome("stopped", f"stopped on request at step {self.model.num_timesteps}")
-        if self.stop.reason == "time_budget":
-            return Outcome("completed", f"time budget of {config.time_budget:.0f} s spent")
-        return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
+        return start_step
+
+    def _learn(self, remaining: int, start_step: int) -> None:
+        """``learn`` with the tracking callback, evaluations and the system sampler."""
+        config, model = self.config, self.model
+        assert model is not None
+        started, cpu = time.perf_counter(), time.process_time()
+        if config.eval_every:
+            self.evaluator = Evaluator(config, self.paths, self.status, self.env)
+            self.evaluator.stop_requested = lambda: self.stop.reason == "stop"
+        callback = RunCallback(
+            status=self.status,
+            stop=self.stop,
+            save_checkpoint=self.save_checkpoint,
+            checkpoint_every=config.checkpoint_every or config.n_timesteps,
+            start_step=start_step,
+            time_budget=config.time_budget,
+            evaluate=self.evaluator,
+            eval_every=config.eval_every or 0,
+        )
+        # CPU, RSS and GPU of this run into TB system/* and the status
+        self.sampler = SystemSampler(
+            lambda: model.num_timesteps, lambda: callback.writer, self.status.status
+        ).start()
+        model.learn(
+            total_timesteps=remaining,
+            callback=callback,
+            reset_num_timesteps=start_step == 0,
+            tb_log_name=TB_LOG_NAME,
+            progress_bar=False,
+        )
+        self._log_speed(
+            model.num_timesteps - start_step,
+            time.perf_counter() - started,
+            time.process_time() - cpu,
+            callback.tracking_seconds,
+        )
+        if self.stop.reason != "stop":
+            callback.final_evaluation()
 
     def _log_speed(
         self, steps: int, seconds: float, cpu_seconds: float, tracking: float = 0.0

@@ -12,12 +12,13 @@ import polars as pl
 import streamlit as st
 
 from dashboard import data
+from runstore import tags
 
 SYSTEM_TAGS = (
-    ("system/cpu_percent", "CPU % (100 = one core)"),
-    ("system/rss_mb", "Memory (RSS, MB)"),
-    ("system/gpu_util", "GPU utilisation %"),
-    ("system/gpu_mem_mb", "GPU memory (MB)"),
+    (tags.SYSTEM_CPU_PERCENT, "CPU % (100 = one core)"),
+    (tags.SYSTEM_RSS_MB, "Memory (RSS, MB)"),
+    (tags.SYSTEM_GPU_UTIL, "GPU utilisation %"),
+    (tags.SYSTEM_GPU_MEM_MB, "GPU memory (MB)"),
 )
 MAX_POINTS = 1500
 
@@ -26,7 +27,7 @@ def system_scalars(scalars: pl.DataFrame) -> pl.DataFrame:
     """Only the system/* rows, sorted by tag and step."""
     if scalars.height == 0:
         return scalars
-    return scalars.filter(pl.col("tag").str.starts_with("system/")).sort("tag", "step")
+    return scalars.filter(pl.col("tag").str.starts_with(tags.SYSTEM_PREFIX)).sort("tag", "step")
 
 
 def _chart(df: pl.DataFrame, title: str) -> alt.Chart:
@@ -57,5 +58,5 @@ def render_resources(run_id: str) -> None:
     cols = st.columns(len(present))
     for col, (tag, title) in zip(cols, present, strict=True):
         col.altair_chart(_chart(df.filter(pl.col("tag") == tag), title), width="stretch")
-    if not any(tag.startswith("system/gpu") for tag, _ in present):
+    if not any(tag.startswith(tags.SYSTEM_GPU_PREFIX) for tag, _ in present):
         st.caption("No GPU figures: this run used no GPU, or NVML is not available here.")

@@ -1,0 +1,237 @@
+"""Loading a run folder: finding its event files, what the process remembers, the public API.
+
+A load walks the folder for event files and ``stat``s them; an unchanged run returns the
+frame remembered from the last load. Otherwise each changed file reads what was appended
+(``filestate``), and the run's frame is spliced or merged again (``merge``). What is
+remembered is bounded (``MAX_CACHED_ROWS``): the runs loaded longest ago go first.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from runstore.metrics import cache, episodes, merge
+from runstore.metrics.filestate import FileState, update_file
+
+#: Bound on cached rows (per-file data plus merged frames) kept by one process.
+MAX_CACHED_ROWS = 40_000_000
+
+
+@dataclass(frozen=True)
+class CorruptRegion:
+    """Where an event file is damaged, so the UI can say so instead of freezing the curve."""
+
+    path: str
+    offset: int
+    after_step: int | None  # last step read before the damage in that file
+    pending: bool = False  # at the end of the file: retried on the next call
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a load found: event files, damaged records, and how much work the call did."""
+
+    files: int
+    corrupt_records: int
+    corruptions: tuple[CorruptRegion, ...] = ()
+    records_parsed: int = 0  # records decoded by this call (0 when nothing changed)
+    bytes_parsed: int = 0
+    from_cache: bool = False  # True when the call returned the remembered frame untouched
+
+
+@dataclass
+class RunState:
+    key: tuple[Any, ...] = ()
+    files: list[str] = field(default_factory=list)
+    scalars: pl.DataFrame | None = None
+    episodes: pl.DataFrame | None = None
+    corrupt: int = 0
+    corruptions: tuple[CorruptRegion, ...] = ()
+    states: list[FileState] = field(default_factory=list)
+    # What ``scalars`` was built from, so rows appended to the newest file can be spliced in
+    # instead of merging the whole run again: (path, generation, rows, starts) per file in
+    # timeline order, the newest file's tag count, and per tag (``names`` order) the row where
+    # its block ends and its last step.
+    layout: merge.Layout = ()
+    newest_tags: int = 0
+    names: list[str] = field(default_factory=list)
+    tag_end: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    tag_last: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+def _is_event_file(name: str) -> bool:
+    # TensorBoard's own rule (io_wrapper.IsTensorFlowEventsFile): "tfevents" in the name.
+    return "tfevents" in name and not name.endswith(".tmp")
+
+
+def _scan(root: str) -> list[tuple[str, os.stat_result]]:
+    """Event files under ``root`` with their stat, found without following symlinks."""
+    found: list[tuple[str, os.stat_result]] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif _is_event_file(entry.name) and entry.is_file(follow_symlinks=False):
+                            found.append((entry.path, entry.stat(follow_symlinks=False)))
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    found.sort()
+    return found
+
+
+def _regions(states: list[FileState]) -> list[CorruptRegion]:
+    regions = []
+    for s in states:
+        regions += [CorruptRegion(s.path, off, after) for off, after in s.corrupt]
+        if s.pending is not None:
+            regions.append(CorruptRegion(s.path, s.pending, s.last_step(), pending=True))
+    return regions
+
+
+class _Memory:
+    """What this process remembers between loads: per event file its read state, per run
+    folder its merged frame (least recently loaded first), and running totals of the rows
+    both hold (so a page loading a thousand runs does not sum them all on every load).
+
+    Every load holds ``lock``: the dashboard's sessions are threads of one process.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.files: dict[str, FileState] = {}
+        self.runs: OrderedDict[str, RunState] = OrderedDict()
+        self.file_rows = 0
+        self.run_rows = 0
+
+    def clear(self) -> None:
+        with self.lock:
+            self.files.clear()
+            self.runs.clear()
+            self.file_rows = self.run_rows = 0
+
+    def _read(self, found: list[tuple[str, os.stat_result]]) -> tuple[list[FileState], int, int]:
+        """Each file brought up to date: their states, records and bytes parsed."""
+        records = 0
+        parsed = 0
+        states: list[FileState] = []
+        for path, st in found:
+            state = self.files.get(path)
+            if state is None:
+                state = self.files[path] = FileState(path)
+            before, rows_before = state.records_parsed, state.n_rows
+            parsed += update_file(state, st)
+            records += state.records_parsed - before
+            self.file_rows += state.n_rows - rows_before
+            states.append(state)
+        return states, records, parsed
+
+    def refresh(self, run_dir: str | Path) -> tuple[RunState, LoadReport]:
+        cache.note_load()
+        root = os.path.abspath(os.fspath(run_dir))
+        found = _scan(root)
+        key = tuple((p, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for p, st in found)
+        run = self.runs.get(root)
+        if run is not None and run.key == key and run.scalars is not None:
+            self.runs.move_to_end(root)
+            report = LoadReport(len(found), run.corrupt, run.corruptions, 0, 0, True)
+            return run, report
+        states, records, parsed = self._read(found)
+        ordered = merge.order(states)
+        frame = merge.splice(run, ordered) if run is not None else None
+        if run is None or frame is None:
+            frame, names, tag_end, tag_last = merge.merged(ordered)
+            if run is None:
+                run = RunState()
+            run.names, run.tag_end, run.tag_last = names, tag_end, tag_last
+        regions = _regions(states)
+        self.run_rows += frame.height - (run.scalars.height if run.scalars is not None else 0)
+        run.key, run.files, run.scalars, run.episodes = key, [p for p, _ in found], frame, None
+        run.corrupt, run.corruptions, run.states = len(regions), tuple(regions), states
+        run.layout = merge.layout(ordered)
+        run.newest_tags = len(ordered[-1].tags) if ordered else 0
+        self.runs[root] = run
+        self.runs.move_to_end(root)
+        # Files no longer under the run folder are forgotten.
+        old = {p for p in self.files if p.startswith(root + os.sep)} - set(run.files)
+        for p in old:
+            self.file_rows -= self.files.pop(p).n_rows
+        self._evict()
+        return run, LoadReport(len(found), run.corrupt, run.corruptions, records, parsed, False)
+
+    def _evict(self) -> None:
+        while self.file_rows + self.run_rows > MAX_CACHED_ROWS and len(self.runs) > 1:
+            _, run = self.runs.popitem(last=False)
+            self.run_rows -= run.scalars.height if run.scalars is not None else 0
+            still = {p for r in self.runs.values() for p in r.files}
+            for p in run.files:
+                if p not in still and p in self.files:
+                    self.file_rows -= self.files.pop(p).n_rows
+
+
+#: The one memory of this process, shared by every caller: a run parsed for one dashboard
+#: session is parsed for all of them.
+_MEMORY = _Memory()
+
+
+def clear_cache() -> None:
+    """Forget everything remembered in this process (the Parquet caches stay on disk, queued
+    ones written first)."""
+    cache.wait_for_cache_writes()
+    _MEMORY.clear()
+
+
+def load_scalars(run_dir: str | Path) -> pl.DataFrame:
+    """Every scalar of a run as one tidy frame: ``tag, step, wall_time, value``.
+
+    Reads all TensorBoard event files under ``run_dir`` (any depth; our runs keep them in
+    ``tb/<name>_<k>/``, but plain SB3, CleanRL and ``SummaryWriter`` folders work as well), one
+    row per (tag, step), sorted by tag then step. Cheap to call in a polling loop: only bytes
+    appended since the last call are parsed, and an unchanged run returns the remembered frame.
+    A missing folder gives an empty frame, so a run deleted under a dashboard is no error.
+    """
+    return load_scalars_with_report(run_dir)[0]
+
+
+def load_scalars_with_report(run_dir: str | Path) -> tuple[pl.DataFrame, LoadReport]:
+    """``load_scalars`` plus what the load found: damaged records (with offsets) and files.
+
+    The dashboard shows ``report.corruptions`` on the run instead of silently stopping the
+    curve at the damage, as TensorBoard does.
+    """
+    with _MEMORY.lock:
+        run, report = _MEMORY.refresh(run_dir)
+        assert run.scalars is not None
+        return run.scalars, report
+
+
+def load_episodes(run_dir: str | Path) -> pl.DataFrame:
+    """Every finished episode of a run: ``step, wall_time, episode_return, episode_length``.
+
+    Our trainer logs each finished episode as the scalars ``episode/return`` and
+    ``episode/length`` at its global step; those are paired in the order they were written
+    (several episodes may share a step). Runs without them (a plain SB3 script) fall back to
+    SB3 ``Monitor`` files (``*monitor.csv``), which carry no global step: there the step is the
+    running sum of episode lengths in finishing order, a lower bound of the true step.
+    """
+    with _MEMORY.lock:
+        run, _ = _MEMORY.refresh(run_dir)
+        if run.episodes is None:
+            run.episodes = episodes.from_tags(run.states)
+            if run.episodes is None:
+                run.episodes = episodes.from_monitor(Path(run_dir))
+        return run.episodes
