@@ -149,7 +149,8 @@ class TensorBoardLauncher:
         if info is None:
             return TensorBoardState(None)
         proc = identify(info.pid, info.create_time)
-        if proc is None:
+        if proc is None:  # ended (or a zombie of ours, died since the reap above): reap it
+            self._reap()
             self._forget()
             return TensorBoardState(None)
         cmd = _command_line(proc)
