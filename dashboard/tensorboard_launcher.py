@@ -247,7 +247,7 @@ class TensorBoardLauncher:
         raise TensorBoardError(failure)
 
     def _record_failure(self, exc: BaseException) -> str:
-        what = safeio.problem(exc, "tensorboard.json") if isinstance(exc, OSError) else str(exc)
+        what = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
         return (
             f"TensorBoard could not be recorded in {self.store.tensorboard_json} ({what}), "
             "so it was stopped again rather than left running where nobody could stop it. "

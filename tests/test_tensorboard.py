@@ -96,6 +96,15 @@ def test_a_folder_at_tensorboard_json_refuses_start_and_leaves_no_server(store: 
     assert not stopped and "tensorboard.json" in stopped.message
 
 
+def test_a_fifo_at_tensorboard_log_refuses_start_without_blocking(store: RunStore):
+    """TensorBoard's output file as a FIFO: opening it for writing must not block the page
+    (it is opened non-blocking and refused), and nothing is started."""
+    os.mkfifo(store.tensorboard_log)
+    with pytest.raises(RuntimeError, match=r"tensorboard\.log.*FIFO.*remove it"):
+        TensorBoardLauncher(store).start(wait_s=START_WAIT_S)
+    assert _tensorboards(store.root) == []
+
+
 @pytest.mark.timeout(900)
 def test_a_failure_after_the_start_ends_that_child_and_a_later_start_makes_one(
     store: RunStore, monkeypatch: pytest.MonkeyPatch
@@ -126,6 +135,13 @@ def test_a_failure_after_the_start_ends_that_child_and_a_later_start_makes_one(
     assert tb.start(wait_s=START_WAIT_S) == info  # a second click: the same one
     # A second dashboard (its own launcher) finds the same instance and starts none.
     assert TensorBoardLauncher(RunStore(store.root)).start(wait_s=START_WAIT_S) == info
+    assert [p.pid for p in _tensorboards(store.root)] == [info.pid]
+    # The record lost (removed by hand, or a dashboard died before writing it): the child
+    # still holds tensorboard.log's lock, so a Start records that one again, starts none.
+    store.clear_tensorboard_info()
+    adopted = TensorBoardLauncher(RunStore(store.root)).start(wait_s=START_WAIT_S)
+    assert (adopted.pid, adopted.port) == (info.pid, info.port)
+    assert store.read_tensorboard_info() is not None
     assert [p.pid for p in _tensorboards(store.root)] == [info.pid]
     assert tb.stop()
     assert _reaped(info.pid)
