@@ -55,6 +55,8 @@ from runstore.store import RunStore
 
 HOST = "127.0.0.1"
 STOP_GRACE_S = 5.0
+#: How long a look waits for a child of ours that it found ended to be reapable.
+REAP_WAIT_S = 5.0
 MODULE = "tensorboard.main"
 
 
@@ -149,8 +151,8 @@ class TensorBoardLauncher:
         if info is None:
             return TensorBoardState(None)
         proc = identify(info.pid, info.create_time)
-        if proc is None:  # ended (or a zombie of ours, died since the reap above): reap it
-            self._reap()
+        if proc is None:  # ended, or ending: when it is our child, reap it now
+            self._reap(info.pid)
             self._forget()
             return TensorBoardState(None)
         cmd = _command_line(proc)
@@ -370,8 +372,14 @@ class TensorBoardLauncher:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _reap(self) -> None:
-        """Wait for every child of ours that has exited (``poll`` reaps it)."""
+    def _reap(self, ending: int | None = None) -> None:
+        """Wait for every child of ours that has exited (``poll`` reaps it). ``ending``: a
+        child the process table already shows as ended, which may still be tearing down (a
+        large process under load takes a moment to become a zombie): waited for briefly."""
+        child = self._children.get(ending) if ending is not None else None
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(REAP_WAIT_S)
         for pid, child in list(self._children.items()):
             if child.poll() is not None:
                 self._children.pop(pid, None)
