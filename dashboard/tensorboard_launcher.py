@@ -21,9 +21,9 @@ the locked descriptor, so the lock is held exactly as long as a TensorBoard of t
 (or one of its processes) lives, across dashboards; a second Start finds it held. Any failure
 after the child started (the record cannot be written: a full disk, a folder at its name; no
 answer in time) ends that child and waits for it before the error is raised, and every child
-this process started is reaped as soon as it exits (each look at the state polls them), so no
-zombie stays behind. Errors are ``TensorBoardError`` (a ``RuntimeError``) saying what failed
-and what to do.
+this process started has a thread waiting for it, so it is reaped the moment it exits: no
+zombie stays behind in the dashboard. Errors are ``TensorBoardError`` (a ``RuntimeError``)
+saying what failed and what to do.
 
 It serves on 127.0.0.1 only, as TensorBoard does by default: it has no access control.
 No Streamlit here; the Compare page holds one ``TensorBoardLauncher`` per runs folder.
@@ -55,8 +55,6 @@ from runstore.store import RunStore
 
 HOST = "127.0.0.1"
 STOP_GRACE_S = 5.0
-#: How long a look waits for a child of ours that it found ended to be reapable.
-REAP_WAIT_S = 5.0
 MODULE = "tensorboard.main"
 
 
@@ -151,8 +149,7 @@ class TensorBoardLauncher:
         if info is None:
             return TensorBoardState(None)
         proc = identify(info.pid, info.create_time)
-        if proc is None:  # ended, or ending: when it is our child, reap it now
-            self._reap(info.pid)
+        if proc is None:
             self._forget()
             return TensorBoardState(None)
         cmd = _command_line(proc)
@@ -208,6 +205,10 @@ class TensorBoardLauncher:
             finally:
                 log.close()
             self._children[proc.pid] = proc
+            reaper = threading.Thread(
+                target=self._reaper, args=(proc,), name=f"tensorboard-{proc.pid}", daemon=True
+            )
+            reaper.start()
             return self._record_and_wait(proc, port, wait_s)
 
     def _record_and_wait(
@@ -372,17 +373,19 @@ class TensorBoardLauncher:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _reap(self, ending: int | None = None) -> None:
-        """Wait for every child of ours that has exited (``poll`` reaps it). ``ending``: a
-        child the process table already shows as ended, which may still be tearing down (a
-        large process under load takes a moment to become a zombie): waited for briefly."""
-        child = self._children.get(ending) if ending is not None else None
-        if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(REAP_WAIT_S)
+    def _reap(self) -> None:
+        """Forget every child of ours that has exited (``poll`` reaps it, if its reaper
+        thread has not yet)."""
         for pid, child in list(self._children.items()):
             if child.poll() is not None:
                 self._children.pop(pid, None)
+
+    def _reaper(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wait for one child until it exits, so it is reaped the moment it dies (killed,
+        crashed, out of disk), whether or not anyone looks at the page again."""
+        with contextlib.suppress(Exception):
+            proc.wait()
+        self._children.pop(proc.pid, None)
 
     def _record_file_problem(self) -> str:
         """A sentence when ``tensorboard.json`` is there but not a regular file."""
