@@ -156,7 +156,7 @@ class TensorBoardLauncher:
         port = served_port(cmd, str(self.store.root))
         if port is None:
             self._forget()
-            return TensorBoardState(None, self._not_ours(info, cmd) + " The record was removed.")
+            return TensorBoardState(None, f"{self._not_ours(info, cmd)} The record was removed.")
         return TensorBoardState(info.model_copy(update={"host": HOST, "port": port}))
 
     def running(self) -> TensorBoardInfo | None:
@@ -316,24 +316,10 @@ class TensorBoardLauncher:
     def stop(self) -> Stopped:
         """Stop the recorded instance (its process group) through the identity check."""
         with self._lock:
-            self._reap()
-            problem = self._record_file_problem()
-            if problem:
-                return Stopped(False, problem)
-            info = self.store.read_tensorboard_info()
-            if info is None:
-                return Stopped(False, "TensorBoard is not running.")
-            proc = identify(info.pid, info.create_time)
-            if proc is None:
-                self._forget()
-                return Stopped(False, "TensorBoard was no longer running; its record is removed.")
-            cmd = _command_line(proc)
-            if served_port(cmd, str(self.store.root)) is None:
-                self._forget()
-                return Stopped(
-                    False, f"{self._not_ours(info, cmd)} The record was removed; nothing signalled."
-                )
-            return self._stop(info)
+            state = self.state()  # the record checked: identity, command line, the file
+            if state.info is None:
+                return Stopped(False, state.problem or "TensorBoard is not running.")
+            return self._stop(state.info)
 
     def _stop(self, info: TensorBoardInfo) -> Stopped:
         sent = send(info.pid, info.pgid, info.create_time, signal.SIGTERM)
