@@ -117,16 +117,25 @@ def _create_exclusive(path: Path, key: bytes) -> None:
 
 
 def _read_key(path: Path) -> bytes | None:
-    """The key, None when there is no key file yet; SecretError when it is unsafe."""
+    """The key, None when there is no key file yet; SecretError when it is unsafe.
+
+    Opened through ``safeio`` (no link, checked to be a regular file before the open, and
+    opened non-blocking): a FIFO planted at ``.secret`` fails at once instead of blocking
+    every loader of a checkpoint until someone writes to it."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fh = safeio.open_file(path, base=Path(path).parent)
     except FileNotFoundError:
         return None
+    except safeio.UnsafeFileError as exc:
+        raise SecretError(
+            f"{path} {exc.reason}, not this runs folder's key; remove it (a new key is made, "
+            "and every run here must then be trusted again)"
+        ) from exc
     except OSError as exc:
         raise SecretError(f"cannot open {path} ({exc}); it must be a plain file") from exc
-    with os.fdopen(fd, "rb") as fh:
+    with fh:
         st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):  # safeio checked already; kept as the last word
             raise SecretError(f"{path} is not a plain file; remove it (a new key is made)")
         if os.name == "posix":
             if st.st_uid != os.geteuid():

@@ -8,7 +8,7 @@ import hashlib
 import polars as pl
 import streamlit as st
 
-from dashboard import auth, data
+from dashboard import data
 from dashboard.charts.compare import chart_png, chart_svg, compare_chart
 from dashboard.charts.compare_data import (
     DEFAULT_METRICS,
@@ -27,9 +27,8 @@ from dashboard.charts.compare_data import (
 from dashboard.charts.downsample import DEFAULT_POINTS
 from dashboard.charts.seeds import group_key
 from dashboard.charts.smoothing import MAX_SMOOTHING
-from dashboard.tensorboard_launcher import TensorBoardLauncher
+from dashboard.components.tensorboard import tensorboard_panel
 from runstore.metrics import EPISODE_RETURN_TAG, load_episodes, load_scalars
-from runstore.store import RunStore
 
 st.title("Compare")
 
@@ -187,37 +186,4 @@ for col, (label, what, ext, mime) in zip(st.columns(len(exports)), exports, stri
 
 
 # -- TensorBoard beside the dashboard ---------------------------------------------------------
-@st.cache_resource(show_spinner=False)
-def _launcher(root: str) -> TensorBoardLauncher:
-    """One launcher per runs folder and server process; the record in the runs folder makes
-    the instance survive a dashboard restart."""
-    return TensorBoardLauncher(RunStore(root))
-
-
-st.subheader("TensorBoard")
-launcher = _launcher(str(rs.root))
-running = launcher.running()
-if running is not None:
-    url = launcher.url(running)
-    st.link_button("Open TensorBoard", url, key="tb_open")
-    st.caption(
-        f"TensorBoard (pid {running.pid}) serves {running.logdir} at {url}, on this machine only."
-    )
-else:
-    st.caption("Not running. It reads the same event files: `tensorboard --logdir runs`.")
-if auth.control_allowed():
-    if running is None and st.button("Start TensorBoard", key="tb_start"):
-        auth.require_control()
-        try:
-            with st.spinner("Starting TensorBoard..."):
-                launcher.start()
-        except RuntimeError as exc:
-            st.error(str(exc))
-        else:
-            st.rerun()
-    if running is not None and st.button("Stop TensorBoard", key="tb_stop"):
-        auth.require_control()
-        launcher.stop()
-        st.rerun()
-else:
-    st.caption("Starting and stopping TensorBoard is for the local machine or a password holder.")
+tensorboard_panel(str(rs.root))
