@@ -23,6 +23,7 @@ so a live file never ends in 12 or more bytes of non-record for long.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import dataclass, field
@@ -266,12 +267,31 @@ def _read_tail(state: FileState, fh: BinaryIO) -> bytes:
     return fh.read(state.offset - lo)
 
 
+def _skip_hole(state: FileState, fh: BinaryIO, size: int) -> None:
+    """Seek to where the damage scan goes on, past a hole: the unwritten stretch of a sparse
+    file (``truncate -s 1G``) reads as zeros, which hold no header, so only the 11 bytes
+    before the next data need a look."""
+    at = state.offset
+    try:
+        at = os.lseek(fh.fileno(), state.offset, os.SEEK_DATA)
+    except OSError as e:  # ENXIO: a hole to the end; else no SEEK_DATA here: read it all
+        if e.errno == errno.ENXIO:
+            at = size
+    except AttributeError:  # a platform without SEEK_DATA
+        pass
+    state.offset = max(state.offset, at - _HEADER_TAIL)
+    fh.seek(state.offset)
+
+
 def _read_appended(state: FileState, fh: BinaryIO, size: int) -> int:
     """Parse the file from ``state.offset`` to ``size`` block by block; returns bytes used."""
     fh.seek(state.offset)
     parsed = 0
-    carry = b""  # a record cut by the block's end (at most one record), or a header's bytes
+    carry = b""  # a record cut by the block's end: at most one record
     while state.offset + len(carry) < size:
+        if state.open_damage is not None:
+            carry = b""  # the scan reads on from ``state.offset`` (11 bytes back)
+            _skip_hole(state, fh, size)
         want = max(_BLOCK, 2 * len(carry))
         chunk = fh.read(min(want, size - state.offset - len(carry)))
         if not chunk:
