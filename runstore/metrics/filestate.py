@@ -9,8 +9,9 @@ recorded by file offset, with the last step read before it, for the UI.
 Bounded whatever the file holds: a file is read in blocks of ``_BLOCK`` bytes, and what is
 kept between blocks is at most one record (``tfrecord.MAX_RECORD_BYTES`` + 16 bytes; a longer
 length header is damage) or the last 11 bytes of a damaged stretch. So reading one file holds
-at most about ``2 * _BLOCK + 2 * MAX_RECORD_BYTES`` (96 MiB) of its bytes at a time, plus the
-rows decoded from it, whether it is 1 KiB or a 2 GB sparse file. Damage that nothing valid
+at most about ``2 * _BLOCK + 2 * MAX_RECORD_BYTES`` (96 MiB) of its bytes at a time, plus index
+arrays for the records of one block and the rows decoded, whether it is 1 KiB or a 2 GB
+sparse file. Damage that nothing valid
 follows is scanned on block by block (runs of zeros a page at a time) and not read again: the
 scan goes on from where it stopped when the file grows.
 
@@ -43,6 +44,12 @@ SETTLED_SECONDS = 30.0
 _HEADER_TAIL = 11
 
 Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (tag id, step, wall, value)
+
+
+def settled(mtime_ns: int, now: float | None = None) -> bool:
+    """A file last changed at ``mtime_ns`` has stopped growing: damage at its end is damage."""
+    now = time.time() if now is None else now
+    return now - mtime_ns / 1e9 >= SETTLED_SECONDS
 
 
 def _no_rows() -> Rows:
@@ -115,8 +122,7 @@ class FileState:
 
     def settled(self, now: float | None = None) -> bool:
         """The file has stopped growing: unchanged for ``SETTLED_SECONDS`` (by its mtime)."""
-        now = time.time() if now is None else now
-        return now - self.mtime_ns / 1e9 >= SETTLED_SECONDS
+        return settled(self.mtime_ns, now)
 
     def last_step(self) -> int | None:
         for chunk in reversed(self.chunks):
