@@ -101,15 +101,9 @@ def length_header(length: int) -> bytes:
 def load_in_child(run: Path, healthy: Path) -> dict:
     """Load ``run`` in a fresh process (after a warm-up load of ``healthy``): what it found,
     how long it took and its peak RSS before and after."""
+    args = [sys.executable, "-c", CHILD, str(run), str(healthy)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(run), str(healthy)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-    )
+    done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     got = json.loads(done.stdout.splitlines()[-1])
     print(run.name, {k: v for k, v in got.items() if k.endswith(("mb", "seconds"))})
