@@ -11,9 +11,9 @@ kept between blocks is at most one record (``tfrecord.MAX_RECORD_BYTES`` + 16 by
 length header is damage) or the last 11 bytes of a damaged stretch. So reading one file holds
 at most about ``2 * _BLOCK + 2 * MAX_RECORD_BYTES`` (96 MiB) of its bytes at a time, plus index
 arrays for the records of one block and the rows decoded, whether it is 1 KiB or a 2 GB
-sparse file. Damage that nothing valid
-follows is scanned on block by block (runs of zeros a page at a time) and not read again: the
-scan goes on from where it stopped when the file grows.
+sparse file. Damage that nothing valid follows is scanned on block by block (runs of zeros a
+page at a time, a sparse file's holes skipped) and not read again: the scan goes on from where
+it stopped when the file grows.
 
 Damage at the end of a file (nothing valid after it yet: a bad last record, or bytes that are
 no record) may be a write in flight, so it is "pending" while the file may still be growing,
