@@ -22,7 +22,7 @@ import streamlit as st
 from runstore import checkpoints as ckpts
 from runstore import safeio
 from runstore.config import ConfigError, RunConfig
-from runstore.metrics import load_episodes, load_scalars, load_scalars_with_report
+from runstore.metrics import load_episodes, load_scalars, load_scalars_with_report, settled
 from runstore.models import LIVE_STATES, RunRecord, RunState, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir, file_stamp
 from runstore.settings import RunnerSettings, SettingsError, load_settings
@@ -284,7 +284,10 @@ _EVENT_READS: dict[str, Callable[[str], Any]] = {
 
 def _read_events(run_id: str, what: str) -> Any:
     p = store().paths(run_id)
-    return _cached_events(str(p.dir), what, tree_stamp(p.tb))
+    stamps = tree_stamp(p.tb)
+    # Damage at a file's end turns from pending to damage once the files stop growing.
+    quiet = all(settled(mtime) for _, _, mtime in stamps)
+    return _cached_events(str(p.dir), what, (stamps, quiet))
 
 
 @st.cache_data(show_spinner=False, max_entries=600)

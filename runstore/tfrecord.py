@@ -11,6 +11,11 @@ about 0.3 s to import numba and load them.
 
 Record layout (TFRecord): ``u64 length | u32 masked_crc32c(length) | data | u32
 masked_crc32c(data)``, little-endian. Only bytes are read here; nothing is ever executed.
+
+A length over ``MAX_RECORD_BYTES`` is damage, like a length whose CRC fails: no writer we read
+writes such a record (a scalar event is about 50 bytes, a histogram or an image a few hundred
+KiB), and taking it at its word would have the reader wait, holding bytes, for a record of up
+to 2**64 bytes.
 """
 
 from __future__ import annotations
@@ -20,7 +25,21 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-__all__ = ["Framed", "Scalars", "crc32c_many", "decode_scalars", "frame", "masked_crc32c_many"]
+__all__ = [
+    "MAX_RECORD_BYTES",
+    "Framed",
+    "Scalars",
+    "crc32c_many",
+    "decode_scalars",
+    "frame",
+    "masked_crc32c_many",
+    "resync",
+]
+
+#: The longest record taken (its payload); a length header past it is damage, not "pending".
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+#: Zero runs are skipped this many bytes at a time (a vectorised OR per stride).
+_ZERO_STRIDE = 4096
 
 _POLY = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8
@@ -89,7 +108,57 @@ def _mask(crc: int) -> int:
 
 @_jit
 def _header_ok(buf: np.ndarray, pos: int, t: np.ndarray) -> bool:
-    return _mask(_crc(buf, pos, 8, t)) == _u32(buf, pos + 8)
+    """A length header: its CRC matches and the length is at most ``MAX_RECORD_BYTES``."""
+    if _mask(_crc(buf, pos, 8, t)) != _u32(buf, pos + 8):
+        return False
+    return _u32(buf, pos + 4) == 0 and _u32(buf, pos) <= MAX_RECORD_BYTES
+
+
+@_jit
+def _next_nonzero(buf: np.ndarray, pos: int) -> int:
+    """The first offset at or after ``pos`` holding a nonzero byte (``len(buf)`` if none);
+    zero runs go a stride at a time, so a gigabyte of zeros costs a fraction of a second."""
+    n = len(buf)
+    while pos < n and pos % _ZERO_STRIDE != 0:
+        if buf[pos] != 0:
+            return pos
+        pos += 1
+    while pos + _ZERO_STRIDE <= n:
+        acc = np.uint8(0)
+        for i in range(pos, pos + _ZERO_STRIDE):
+            acc |= buf[i]
+        if acc != 0:
+            break
+        pos += _ZERO_STRIDE
+    while pos < n and buf[pos] == 0:
+        pos += 1
+    return pos
+
+
+@_jit
+def _resync(buf: np.ndarray, pos: int, t: np.ndarray) -> int:
+    """The first offset at or after ``pos`` where a valid length header starts, else -1.
+
+    A header holds a nonzero byte (the masked CRC of eight zero bytes is not zero), so a run of
+    zeros is skipped up to its last 11 bytes without computing a CRC."""
+    n = len(buf)
+    r = pos
+    while r <= n - 12:
+        if buf[r] == 0:
+            z = _next_nonzero(buf, r)
+            if z - r >= 12:
+                r = z - 11
+                continue
+        if _header_ok(buf, r, t):
+            return r
+        r += 1
+    return -1
+
+
+def resync(buf: np.ndarray, pos: int = 0) -> int:
+    """The first offset at or after ``pos`` in ``buf`` (uint8) where a valid length header
+    starts, else -1 (no offset up to ``len(buf) - 12`` holds one)."""
+    return int(_resync(buf, pos, _T))
 
 
 @_jit
@@ -126,10 +195,11 @@ class Framed(NamedTuple):
     damaged: np.ndarray  # (n, 2): offset of damage, offset where framing resumed
     consumed: int  # bytes fully accounted for (records and skipped damage)
     pending: int  # damage at the very end that nothing valid follows yet, else -1
+    open_damage: int  # the same damage whether or not ``buf`` reaches the end of the file
 
 
 @_jit
-def _frame(buf: np.ndarray, at_eof: bool, t: np.ndarray):
+def _frame(buf: np.ndarray, t: np.ndarray):
     n = len(buf)
     cap = n // 16 + 1  # a record is at least 16 bytes
     starts = np.empty(cap, dtype=np.int64)
@@ -139,19 +209,12 @@ def _frame(buf: np.ndarray, at_eof: bool, t: np.ndarray):
     n_damaged = 0
     count = 0
     pos = 0
-    pending = -1
+    open_damage = -1
     while n - pos >= 12:
         if not _header_ok(buf, pos, t):
-            resumed = -1
-            r = pos + 1
-            while r <= n - 12:
-                if _header_ok(buf, r, t):
-                    resumed = r
-                    break
-                r += 1
+            resumed = _resync(buf, pos + 1, t)
             if resumed < 0:  # nothing valid after it (yet): stop here
-                if at_eof:
-                    pending = pos
+                open_damage = pos
                 break
             if n_damaged == len(damaged):
                 grown = np.empty((2 * n_damaged, 2), dtype=np.int64)
@@ -163,7 +226,7 @@ def _frame(buf: np.ndarray, at_eof: bool, t: np.ndarray):
             pos = resumed
             continue
         length = _u32(buf, pos)
-        if _u32(buf, pos + 4) != 0 or pos + length + 16 > n:
+        if pos + length + 16 > n:
             break  # the record is not complete yet: left for the next call
         starts[count] = pos + 12
         lens[count] = length
@@ -176,21 +239,24 @@ def _frame(buf: np.ndarray, at_eof: bool, t: np.ndarray):
         ok[:count].copy(),
         damaged[:n_damaged],
         pos,
-        pending,
+        open_damage,
     )
 
 
 def frame(buf: np.ndarray, at_eof: bool) -> Framed:
     """Walk the records of ``buf`` (uint8), checking both CRCs of each.
 
-    A length whose CRC fails is damage: framing resumes at the next offset holding a length
-    with a valid CRC, and the region is reported. Damage that nothing valid follows is left
-    unconsumed (a writer may be mid-append), and reported as pending when ``buf`` reaches the
-    end of the file. A record whose length is valid but whose bytes have not all arrived ends
-    the walk, also left for the next call.
+    A length whose CRC fails, or over ``MAX_RECORD_BYTES``, is damage: framing resumes at the
+    next offset holding a valid length header, and the region is reported. Damage that nothing
+    valid follows in ``buf`` is left unconsumed (``open_damage``; the caller scans on from the
+    end of ``buf``), and is ``pending`` as well when ``buf`` reaches the end of the file. A
+    record whose length is valid but whose bytes have not all arrived ends the walk, left for
+    the next call: it holds at most ``MAX_RECORD_BYTES + 16`` bytes.
     """
-    starts, lens, ok, damaged, consumed, pending = _frame(buf, at_eof, _T)
-    return Framed(starts, lens, ok, damaged, int(consumed), int(pending))
+    starts, lens, ok, damaged, consumed, open_damage = _frame(buf, _T)
+    open_damage = int(open_damage)
+    pending = open_damage if at_eof else -1
+    return Framed(starts, lens, ok, damaged, int(consumed), pending, open_damage)
 
 
 class Scalars(NamedTuple):

@@ -25,7 +25,9 @@ def reference_frame(data: bytes, at_eof: bool) -> tuple[list, list, int, int]:
         return struct.unpack_from("<I", data, p)[0]
 
     def header_ok(p: int) -> bool:
-        return masked_crc32c(data[p : p + 8]) == u32(p + 8)
+        (length,) = struct.unpack_from("<Q", data, p)
+        crc_ok = masked_crc32c(data[p : p + 8]) == u32(p + 8)
+        return crc_ok and length <= tfrecord.MAX_RECORD_BYTES
 
     records, damaged, pos, pending, n = [], [], 0, -1, len(data)
     while n - pos >= 12:
@@ -180,11 +182,45 @@ def test_tags_are_grouped_by_their_bytes() -> None:
     assert got.tag_bytes == [b"a", b"b", b"ab", b"\xc3\xbc", b"ba", b"a" * 100]
 
 
+def header(length: int) -> bytes:
+    head = struct.pack("<Q", length)
+    return head + struct.pack("<I", masked_crc32c(head))
+
+
 def test_a_length_beyond_the_buffer_waits_for_more_bytes(sample: bytes) -> None:
-    """A header with a valid CRC whose length (here 2**40 + 4) runs past the bytes read ends
-    the walk there: it is read once the rest arrives, never taken as a 4-byte record."""
-    length = struct.pack("<Q", 2**40 + 4)
-    huge = length + struct.pack("<I", masked_crc32c(length)) + b"\x00" * 40
-    records, damaged, consumed, pending = framed(sample + huge, at_eof=True)
+    """A valid header whose length (up to the cap) runs past the bytes read ends the walk
+    there: it is read once the rest arrives, never taken as a shorter record."""
+    cut = header(tfrecord.MAX_RECORD_BYTES) + b"\x00" * 40
+    records, damaged, consumed, pending = framed(sample + cut, at_eof=True)
     assert consumed == len(sample) and not damaged and pending == -1
-    assert framed(sample + huge, True) == reference_frame(sample + huge, True)
+    assert framed(sample + cut, True) == reference_frame(sample + cut, True)
+
+
+@pytest.mark.parametrize("length", [tfrecord.MAX_RECORD_BYTES + 1, 2**40 + 4, 2**60])
+def test_a_length_over_the_cap_is_damage_not_pending(sample: bytes, length: int) -> None:
+    """A header with a valid CRC claiming more than MAX_RECORD_BYTES is damage: framing
+    resumes at the next valid header; with nothing after it, it is the file's trailing damage
+    (pending only while the file may grow; ``runstore.metrics.filestate`` decides)."""
+    bad = header(length) + b"\x00" * 40
+    records, damaged, consumed, pending = framed(sample + bad + sample, at_eof=True)
+    assert damaged == [(len(sample), len(sample) + len(bad))]
+    assert consumed == 2 * len(sample) + len(bad) and pending == -1
+    assert len(records) == 2 * len(framed(sample, True)[0])
+    records, damaged, consumed, pending = framed(sample + bad, at_eof=True)
+    assert consumed == len(sample) and pending == len(sample) and not damaged
+    got = tfrecord.frame(np.frombuffer(sample + bad, np.uint8), at_eof=False)
+    assert got.open_damage == len(sample) and got.pending == -1
+
+
+def test_zeros_are_skipped_fast_and_a_header_after_them_found() -> None:
+    """Runs of zeros are no header (the masked CRC of eight zero bytes is not zero): the scan
+    skips them a page at a time and finds the header right after, whatever its alignment."""
+    zeros = np.zeros(64 * 1024 * 1024, np.uint8)
+    assert tfrecord.resync(zeros) == -1
+    for at in (0, 1, 11, 12, 4095, 4096, 4097, 50_001):
+        buf = np.zeros(at + 200_000, np.uint8)
+        buf[at : at + 12] = np.frombuffer(header(8), np.uint8)
+        assert tfrecord.resync(buf) == at, at
+    buf = np.zeros(1000, np.uint8)
+    buf[500] = 7  # a lone nonzero byte is no header either
+    assert tfrecord.resync(buf) == -1

@@ -21,7 +21,19 @@ seconds and compares many runs at once, so this module:
   ignored and rebuilt;
 * tolerates writers: a record cut short by a writer mid-append is left for the next call, a
   record with a bad CRC is skipped and reported (never fatal), and damage at the very end of a
-  file that nothing valid follows yet is retried on the next call instead of being skipped.
+  file that nothing valid follows yet is "pending" (a write may be in flight: a bad last
+  record is read again, damaged bytes are scanned on from where the scan stopped) until the
+  file has stopped growing, that is its mtime is ``filestate.SETTLED_SECONDS`` (30 s) old;
+  then it is reported as damage (``CorruptRegion.pending`` False);
+* is bounded whatever a file holds: a length header over ``tfrecord.MAX_RECORD_BYTES``
+  (16 MiB) is damage, not a record to wait for; files are read in blocks of 32 MiB, and what
+  is kept between blocks is at most one record, so one file's read holds at most about
+  96 MiB of its bytes (two blocks and two records), plus index arrays for one block's records
+  and the rows decoded from it. Damage is
+  scanned block by block, zero runs a page at a time and a sparse file's holes skipped with
+  ``SEEK_DATA``: ``truncate -s 1G`` on an event file loads in well under a second;
+* holds no lock that other runs' loads wait for across a parse (``load``): each load holds
+  its run folder's lock and its files' locks, and the process-wide lock only for bookkeeping.
 
 The package, one module a job: ``protobuf`` (records the compiled path does not take),
 ``filestate`` (per event file: how far it was read, the rows so far, damage), ``cache`` (the
@@ -45,6 +57,7 @@ from __future__ import annotations
 from runstore import tags
 from runstore.metrics.cache import wait_for_cache_writes
 from runstore.metrics.episodes import EPISODES_SCHEMA
+from runstore.metrics.filestate import settled
 from runstore.metrics.frame import SCALARS_SCHEMA
 from runstore.metrics.load import (
     CorruptRegion,
@@ -70,5 +83,6 @@ __all__ = [
     "load_episodes",
     "load_scalars",
     "load_scalars_with_report",
+    "settled",
     "wait_for_cache_writes",
 ]

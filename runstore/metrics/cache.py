@@ -131,10 +131,11 @@ def _load_persisted(state: FileState, fh: BinaryIO, size: int) -> None:
 def persist_when_due(state: FileState, fh: BinaryIO, mtime_ns: int) -> None:
     """Queue a new cache of the file once it is big enough and has grown enough (or gone
     quiet) since the last one."""
-    if PERSIST_CACHE and state.offset > max(state.persisted_offset, PERSIST_MIN_BYTES - 1):
-        grown = state.offset - state.persisted_offset
+    covered = state.covered()  # open damage at the end is scanned again by a fresh process
+    if PERSIST_CACHE and covered > max(state.persisted_offset, PERSIST_MIN_BYTES - 1):
+        grown = covered - state.persisted_offset
         quiet = (time.time() - mtime_ns / 1e9) > _QUIET_SECONDS
-        if state.persisted_offset == 0 or grown >= _PERSIST_GROWTH * state.offset or quiet:
+        if state.persisted_offset == 0 or grown >= _PERSIST_GROWTH * covered or quiet:
             _persist(state, fh)
 
 
@@ -146,13 +147,14 @@ def _persist(state: FileState, fh: BinaryIO) -> None:
     writes is a snapshot: the arrays are never changed in place, and fingerprints of the bytes
     it describes go with it, so a file rewritten meanwhile simply does not match it.
     """
-    if state.offset <= 0:
+    covered = state.covered()
+    if covered <= 0:
         return
-    head, tail = _read_fingerprints(fh, state.offset)
+    head, tail = _read_fingerprints(fh, covered)
     meta = {
         "format": _CACHE_FORMAT,
         "event_file": os.path.basename(state.path),
-        "offset": state.offset,
+        "offset": covered,
         "head": head,
         "tail": tail,
         "n_records": state.n_records,
@@ -163,7 +165,7 @@ def _persist(state: FileState, fh: BinaryIO) -> None:
         "starts": list(state.starts),
         "corrupt": list(state.corrupt),
     }
-    state.persisted_offset = state.offset
+    state.persisted_offset = covered
     _writer().submit(_write_cache, _cache_path(state.path), list(state.tags), state.arrays(), meta)
 
 

@@ -5,11 +5,28 @@ offset, device and inode, size, mtime, the 16 bytes just before the offset) tell
 from a file replaced, shrunk or rewritten in place; those are read again from zero (and their
 ``generation`` bumped, so a merged frame built on the old rows is not spliced onto). Damage is
 recorded by file offset, with the last step read before it, for the UI.
+
+Bounded whatever the file holds: a file is read in blocks of ``_BLOCK`` bytes, and what is
+kept between blocks is at most one record (``tfrecord.MAX_RECORD_BYTES`` + 16 bytes; a longer
+length header is damage) or the last 11 bytes of a damaged stretch. So reading one file holds
+at most about ``2 * _BLOCK + 2 * MAX_RECORD_BYTES`` (96 MiB) of its bytes at a time, plus index
+arrays for the records of one block and the rows decoded, whether it is 1 KiB or a 2 GB
+sparse file. Damage that nothing valid follows is scanned on block by block (runs of zeros a
+page at a time, a sparse file's holes skipped) and not read again: the scan goes on from where
+it stopped when the file grows.
+
+Damage at the end of a file (nothing valid after it yet: a bad last record, or bytes that are
+no record) may be a write in flight, so it is "pending" while the file may still be growing,
+and damage once it has stopped: its mtime is ``SETTLED_SECONDS`` or more in the past. A live
+trainer's file is rewritten at every log dump (seconds apart); writers append whole records,
+so a live file never ends in 12 or more bytes of non-record for long.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -21,8 +38,18 @@ from runstore.metrics.protobuf import SlowResult, slow_records
 
 #: Event files are read in blocks this large, so a huge file never sits in memory whole.
 _BLOCK = 32 * 1024 * 1024
+#: Damage at the end of a file is pending until the file has not changed for this long.
+SETTLED_SECONDS = 30.0
+#: Bytes kept from a damaged stretch with nothing valid in it: a header may start in them.
+_HEADER_TAIL = 11
 
 Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (tag id, step, wall, value)
+
+
+def settled(mtime_ns: int, now: float | None = None) -> bool:
+    """A file last changed at ``mtime_ns`` has stopped growing: damage at its end is damage."""
+    now = time.time() if now is None else now
+    return now - mtime_ns / 1e9 >= SETTLED_SECONDS
 
 
 def _no_rows() -> Rows:
@@ -51,7 +78,8 @@ class FileState:
     chunks: list[Rows] = field(default_factory=list)
     starts: list[tuple[int, int]] = field(default_factory=list)  # (row position, step)
     corrupt: list[tuple[int, int | None]] = field(default_factory=list)  # (offset, after_step)
-    pending: int | None = None
+    pending: int | None = None  # a bad last record, retried from its header on the next read
+    open_damage: int | None = None  # damage nothing valid follows yet; ``offset`` scans on
     tail: bytes = b""  # bytes just before ``offset``: detects a file rewritten in place
     persisted_offset: int = 0
     records_parsed: int = 0  # total records decoded in this process (tests, diagnostics)
@@ -83,6 +111,18 @@ class FileState:
             return picked[0]  # type: ignore[return-value]
         tag, step, wall, value = (np.concatenate(c) for c in zip(*reversed(picked), strict=True))
         return tag, step, wall, value
+
+    def covered(self) -> int:
+        """Bytes accounted for by records and closed damage (what a cache may describe)."""
+        return self.offset if self.open_damage is None else self.open_damage
+
+    def trailing(self) -> int | None:
+        """Where the damage at the end of the file starts, if it ends in damage."""
+        return self.pending if self.open_damage is None else self.open_damage
+
+    def settled(self, now: float | None = None) -> bool:
+        """The file has stopped growing: unchanged for ``SETTLED_SECONDS`` (by its mtime)."""
+        return settled(self.mtime_ns, now)
 
     def last_step(self) -> int | None:
         for chunk in reversed(self.chunks):
@@ -155,8 +195,13 @@ def _parse_block(state: FileState, buf: bytes, at_eof: bool) -> int:
     framed = tfrecord.frame(arr, at_eof)
     starts, lens, good = framed.data_start, framed.data_len, framed.data_ok
     consumed = framed.consumed
-    pending = None if framed.pending < 0 else framed.pending
-    if len(starts) and not good[-1] and int(starts[-1] + lens[-1]) + 4 == consumed:
+    pending = None
+    if (
+        framed.open_damage < 0
+        and len(starts)
+        and not good[-1]
+        and int(starts[-1] + lens[-1]) + 4 == consumed
+    ):
         # A bad payload with nothing valid after it may still be being written: retry later.
         consumed = int(starts[-1]) - 12
         pending = consumed if at_eof else None
@@ -198,8 +243,27 @@ def _parse_block(state: FileState, buf: bytes, at_eof: bool) -> int:
         state.n_rows += len(rec)
     state.n_records += n
     state.records_parsed += n
+    if framed.open_damage >= 0:
+        # Offsets up to len(buf) - 12 hold no header: the scan goes on from the next one.
+        state.open_damage = state.offset + framed.open_damage
+        consumed = max(framed.open_damage + 1, len(buf) - _HEADER_TAIL)
     state.offset += consumed
     return consumed
+
+
+def _scan_damage(state: FileState, buf: bytes, at_eof: bool) -> int:
+    """Go on through open damage: to the next valid header (the damage closes, and records are
+    read from there), or through ``buf`` but its last 11 bytes; returns bytes used."""
+    at = tfrecord.resync(np.frombuffer(buf, np.uint8))
+    if at < 0:
+        used = max(0, len(buf) - _HEADER_TAIL)
+        state.offset += used
+        return used
+    assert state.open_damage is not None
+    state.corrupt.append((state.open_damage, state.last_step()))
+    state.open_damage = None
+    state.offset += at
+    return at + _parse_block(state, buf[at:], at_eof)
 
 
 def _read_tail(state: FileState, fh: BinaryIO) -> bytes:
@@ -207,6 +271,48 @@ def _read_tail(state: FileState, fh: BinaryIO) -> bytes:
     lo = max(0, state.offset - 16)
     fh.seek(lo)
     return fh.read(state.offset - lo)
+
+
+def _skip_hole(state: FileState, fh: BinaryIO, size: int) -> None:
+    """Seek to where the damage scan goes on, past a hole: the unwritten stretch of a sparse
+    file (``truncate -s 1G``) reads as zeros, which hold no header, so only the 11 bytes
+    before the next data need a look."""
+    at = state.offset
+    try:
+        at = os.lseek(fh.fileno(), state.offset, os.SEEK_DATA)
+    except OSError as e:  # ENXIO: a hole to the end; else no SEEK_DATA here: read it all
+        if e.errno == errno.ENXIO:
+            at = size
+    except AttributeError:  # a platform without SEEK_DATA
+        pass
+    state.offset = max(state.offset, at - _HEADER_TAIL)
+    fh.seek(state.offset)
+
+
+def _read_appended(state: FileState, fh: BinaryIO, size: int) -> int:
+    """Parse the file from ``state.offset`` to ``size`` block by block; returns bytes used."""
+    fh.seek(state.offset)
+    parsed = 0
+    carry = b""  # a record cut by the block's end: at most one record
+    while state.offset + len(carry) < size:
+        if state.open_damage is not None:
+            carry = b""  # the scan reads on from ``state.offset`` (11 bytes back)
+            _skip_hole(state, fh, size)
+        want = max(_BLOCK, 2 * len(carry))
+        chunk = fh.read(min(want, size - state.offset - len(carry)))
+        if not chunk:
+            break
+        buf = carry + chunk if carry else chunk
+        at_eof = state.offset + len(buf) >= size
+        if state.open_damage is not None:
+            used = _scan_damage(state, buf, at_eof)
+        else:
+            used = _parse_block(state, buf, at_eof)
+        parsed += used
+        carry = buf[used:]
+        if at_eof:
+            break
+    return parsed
 
 
 def update_file(state: FileState, st: os.stat_result) -> int:
@@ -223,7 +329,6 @@ def update_file(state: FileState, st: os.stat_result) -> int:
         fh = safeio.open_file(state.path)  # closed below; open-read-close per poll
     except OSError:
         return 0
-    parsed = 0
     try:
         fst = os.fstat(fh.fileno())
         size = fst.st_size
@@ -234,20 +339,7 @@ def update_file(state: FileState, st: os.stat_result) -> int:
         state.dev, state.ino = fst.st_dev, fst.st_ino
         if state.offset == 0:
             cache.adopt(state, fh, size)
-        fh.seek(state.offset)
-        carry = b""
-        while state.offset + len(carry) < size:
-            want = max(_BLOCK, min(size - state.offset - len(carry), 2 * len(carry)))
-            chunk = fh.read(min(want, size - state.offset - len(carry)))
-            if not chunk:
-                break
-            buf = carry + chunk if carry else chunk
-            at_eof = state.offset + len(buf) >= size
-            used = _parse_block(state, buf, at_eof)
-            parsed += used
-            carry = buf[used:]
-            if at_eof:
-                break
+        parsed = _read_appended(state, fh, size)
         state.tail = _read_tail(state, fh)
         state.size, state.mtime_ns = size, fst.st_mtime_ns
         cache.persist_when_due(state, fh, fst.st_mtime_ns)

@@ -4,13 +4,22 @@ A load walks the folder for event files and ``stat``s them; an unchanged run ret
 frame remembered from the last load. Otherwise each changed file reads what was appended
 (``filestate``), and the run's frame is spliced or merged again (``merge``). What is
 remembered is bounded (``MAX_CACHED_ROWS``): the runs loaded longest ago go first.
+
+Locks: a load holds its run folder's lock (two loads of one run do the work once) and the
+locks of that run's event files (a file shared by two overlapping folders is parsed by one at
+a time), never a lock that loads of other runs wait for across a parse: the process-wide lock
+guards only the bookkeeping (which files and runs are remembered, the row totals), for
+microseconds. So a page showing a healthy run never waits for a big parse of another.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +41,7 @@ class CorruptRegion:
     path: str
     offset: int
     after_step: int | None  # last step read before the damage in that file
-    pending: bool = False  # at the end of the file: retried on the next call
+    pending: bool = False  # at the end of a file still growing: retried on the next call
 
 
 @dataclass(frozen=True)
@@ -94,13 +103,17 @@ def _scan(root: str) -> list[tuple[str, os.stat_result]]:
     return found
 
 
-def _regions(states: list[FileState]) -> list[CorruptRegion]:
+def _regions(states: list[FileState]) -> tuple[CorruptRegion, ...]:
+    """Damage of each file; damage at its end is pending until the file stops growing."""
     regions = []
+    now = time.time()
     for s in states:
         regions += [CorruptRegion(s.path, off, after) for off, after in s.corrupt]
-        if s.pending is not None:
-            regions.append(CorruptRegion(s.path, s.pending, s.last_step(), pending=True))
-    return regions
+        trailing = s.trailing()
+        if trailing is not None:
+            pending = not s.settled(now)
+            regions.append(CorruptRegion(s.path, trailing, s.last_step(), pending=pending))
+    return tuple(regions)
 
 
 class _Memory:
@@ -108,7 +121,9 @@ class _Memory:
     folder its merged frame (least recently loaded first), and running totals of the rows
     both hold (so a page loading a thousand runs does not sum them all on every load).
 
-    Every load holds ``lock``: the dashboard's sessions are threads of one process.
+    The dashboard's sessions are threads of one process. ``lock`` guards the tables and
+    totals and is held for bookkeeping only; a load holds its run's lock and its files' locks
+    (``holding``) across the parse, so loads of other runs never wait for it.
     """
 
     def __init__(self) -> None:
@@ -117,6 +132,9 @@ class _Memory:
         self.runs: OrderedDict[str, RunState] = OrderedDict()
         self.file_rows = 0
         self.run_rows = 0
+        # Kept when the memory is cleared: a load in flight may hold one.
+        self._run_locks: dict[str, threading.Lock] = {}
+        self._file_locks: dict[str, threading.Lock] = {}
 
     def clear(self) -> None:
         with self.lock:
@@ -124,54 +142,103 @@ class _Memory:
             self.runs.clear()
             self.file_rows = self.run_rows = 0
 
+    def _lock_of(self, table: dict[str, threading.Lock], key: str) -> threading.Lock:
+        with self.lock:
+            found = table.get(key)
+            if found is None:
+                found = table[key] = threading.Lock()
+            return found
+
+    @contextmanager
+    def holding(self, root: str, paths: list[str] | None = None) -> Iterator[None]:
+        """Hold the run folder's lock, or with ``paths`` those files' locks (in path order)."""
+        with ExitStack() as stack:
+            if paths is None:
+                stack.enter_context(self._lock_of(self._run_locks, root))
+            for path in sorted(paths or ()):
+                stack.enter_context(self._lock_of(self._file_locks, path))
+            yield
+
     def _read(self, found: list[tuple[str, os.stat_result]]) -> tuple[list[FileState], int, int]:
         """Each file brought up to date: their states, records and bytes parsed."""
         records = 0
         parsed = 0
         states: list[FileState] = []
         for path, st in found:
-            state = self.files.get(path)
-            if state is None:
-                state = self.files[path] = FileState(path)
+            with self.lock:
+                state = self.files.get(path)
+                if state is None:
+                    state = self.files[path] = FileState(path)
             before, rows_before = state.records_parsed, state.n_rows
-            parsed += update_file(state, st)
+            parsed += update_file(state, st)  # outside ``lock``: this is the long part
             records += state.records_parsed - before
-            self.file_rows += state.n_rows - rows_before
+            with self.lock:
+                if self.files.get(path) is state:  # not evicted meanwhile
+                    self.file_rows += state.n_rows - rows_before
             states.append(state)
         return states, records, parsed
 
-    def refresh(self, run_dir: str | Path) -> tuple[RunState, LoadReport]:
+    def _unchanged(
+        self, root: str, key: tuple[Any, ...], files: int
+    ) -> tuple[RunState, LoadReport] | None:
+        """A run whose files have not changed since its last load, and its report; else None."""
+        with self.lock:
+            run = self.runs.get(root)
+            if run is None or run.key != key or run.scalars is None:
+                return None
+            self.runs.move_to_end(root)
+        if any(c.pending for c in run.corruptions):  # a file may have stopped growing since
+            run.corruptions = _regions(run.states)
+            run.corrupt = len(run.corruptions)
+        return run, LoadReport(files, run.corrupt, run.corruptions, 0, 0, True)
+
+    def refresh(self, root: str) -> tuple[RunState, LoadReport]:
+        """Bring the run folder ``root`` up to date; the caller holds ``holding(root)``."""
         cache.note_load()
-        root = os.path.abspath(os.fspath(run_dir))
         found = _scan(root)
         key = tuple((p, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for p, st in found)
-        run = self.runs.get(root)
-        if run is not None and run.key == key and run.scalars is not None:
-            self.runs.move_to_end(root)
-            report = LoadReport(len(found), run.corrupt, run.corruptions, 0, 0, True)
-            return run, report
-        states, records, parsed = self._read(found)
-        ordered = merge.order(states)
-        frame = merge.splice(run, ordered) if run is not None else None
-        if run is None or frame is None:
-            frame, names, tag_end, tag_last = merge.merged(ordered)
-            if run is None:
-                run = RunState()
-            run.names, run.tag_end, run.tag_last = names, tag_end, tag_last
-        regions = _regions(states)
-        self.run_rows += frame.height - (run.scalars.height if run.scalars is not None else 0)
-        run.key, run.files, run.scalars, run.episodes = key, [p for p, _ in found], frame, None
-        run.corrupt, run.corruptions, run.states = len(regions), tuple(regions), states
-        run.layout = merge.layout(ordered)
-        run.newest_tags = len(ordered[-1].tags) if ordered else 0
-        self.runs[root] = run
-        self.runs.move_to_end(root)
-        # Files no longer under the run folder are forgotten.
-        old = {p for p in self.files if p.startswith(root + os.sep)} - set(run.files)
-        for p in old:
-            self.file_rows -= self.files.pop(p).n_rows
-        self._evict()
+        unchanged = self._unchanged(root, key, len(found))
+        if unchanged is not None:
+            return unchanged
+        with self.lock:
+            run = self.runs.get(root)
+        with self.holding(root, [p for p, _ in found]):
+            states, records, parsed = self._read(found)
+            ordered = merge.order(states)
+            frame = merge.splice(run, ordered) if run is not None else None
+            if run is None or frame is None:
+                frame, names, tag_end, tag_last = merge.merged(ordered)
+                if run is None:
+                    run = RunState()
+                run.names, run.tag_end, run.tag_last = names, tag_end, tag_last
+            regions = _regions(states)
+            run.layout = merge.layout(ordered)
+            run.newest_tags = len(ordered[-1].tags) if ordered else 0
+        run.corrupt, run.corruptions = len(regions), regions
+        self._remember(root, run, frame, key, found, states)
         return run, LoadReport(len(found), run.corrupt, run.corruptions, records, parsed, False)
+
+    def _remember(
+        self,
+        root: str,
+        run: RunState,
+        frame: pl.DataFrame,
+        key: tuple[Any, ...],
+        found: list[tuple[str, os.stat_result]],
+        states: list[FileState],
+    ) -> None:
+        """Store the run's new frame, forget files no longer under it, keep within bounds."""
+        with self.lock:
+            held = run.scalars.height if run.scalars is not None and root in self.runs else 0
+            self.run_rows += frame.height - held
+            run.key, run.files, run.scalars, run.episodes = key, [p for p, _ in found], frame, None
+            run.states = states
+            self.runs[root] = run
+            self.runs.move_to_end(root)
+            old = {p for p in self.files if p.startswith(root + os.sep)} - set(run.files)
+            for p in old:
+                self.file_rows -= self.files.pop(p).n_rows
+            self._evict()
 
     def _evict(self) -> None:
         while self.file_rows + self.run_rows > MAX_CACHED_ROWS and len(self.runs) > 1:
@@ -213,8 +280,9 @@ def load_scalars_with_report(run_dir: str | Path) -> tuple[pl.DataFrame, LoadRep
     The dashboard shows ``report.corruptions`` on the run instead of silently stopping the
     curve at the damage, as TensorBoard does.
     """
-    with _MEMORY.lock:
-        run, report = _MEMORY.refresh(run_dir)
+    root = os.path.abspath(os.fspath(run_dir))
+    with _MEMORY.holding(root):
+        run, report = _MEMORY.refresh(root)
         assert run.scalars is not None
         return run.scalars, report
 
@@ -228,10 +296,12 @@ def load_episodes(run_dir: str | Path) -> pl.DataFrame:
     SB3 ``Monitor`` files (``*monitor.csv``), which carry no global step: there the step is the
     running sum of episode lengths in finishing order, a lower bound of the true step.
     """
-    with _MEMORY.lock:
-        run, _ = _MEMORY.refresh(run_dir)
+    root = os.path.abspath(os.fspath(run_dir))
+    with _MEMORY.holding(root):
+        run, _ = _MEMORY.refresh(root)
         if run.episodes is None:
-            run.episodes = episodes.from_tags(run.states)
+            with _MEMORY.holding(root, run.files):
+                run.episodes = episodes.from_tags(run.states)
             if run.episodes is None:
                 run.episodes = episodes.from_monitor(Path(run_dir))
         return run.episodes

@@ -2,7 +2,8 @@
 
 One stopped CartPole run is copied into several run folders and each copy gets one kind of
 damage: a truncated status.json, a garbage run.json, an event file cut mid-record or with a
-flipped byte, the newest checkpoint zip cut in half. The runner keeps supervising (no failed
+flipped byte or made 1 GB long (``truncate -s 1G``: valid records, then sparse zeros), the
+newest checkpoint zip cut in half. The runner keeps supervising (no failed
 step in its log), ``python -m runner ls`` lists every run, resume skips the broken checkpoint,
 and the metrics reader returns what is readable with the damage reported.
 
@@ -15,16 +16,18 @@ damage and a warning naming the file and byte offset (``LoadReport.corruptions``
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
+import time
 
 import pytest
 
 from runstore import RunState, checkpoints, metrics
 
 from ..conftest import ROOT, Runs, cartpole, wait_for
-from .harness import LEDGER, damage_copies, half_written_json
+from .harness import LEDGER, copy_run, damage_copies, event_files, half_written_json
 
 pytestmark = pytest.mark.faults
 
@@ -54,15 +57,21 @@ def test_hand_corruption_is_a_problem_on_that_run_never_a_crash(runs: Runs):
     damaged = damage_copies(runs.store, base, r)
     status_cut, run_garbage, ckpt_cut = damaged.status_cut, damaged.run_garbage, damaged.ckpt_cut
     tb_cut, tb_flip = damaged.tb_cut, damaged.tb_flip
+    tb_huge = copy_run(runs.store, base, "tb-huge")
+    huge = event_files(runs.store, tb_huge)[-1]
+    valid_bytes = huge.stat().st_size
+    os.truncate(huge, 1024**3)  # sparse: no disk, and read past by the reader's hole skip
+    old = time.time() - 3600  # stopped growing an hour ago: its zeros are damage, not pending
+    os.utime(huge, (old, old))
     newest = checkpoints.list_checkpoints(runs.store.paths(ckpt_cut).checkpoints)
     assert newest[0] == damaged.cut_checkpoint
     # Read the intact run only now: its Parquet cache (derived data) must not be copied along,
     # since a cache that matches a file's first and last bytes is trusted for the middle.
     rows_before = metrics.load_scalars(runs.store.paths(base).dir).height
     LEDGER.trials += 1
-    LEDGER.fault("hand corruption", 5)
+    LEDGER.fault("hand corruption", 6)
     line = _ls(runs)
-    assert set(line) == {base, status_cut, run_garbage, tb_cut, tb_flip, ckpt_cut}
+    assert set(line) == {base, status_cut, run_garbage, tb_cut, tb_flip, tb_huge, ckpt_cut}
     assert "unreadable" in line[run_garbage] and "corrupt" in line[run_garbage]
     assert "status.json is corrupt" in line[status_cut]
 
@@ -85,12 +94,16 @@ def test_hand_corruption_is_a_problem_on_that_run_never_a_crash(runs: Runs):
     flip_rows, flip_report = metrics.load_scalars_with_report(runs.store.paths(tb_flip).dir)
     assert flip_report.corruptions, "a flipped byte must be reported, not hidden"
     assert flip_rows.height < rows_before
+    huge_rows, huge_report = metrics.load_scalars_with_report(runs.store.paths(tb_huge).dir)
+    assert huge_rows.height == rows_before, "every valid scalar before the zeros"
+    damage = [(c.path, c.offset, c.pending) for c in huge_report.corruptions]
+    assert damage == [(str(huge), valid_bytes, False)], damage
 
     for run_id in (status_cut, ckpt_cut):
         runs.store.write_request(run_id, "stop", source="test")
     for run_id in (status_cut, ckpt_cut):
         runs.wait_state(run_id, RunState.STOPPED, timeout=120)
-    assert len(_ls(runs)) == 6
+    assert len(_ls(runs)) == 7
     assert runner.proc.poll() is None, "the runner died"
     assert "step failed" not in runner.output() and "Traceback" not in runner.output()
     assert not [p for p in half_written_json(runs.store.root) if run_garbage not in p]
