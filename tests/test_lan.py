@@ -283,6 +283,10 @@ def test_lan_browser_views_but_acts_only_with_the_password(lan: Lan, tmp_path: P
                     mine.get_by_text("Full control: this browser is on the machine")
                 ).to_be_visible()
                 expect(mine.get_by_role("button", name="Clone", exact=True)).to_be_enabled()
+                # Delete is drawn last: wait for it, or a slow render reads a partial row.
+                expect(
+                    mine.locator(MAIN).get_by_role("button", name="Delete", exact=True)
+                ).to_be_visible()
                 enabled = _controls(mine)
                 assert set(enabled) == set(CONTROL_LABELS) and enabled["Clone"]
             finally:
