@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from filelock import Timeout
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 from runner.heartbeat import HEARTBEAT_SECONDS, VERSION, Heartbeat
 from runner.intake import QueueIntake
@@ -35,7 +36,7 @@ from runner.requests import MAX_REQUESTS_PER_STEP, Requests
 from runner.trainers import Trainers
 from runstore.atomic import remove_stale_temp_files
 from runstore.models import RunRecord, RunState
-from runstore.paths import file_stamp
+from runstore.paths import file_stamp, is_run_id
 from runstore.settings import SettingsError, load_settings, settings_path
 from runstore.store import Request, RunStore, printable
 
@@ -53,6 +54,17 @@ __all__ = [
 
 log = logging.getLogger("runner")
 T = TypeVar("T")
+Stamp = tuple[int, int] | None
+
+#: Every run is looked at this often (a stat of its requests/ and run.json, more only when
+#: one changed): a request to a run that is not training (resume, delete, trust) is applied
+#: within this long. Runs where something is under way are looked at every step.
+SWEEP_SECONDS = 2.0
+#: A folder modified less than this long ago may change again within the same timestamp
+#: tick, so it is not yet trusted as settled ("racy" stamps).
+SETTLE_SECONDS = 2.0
+#: The idle wait wakes this often to see a SIGTERM (exit within a second).
+SHUTDOWN_CHECK_SECONDS = 0.25
 
 
 class AlreadyRunningError(RuntimeError):
@@ -65,6 +77,22 @@ class _Wake(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         self.event.set()
+
+
+def _dir_stamp(path: str) -> Stamp:
+    """(inode, mtime in ns) of a folder itself (a link in its place is stamped, not
+    followed), None if it cannot be stat'ed."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _settled(stamps: tuple[Stamp, Stamp]) -> bool:
+    """Both stamps are old enough that a change would give them a new one."""
+    now = time.time_ns()
+    return all(s is None or now - s[1] > SETTLE_SECONDS * 1e9 for s in stamps)
 
 
 class Supervisor:
@@ -81,7 +109,7 @@ class Supervisor:
         self.records = RunRecords(store, held=handles)
         self.trainers = Trainers(store, self.records, self.media, handles)
         self.requests = Requests(store, self.records, self.trainers, self.media)
-        self.queue = QueueIntake(store, on_queued=self._watch_requests)
+        self.queue = QueueIntake(store, on_queued=self._queued)
         self._heartbeat = Heartbeat(store)
         # None: follow settings.yaml in the runs folder; a value (a CLI flag) pins it.
         self._pinned = {"max_concurrent": max_concurrent, "stop_grace": stop_grace}
@@ -94,7 +122,18 @@ class Supervisor:
         self.shutdown = threading.Event()
         self._lock = store.runner_lock()
         self._observer: Observer | None = None
-        self._watched: set[str] = set()
+        # run id -> the watch on its requests/: only runs whose trainer this runner holds
+        # (``_sync_watches``); every other run is looked at by the sweep.
+        self._watched: dict[str, ObservedWatch] = {}
+        # The run folders, listed again at each sweep (and when intake made one).
+        self._ids: list[str] = []
+        self._sweep_at = 0.0  # monotonic: the next sweep over every run; 0 sweeps at once
+        # run id -> the stamps (requests/, run.json) under which it was last found with
+        # nothing to do: a run whose two stamps still match is skipped (``_look_at``).
+        self._settled: dict[str, tuple[Stamp, Stamp]] = {}
+        # Runs to look at again on the next step (requests just applied or left over, a
+        # run just made), whatever the sweep's cadence.
+        self._again: set[str] = set()
         # Per-run work that raised: (run id, what) -> the error, logged once (``_contained``).
         self._failing: dict[tuple[str, str], str] = {}
 
@@ -144,8 +183,7 @@ class Supervisor:
         self._observer.schedule(_Wake(self.wake), str(self.store.queue_dir), recursive=False)
         self._observer.daemon = True
         self._observer.start()
-        for run_id in self.store.run_ids():
-            self._watch_requests(run_id)
+        self._sync_watches()
         log.info(
             "supervising %s (max_concurrent=%d, pid %d)",
             self.store.root,
@@ -174,7 +212,10 @@ class Supervisor:
             left = end - time.monotonic()
             if left <= 0:
                 break
-            if self.wake.wait(min(left, max(0.05, self._heartbeat.next_at - time.time()))):
+            # At most SHUTDOWN_CHECK_SECONDS at a time: a SIGTERM (which sets ``shutdown``
+            # from the signal handler) ends the runner well within a second, whatever --poll.
+            wait = min(left, SHUTDOWN_CHECK_SECONDS)
+            if self.wake.wait(min(wait, max(0.05, self._heartbeat.next_at - time.time()))):
                 break
             with contextlib.suppress(OSError):  # a full disk: the next step logs it
                 self.heartbeat()
@@ -184,7 +225,7 @@ class Supervisor:
         """Leave training processes running: a new supervisor adopts them."""
         if self._observer is not None:
             self._observer.stop()
-            self._observer.join(timeout=5)
+            self._observer.join(timeout=1)
         if self._lock.is_locked:
             self._lock.release()
         log.info("runner stopped; %d training process(es) left running", len(self.handles))
@@ -194,8 +235,11 @@ class Supervisor:
         self.requests.more = False
         self.load_settings()
         self.intake()
-        for run_id in self.store.run_ids():
-            self._contained(run_id, "requests", self.handle_requests, run_id)
+        self._sync_watches()
+        for run_id in self._to_look_at():
+            if self.shutdown.is_set():  # SIGTERM: the rest waits for the next runner
+                return
+            self._look_at(run_id)
             self.heartbeat()  # time-gated: cheap, and fresh through a flood over many runs
         self.check_processes()
         if self.records.adopt_again:
@@ -237,13 +281,104 @@ class Supervisor:
     def intake(self) -> None:
         self.queue.intake(self.config_defaults)
 
-    def _watch_requests(self, run_id: str) -> None:
-        if self._observer is None or run_id in self._watched:
+    def _queued(self, run_id: str) -> None:
+        """Intake made a run: list it, and look at it on this step's pass."""
+        if run_id not in self._ids:
+            self._ids.append(run_id)
+        self._again.add(run_id)
+
+    def _to_look_at(self) -> list[str]:
+        """The runs this step looks at: every run at a sweep (every SWEEP_SECONDS, and on the
+        first step), otherwise only the runs where something can be under way: held
+        trainers and media jobs, live and queued runs, damaged run.json files, runs with
+        requests left over or just applied. An idle runs folder of thousands of finished
+        runs then costs a stat or two per run every SWEEP_SECONDS, not a listing of each
+        run's requests/ twice a second."""
+        now = time.monotonic()
+        if now >= self._sweep_at:
+            self._sweep_at = now + SWEEP_SECONDS
+            self._ids = self._list_runs()
+            self._again.clear()
+            return self._ids
+        hot = set(self.handles) | set(self.media.handles) | self.records.active
+        hot |= self.records.damaged | self._again
+        self._again = set()
+        return sorted(hot)
+
+    def _list_runs(self) -> list[str]:
+        """The run folders (``RunStore.run_ids``) without a stat per known run: a name seen
+        before with a run.json is trusted to keep it (a missing one is damage, found when
+        the run is read)."""
+        known = set(self._ids)
+        ids = []
+        try:
+            entries = list(os.scandir(self.store.root))
+        except OSError:
+            return self.store.run_ids()
+        for entry in entries:
+            name = entry.name
+            if name in known or (
+                is_run_id(name)
+                and entry.is_dir(follow_symlinks=False)
+                and os.path.exists(os.path.join(entry.path, "run.json"))
+            ):
+                ids.append(name)
+        gone = known.difference(ids)
+        for run_id in gone:
+            self._settled.pop(run_id, None)
+        return sorted(ids)
+
+    def _stamps(self, run_id: str) -> tuple[Stamp, Stamp]:
+        """(requests/, run.json) stamps: an entry added to or removed from requests/ changes
+        the folder's; the runner's own writes of run.json are known (``RunRecords``)."""
+        base = os.path.join(self.store.root, run_id)
+        return _dir_stamp(os.path.join(base, "requests")), file_stamp(
+            os.path.join(base, "run.json")
+        )
+
+    def _look_at(self, run_id: str) -> None:
+        """Apply a run's requests and read its run.json, unless neither changed since it was
+        last found settled (then two stats are the whole cost)."""
+        before = self._stamps(run_id)
+        if self._settled.get(run_id) == before:
             return
-        folder = self.store.paths(run_id).requests
-        folder.mkdir(exist_ok=True)
-        self._observer.schedule(_Wake(self.wake), str(folder), recursive=False)
-        self._watched.add(run_id)
+        self._settled.pop(run_id, None)
+        more = self.requests.more
+        self.requests.more = False
+        self._contained(run_id, "requests", self.handle_requests, run_id)
+        left = self.requests.more
+        self.requests.more = more or left
+        record = self._contained(run_id, "reading run.json", self.records.read, run_id)
+        if record is None:
+            if self.records.folder_gone(run_id):
+                self._again.discard(run_id)
+            return
+        after = self._stamps(run_id)
+        if left or before != after:
+            self._again.add(run_id)  # requests applied or left: again on the next step
+        elif _settled(after) and self.records.known_stamp(run_id) == after[1]:
+            self._settled[run_id] = after
+
+    def _sync_watches(self) -> None:
+        """A file watch on the requests/ of each run whose trainer this runner holds, and on
+        no other: a pause or stop reaches a training run at once, while every other run's
+        requests are found by the sweep. One watch is one thread; a watch per run folder was
+        thousands of threads with thousands of runs."""
+        if self._observer is None:
+            return
+        for run_id in set(self._watched) - set(self.handles):
+            watch = self._watched.pop(run_id)
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(watch)
+        for run_id in set(self.handles) - set(self._watched):
+            try:
+                folder = self.store.paths(run_id).requests
+                folder.mkdir(exist_ok=True)
+                self._watched[run_id] = self._observer.schedule(
+                    _Wake(self.wake), str(folder), recursive=False
+                )
+            except (OSError, ValueError) as exc:  # the sweep still finds its requests
+                log.debug("%s: no watch on requests/ (%s)", run_id, exc)
 
     def handle_requests(self, run_id: str) -> None:
         self.requests.handle(run_id)
@@ -256,7 +391,7 @@ class Supervisor:
         if free <= 0:
             return
         queued = []
-        for run_id in self.store.run_ids():
+        for run_id in sorted(self.records.active):  # queued runs are among them
             record = self._contained(run_id, "reading run.json", self.records.read, run_id)
             if record is not None and record.state == RunState.QUEUED:
                 queued.append(record)
