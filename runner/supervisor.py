@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 from filelock import Timeout
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.api import ObservedWatch
 
+from runner.dirwatch import DirWatch
 from runner.heartbeat import HEARTBEAT_SECONDS, VERSION, Heartbeat
 from runner.intake import QueueIntake
 from runner.media import MediaJobs
@@ -56,13 +56,19 @@ log = logging.getLogger("runner")
 T = TypeVar("T")
 Stamp = tuple[int, int] | None
 
-#: Every run is looked at this often (a stat of its requests/ and run.json, more only when
-#: one changed): a request to a run that is not training (resume, delete, trust) is applied
-#: within this long. Runs where something is under way are looked at every step.
-SWEEP_SECONDS = 2.0
+#: A run whose requests/ has no file watch (inotify missing, the watch limit reached, no
+#: folder or a link in its place) is looked at this often (a stat of its requests/, more
+#: only when it changed): its requests are applied within this long.
+SWEEP_SECONDS = 3.0
+#: Every run is looked at this often whatever the watches say (a stat of its requests/ and
+#: run.json): a safety net for a lost event, and a damaged or replaced run.json of a run
+#: nothing happens to is rewritten from the runner's copy within this long. Runs where
+#: something is under way (live, queued, damaged) are looked at every step.
+FULL_SWEEP_SECONDS = 60.0
 #: A folder modified less than this long ago may change again within the same timestamp
 #: tick, so it is not yet trusted as settled ("racy" stamps).
 SETTLE_SECONDS = 2.0
+_ROOT_KEY = ""  # the DirWatch key of the runs folder itself (no run id is empty)
 #: The idle wait wakes this often to see a SIGTERM (exit within a second).
 SHUTDOWN_CHECK_SECONDS = 0.25
 
@@ -121,13 +127,21 @@ class Supervisor:
         self.wake = threading.Event()
         self.shutdown = threading.Event()
         self._lock = store.runner_lock()
-        self._observer: Observer | None = None
-        # run id -> the watch on its requests/: only runs whose trainer this runner holds
-        # (``_sync_watches``); every other run is looked at by the sweep.
-        self._watched: dict[str, ObservedWatch] = {}
-        # The run folders, listed again at each sweep (and when intake made one).
+        self._observer: Observer | None = None  # the queue folder's watch
+        # One inotify instance for the runs folder itself (a run folder appearing or going)
+        # and every run's requests/: one thread whatever the number of runs (``_watch``).
+        self._dirwatch: DirWatch | None = None
+        self._events_lock = threading.Lock()
+        self._marked: set[str] = set()  # runs a file event named since the last step
+        self._relist = True  # the runs folder changed: list it again
+        self._unwatched: set[str] = set()  # runs the sweep must look at (no watch)
+        self._new: set[str] = set()  # run folders the last listing found for the first time
+        # The run folders, listed again when the runs folder changes and at each full sweep.
         self._ids: list[str] = []
-        self._sweep_at = 0.0  # monotonic: the next sweep over every run; 0 sweeps at once
+        self._sweep_at = 0.0  # monotonic: the next sweep of unwatched runs; 0: at once
+        self._full_sweep_at = 0.0  # the next look at every run; 0: the first step
+        self._full = True  # this pass stats run.json too (only at full sweeps and hot runs)
+        self._stamp_paths: dict[str, tuple[str, str]] = {}  # run id -> (requests/, run.json)
         # run id -> the stamps (requests/, run.json) under which it was last found with
         # nothing to do: a run whose two stamps still match is skipped (``_look_at``).
         self._settled: dict[str, tuple[Stamp, Stamp]] = {}
@@ -179,11 +193,13 @@ class Supervisor:
         self.adopt()
         self.media.adopt()
         self.heartbeat(force=True)
+        self._dirwatch = DirWatch(self._on_file_event)
+        self._dirwatch.add(_ROOT_KEY, str(self.store.root))
+        self._relist = True
         self._observer = Observer()
         self._observer.schedule(_Wake(self.wake), str(self.store.queue_dir), recursive=False)
         self._observer.daemon = True
         self._observer.start()
-        self._sync_watches()
         log.info(
             "supervising %s (max_concurrent=%d, pid %d)",
             self.store.root,
@@ -226,6 +242,9 @@ class Supervisor:
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=1)
+        if self._dirwatch is not None:
+            self._dirwatch.close()
+            self._dirwatch = None
         if self._lock.is_locked:
             self._lock.release()
         log.info("runner stopped; %d training process(es) left running", len(self.handles))
@@ -235,12 +254,12 @@ class Supervisor:
         self.requests.more = False
         self.load_settings()
         self.intake()
-        self._sync_watches()
-        for run_id in self._to_look_at():
+        for i, run_id in enumerate(self._to_look_at()):
             if self.shutdown.is_set():  # SIGTERM: the rest waits for the next runner
                 return
             self._look_at(run_id)
-            self.heartbeat()  # time-gated: cheap, and fresh through a flood over many runs
+            if i % 64 == 0:  # time-gated: fresh through a flood over many runs
+                self.heartbeat()
         self.check_processes()
         if self.records.adopt_again:
             self.records.adopt_again = False
@@ -282,39 +301,65 @@ class Supervisor:
         self.queue.intake(self.config_defaults)
 
     def _queued(self, run_id: str) -> None:
-        """Intake made a run: list it, and look at it on this step's pass."""
-        if run_id not in self._ids:
-            self._ids.append(run_id)
+        """Intake made a run: look at it on this step's pass (its folder's event lists it)."""
         self._again.add(run_id)
+        with self._events_lock:
+            self._relist = True
 
     def _to_look_at(self) -> list[str]:
-        """The runs this step looks at: every run at a sweep (every SWEEP_SECONDS, and on the
-        first step), otherwise only the runs where something can be under way: held
-        trainers and media jobs, live and queued runs, damaged run.json files, runs with
-        requests left over or just applied. An idle runs folder of thousands of finished
-        runs then costs a stat or two per run every SWEEP_SECONDS, not a listing of each
-        run's requests/ twice a second."""
+        """The runs this step looks at: every run at a full sweep (the first step, then every
+        FULL_SWEEP_SECONDS); otherwise the runs a file event named, the runs without a watch
+        every SWEEP_SECONDS, and the runs where something can be under way: held trainers
+        and media jobs, live and queued runs, damaged run.json files, runs with requests
+        left over or just applied. An idle runs folder of thousands of finished runs then
+        costs nothing between full sweeps, and a stat or two per run at each."""
         now = time.monotonic()
-        if now >= self._sweep_at:
+        with self._events_lock:
+            marked, self._marked = self._marked, set()
+            relist, self._relist = self._relist, False
+        if relist or now >= self._full_sweep_at:
+            self._list_runs()
+            marked |= self._new
+        self._full = True
+        if now >= self._full_sweep_at:
+            self._full_sweep_at = now + FULL_SWEEP_SECONDS
             self._sweep_at = now + SWEEP_SECONDS
-            self._ids = self._list_runs()
             self._again.clear()
             return self._ids
         hot = set(self.handles) | set(self.media.handles) | self.records.active
-        hot |= self.records.damaged | self._again
+        hot |= self.records.damaged | self._again | marked
         self._again = set()
+        if now >= self._sweep_at:
+            self._sweep_at = now + SWEEP_SECONDS
+            self._full = False
+            hot |= self._unwatched
         return sorted(hot)
 
-    def _list_runs(self) -> list[str]:
-        """The run folders (``RunStore.run_ids``) without a stat per known run: a name seen
-        before with a run.json is trusted to keep it (a missing one is damage, found when
-        the run is read)."""
+    def _on_file_event(self, key: str | None, name: str) -> None:
+        """From the watch thread: note what changed, and wake the loop."""
+        with self._events_lock:
+            if key is None:  # the kernel dropped events: look at everything
+                self._relist = True
+                self._full_sweep_at = 0.0
+            elif key == _ROOT_KEY:
+                if not is_run_id(name):  # runner.json, settings.yaml, temp files
+                    return
+                self._relist = True
+                self._marked.add(name)
+            else:
+                self._marked.add(key)
+        self.wake.set()
+
+    def _list_runs(self) -> None:
+        """List the run folders (``RunStore.run_ids``) without a stat per known run (a name
+        seen before with a run.json is trusted to keep it: a missing one is damage, found
+        when the run is read), watch the new ones' requests/ and forget the gone ones."""
         known = set(self._ids)
         ids = []
         try:
             entries = list(os.scandir(self.store.root))
         except OSError:
-            return self.store.run_ids()
+            entries = []
         for entry in entries:
             name = entry.name
             if name in known or (
@@ -323,24 +368,55 @@ class Supervisor:
                 and os.path.exists(os.path.join(entry.path, "run.json"))
             ):
                 ids.append(name)
-        gone = known.difference(ids)
-        for run_id in gone:
+        current = set(ids)
+        for run_id in known - current:
             self._settled.pop(run_id, None)
-        return sorted(ids)
+            self._stamp_paths.pop(run_id, None)
+            self._unwatched.discard(run_id)
+            if self._dirwatch is not None:
+                self._dirwatch.remove(run_id)
+        self._new = current - known
+        for run_id in self._new:
+            self._watch(run_id)
+        self._ids = sorted(ids)
+
+    def _watch(self, run_id: str) -> None:
+        """Watch the run's requests/ (made if missing); without a watch the sweep looks at it
+        every SWEEP_SECONDS."""
+        if self._dirwatch is None:
+            return
+        try:
+            folder = self.store.paths(run_id).requests
+            folder.mkdir(exist_ok=True)
+        except (OSError, ValueError):
+            pass
+        else:
+            if self._dirwatch.add(run_id, str(folder)):
+                self._unwatched.discard(run_id)
+                return
+        self._unwatched.add(run_id)
 
     def _stamps(self, run_id: str) -> tuple[Stamp, Stamp]:
         """(requests/, run.json) stamps: an entry added to or removed from requests/ changes
         the folder's; the runner's own writes of run.json are known (``RunRecords``)."""
-        base = os.path.join(self.store.root, run_id)
-        return _dir_stamp(os.path.join(base, "requests")), file_stamp(
-            os.path.join(base, "run.json")
-        )
+        paths = self._stamp_paths.get(run_id)
+        if paths is None:
+            base = os.path.join(self.store.root, run_id)
+            paths = os.path.join(base, "requests"), os.path.join(base, "run.json")
+            self._stamp_paths[run_id] = paths
+        return _dir_stamp(paths[0]), file_stamp(paths[1])
 
     def _look_at(self, run_id: str) -> None:
         """Apply a run's requests and read its run.json, unless neither changed since it was
-        last found settled (then two stats are the whole cost)."""
+        last found settled (then a stat or two is the whole cost: run.json's not at the
+        sweep of unwatched runs, only at full sweeps and for hot runs)."""
+        settled = self._settled.get(run_id)
+        if settled is not None and not self._full:
+            paths = self._stamp_paths[run_id]
+            if _dir_stamp(paths[0]) == settled[0]:
+                return
         before = self._stamps(run_id)
-        if self._settled.get(run_id) == before:
+        if settled == before:
             return
         self._settled.pop(run_id, None)
         more = self.requests.more
@@ -358,27 +434,6 @@ class Supervisor:
             self._again.add(run_id)  # requests applied or left: again on the next step
         elif _settled(after) and self.records.known_stamp(run_id) == after[1]:
             self._settled[run_id] = after
-
-    def _sync_watches(self) -> None:
-        """A file watch on the requests/ of each run whose trainer this runner holds, and on
-        no other: a pause or stop reaches a training run at once, while every other run's
-        requests are found by the sweep. One watch is one thread; a watch per run folder was
-        thousands of threads with thousands of runs."""
-        if self._observer is None:
-            return
-        for run_id in set(self._watched) - set(self.handles):
-            watch = self._watched.pop(run_id)
-            with contextlib.suppress(KeyError, OSError):
-                self._observer.unschedule(watch)
-        for run_id in set(self.handles) - set(self._watched):
-            try:
-                folder = self.store.paths(run_id).requests
-                folder.mkdir(exist_ok=True)
-                self._watched[run_id] = self._observer.schedule(
-                    _Wake(self.wake), str(folder), recursive=False
-                )
-            except (OSError, ValueError) as exc:  # the sweep still finds its requests
-                log.debug("%s: no watch on requests/ (%s)", run_id, exc)
 
     def handle_requests(self, run_id: str) -> None:
         self.requests.handle(run_id)
