@@ -50,8 +50,9 @@ class RunRecords:
 
     @property
     def damaged(self) -> set[str]:
-        """Runs whose run.json is damaged: looked at every step until it is rewritten."""
-        return set(self._damaged)
+        """Runs whose run.json is damaged (or unreadable with no copy to rewrite it from):
+        looked at every step until it is rewritten, or fixed (then a live one is adopted)."""
+        return set(self._damaged) | self._unreadable_logged
 
     def known_stamp(self, run_id: str) -> Stamp:
         """The stamp of the run.json the runner's copy came from (or wrote), None when it

@@ -128,3 +128,67 @@ def test_a_live_run_is_watched_and_a_stop_reaches_it_at_once(runs: Runs, tmp_pat
     runs.store.write_request(live, "stop")
     runs.wait_state(live, RunState.STOPPED, timeout=60)
     assert psutil.Process(runner.proc.pid).num_threads() < THREAD_BOUND
+
+
+APP_DIR = Path(__file__).resolve().parent.parent / "dashboard"
+
+
+def _page(name: str, root: Path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(root))
+    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
+    at = AppTest.from_file(str(APP_DIR / "app.py"), default_timeout=120)
+    at.run()
+    return at.switch_page(f"app_pages/{name}")
+
+
+def test_runs_page_reads_only_the_page_it_shows(tmp_path: Path, monkeypatch):
+    """120 runs: the table shows 50 at a time, and only those have their status.json read;
+    the filters work over every run (through the index: run.json and config.yaml)."""
+    store = RunStore(tmp_path / "runs")
+    ids = finished_runs(store, 120)
+    for run_id in ids[:7]:  # the oldest seven completed
+        record = store.read_run(run_id)
+        assert record is not None
+        record.state = RunState.COMPLETED
+        store.write_run(record)
+    reads: list[str] = []
+    real = RunStore.read_status
+
+    def counted(self, run_id):
+        reads.append(run_id)
+        return real(self, run_id)
+
+    monkeypatch.setattr(RunStore, "read_status", counted)
+    at = _page("runs.py", store.root, monkeypatch).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 50
+    assert list(table["id"]) == ids[::-1][:50]  # newest first
+    assert len(set(reads)) <= 50, f"status.json of {len(set(reads))} runs read for 50 shown"
+    at.number_input(key="runs_page").set_value(3).run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["id"]) == ids[::-1][100:]
+    at.multiselect(key="runs_filter_state").select("completed").run()
+    assert not at.exception
+    assert sorted(at.dataframe[0].value["id"]) == ids[:7]
+
+
+def test_compare_lists_many_runs_without_loading_all_their_metrics(tmp_path: Path, monkeypatch):
+    import runstore.metrics
+
+    store = RunStore(tmp_path / "runs")
+    finished_runs(store, 150)
+    loaded: list[str] = []
+    real = runstore.metrics.load_scalars
+
+    def counted(run_dir, *args, **kwargs):
+        loaded.append(str(run_dir))
+        return real(run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(runstore.metrics, "load_scalars", counted)
+    at = _page("compare.py", store.root, monkeypatch).run()
+    assert not at.exception
+    assert len(set(loaded)) <= 100, f"metrics of {len(set(loaded))} runs loaded"
+    assert any("newest 100 of 150" in c.value for c in at.caption)
