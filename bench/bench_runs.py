@@ -17,15 +17,22 @@ started on it and measured:
   gone (the sweep's latency);
 * SIGTERM to exit.
 
+Then, unless ``--no-pages``, the Runs and Compare pages on a runs folder of that size (every
+state, a few games: ``tests/faults/harness.py`` ``many_runs``), under Streamlit's AppTest in a
+fresh process each size: the first render (fresh process, empty caches) and a warm rerun
+(median of 3: what the Runs page's 2 s refresh costs).
+
 Each size runs with a fresh runner; 10 runs is the baseline the ratios are taken against.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,12 +121,62 @@ def measure(runs: int, idle: float, code: Path) -> dict[str, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def measure_pages(runs: int) -> dict[str, float]:
+    """In this process: ``runs`` run folders, then the Runs and Compare pages' render times."""
+    from runstore import RunStore
+    from tests.faults.harness import many_runs
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pages-"))
+    try:
+        store = RunStore(tmp / "runs")
+        many_runs(store, runs)
+        os.environ["RETRO_ML_RUNS_DIR"] = str(store.root)
+        os.environ["RETRO_ML_NO_AUTOSTART"] = "1"
+        from streamlit.testing.v1 import AppTest
+
+        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=600)
+
+        def render(page: str | None = None) -> float:
+            t0 = time.perf_counter()
+            (at.switch_page(page) if page else at).run()
+            took = time.perf_counter() - t0
+            if at.exception:
+                raise SystemExit(f"{page or 'Runs'} raised: {at.exception[0].message}")
+            return took
+
+        out = {"runs_first_s": render()}  # the Runs page is the first page
+        out["runs_warm_s"] = statistics.median(render() for _ in range(3))
+        out["compare_first_s"] = render("app_pages/compare.py")
+        out["compare_warm_s"] = statistics.median(render() for _ in range(3))
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pages_in_fresh_process(runs: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--pages-child", str(runs)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{runs} runs: the page measurement failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", default="10,1000,5000", help="sizes, the first the baseline")
     parser.add_argument("--idle", type=float, default=20.0, help="idle seconds measured")
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout the runner runs from")
+    parser.add_argument("--no-pages", action="store_true", help="the runner only")
+    parser.add_argument("--pages-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.pages_child is not None:
+        print(json.dumps(measure_pages(args.pages_child)))
+        return 0
     sizes = [int(x) for x in args.runs.split(",")]
     print(f"idle runner, {args.idle:.0f} s of CPU time measured per size; code: {args.code}")
     header = ("runs", "make s", "start s", "CPU % core", "threads", "request s", "exit s")
@@ -137,6 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     for r in results[1:]:
         ratio = r["cpu_pct"] / base["cpu_pct"] if base["cpu_pct"] else float("nan")
         print(f"{r['runs']} vs {base['runs']} runs: idle CPU {ratio:.1f}x")
+    if args.no_pages:
+        return 0
+    print("\npages (AppTest script run, server time): first render in a fresh process, warm rerun")
+    header = ("runs", "Runs first", "Runs warm", "Compare 1st", "Compare warm")
+    print("".join(f"{h:>14}" for h in header), flush=True)
+    for runs in sizes:
+        p = pages_in_fresh_process(runs)
+        print(
+            f"{runs:>14}{p['runs_first_s']:>13.2f}s{p['runs_warm_s']:>13.2f}s"
+            f"{p['compare_first_s']:>13.2f}s{p['compare_warm_s']:>13.2f}s",
+            flush=True,
+        )
     return 0
 
 
