@@ -332,6 +332,8 @@ class Supervisor:
         if now >= self._sweep_at:
             self._sweep_at = now + SWEEP_SECONDS
             self._full = False
+            for run_id in list(self._unwatched):  # requests/ may be there now
+                self._watch(run_id)
             hot |= self._unwatched
         return sorted(hot)
 
@@ -381,19 +383,18 @@ class Supervisor:
         self._ids = sorted(ids)
 
     def _watch(self, run_id: str) -> None:
-        """Watch the run's requests/ (made if missing); without a watch the sweep looks at it
-        every SWEEP_SECONDS."""
+        """Watch the run's requests/; without a watch (no folder yet: a run folder being
+        copied in is not written to) the sweep looks at it every SWEEP_SECONDS and tries
+        the watch again."""
         if self._dirwatch is None:
             return
         try:
             folder = self.store.paths(run_id).requests
-            folder.mkdir(exist_ok=True)
-        except (OSError, ValueError):
-            pass
-        else:
-            if self._dirwatch.add(run_id, str(folder)):
-                self._unwatched.discard(run_id)
-                return
+        except ValueError:  # a link in the run folder's place
+            folder = None
+        if folder is not None and self._dirwatch.add(run_id, str(folder)):
+            self._unwatched.discard(run_id)
+            return
         self._unwatched.add(run_id)
 
     def _stamps(self, run_id: str) -> tuple[Stamp, Stamp]:

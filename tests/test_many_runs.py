@@ -81,12 +81,13 @@ def test_many_finished_runs_few_threads_requests_still_applied_prompt_exit(runs:
     wait_for(was_trusted, 30, f"{trusted} to be trusted")
     assert not list(runs.store.paths(trusted).requests.iterdir())
 
-    # A run folder that appears by copy (an imported run) is picked up too.
+    # A run folder that appears by copy (an imported run, copied in place: the runner must
+    # not write into it meanwhile) is picked up too.
     imported = ids[0].rsplit("-", 1)[0] + "-ffffffff"
-    shutil.copytree(runs.store.paths(ids[1]).dir, runs.store.root / imported)
     record = runs.store.read_run(ids[1])
     assert record is not None
     doc = {**record.document(), "id": imported}
+    shutil.copytree(runs.store.paths(ids[1]).dir, runs.store.root / imported)
     (runs.store.root / imported / "run.json").write_text(json.dumps(doc))
     runs.store.write_request(imported, "delete")
     wait_for(lambda: not (runs.store.root / imported).exists(), 30, "the imported run deleted")
