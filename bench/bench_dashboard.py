@@ -84,9 +84,11 @@ def measure(runs: int) -> dict[str, float]:
     }
 
 
-def in_fresh_process(runs: int) -> dict[str, float]:
+def in_fresh_process(runs: int, script: str = __file__, flag: str = "--child") -> dict[str, float]:
+    """``script flag runs`` in a fresh process; its last line of output, as JSON (also used
+    by bench_runs.py for its page measurement)."""
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(runs)],
+        [sys.executable, script, flag, str(runs)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -163,16 +163,9 @@ def measure_pages(runs: int) -> dict[str, float]:
 
 
 def pages_in_fresh_process(runs: int) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--pages-child", str(runs)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{runs} runs: the page measurement failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    from bench.bench_dashboard import in_fresh_process
+
+    return in_fresh_process(runs, __file__, "--pages-child")
 
 
 def main(argv: list[str] | None = None) -> int:
