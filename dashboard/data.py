@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat as stat_mod
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,6 +180,87 @@ def runs_listing() -> tuple[list[RunRow], list[str]]:
         else:
             rows.append(row)
     return rows, unreadable
+
+
+# -- the index: what filters and pages need, for every run, without reading its rows ---------
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What the Runs and Compare pages filter on: from run.json (state, name) and config.yaml
+    (game, algorithm), re-read only when one of the two files changed."""
+
+    id: str
+    name: str
+    state: RunState
+    env: str
+    algo: str
+
+
+#: root -> run id -> ((run.json stamp, config.yaml stamp), entry or None when unreadable).
+#: A plain dict in the server process, not ``st.cache_data``: with thousands of runs, hashing
+#: thousands of cache keys per rerun cost more than the stats themselves.
+_INDEX: dict[str, dict[str, tuple[tuple[Stamp, Stamp], IndexEntry | None]]] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def run_index() -> tuple[list[IndexEntry], list[str]]:
+    """Every run's index entry (newest first) and the runs whose run.json is damaged: two
+    stats a run, and a read only of the runs whose run.json or config.yaml changed."""
+    rs = store()
+    root = str(rs.root)
+    with _INDEX_LOCK:
+        known = _INDEX.setdefault(root, {})
+    entries, unreadable = [], []
+    ids = rs.run_ids()
+    fresh: dict[str, tuple[tuple[Stamp, Stamp], IndexEntry | None]] = {}
+    for run_id in reversed(ids):
+        base = os.path.join(root, run_id)
+        key = (
+            file_stamp(os.path.join(base, "run.json")) or MISSING,
+            file_stamp(os.path.join(base, "config.yaml")) or MISSING,
+        )
+        cached = known.get(run_id)
+        entry = cached[1] if cached is not None and cached[0] == key else _index_entry(rs, run_id)
+        fresh[run_id] = (key, entry)
+        if entry is None:
+            unreadable.append(run_id)
+        else:
+            entries.append(entry)
+    with _INDEX_LOCK:
+        _INDEX[root] = fresh
+    return entries, unreadable
+
+
+def _index_entry(rs: RunStore, run_id: str) -> IndexEntry | None:
+    try:
+        record = rs.read_run(run_id)
+    except UnsafePathError:
+        return None
+    if record is None:
+        return None
+    config = _config_or_none(rs, run_id)
+    return IndexEntry(
+        id=run_id,
+        name=record.name,
+        state=record.state,
+        env=config.env if config else "?",
+        algo=config.algo if config else "?",
+    )
+
+
+def rows_of(ids: list[str]) -> list[RunRow]:
+    """The full rows of these runs only (a page of the table), in that order."""
+    rs = store()
+    rows = []
+    for run_id in ids:
+        try:
+            row = _row_of(rs, run_id)
+        except UnsafePathError:
+            continue
+        if row is not None:
+            rows.append(row)
+    return rows
 
 
 def list_runs() -> list[RunRow]:

@@ -44,6 +44,29 @@ class RunRecords:
         self._deferred: dict[str, RunRecord] | None = None
         #: A live run whose run.json was fixed at last: the supervisor adopts again.
         self.adopt_again = False
+        #: Runs last known queued or in a live state: the ones the supervisor looks at every
+        #: step and schedules from (the others only at its sweep).
+        self.active: set[str] = set()
+
+    @property
+    def damaged(self) -> set[str]:
+        """Runs whose run.json is damaged (or unreadable with no copy to rewrite it from):
+        looked at every step until it is rewritten, or fixed (then a live one is adopted)."""
+        return set(self._damaged) | self._unreadable_logged
+
+    def known_stamp(self, run_id: str) -> Stamp:
+        """The stamp of the run.json the runner's copy came from (or wrote), None when it
+        has none or the file is damaged: a run.json still at this stamp needs no read."""
+        cached = self._records.get(run_id)
+        if cached is None or run_id in self._damaged:
+            return None
+        return cached[0]
+
+    def _note(self, record: RunRecord) -> None:
+        if record.state.is_live or record.state == RunState.QUEUED:
+            self.active.add(record.id)
+        else:
+            self.active.discard(record.id)
 
     def read(self, run_id: str) -> RunRecord | None:
         """run.json, parsed again only when it changed on disk; None when the run is gone.
@@ -77,8 +100,7 @@ class RunRecords:
         if record is not None:
             return self._read_valid(run_id, key, record, cached[1] if cached else None)
         if self.folder_gone(run_id):
-            self._records.pop(run_id, None)
-            self._damaged.pop(run_id, None)
+            self.forget(run_id)
             return None
         if cached is None:
             if run_id not in self._unreadable_logged:
@@ -100,6 +122,7 @@ class RunRecords:
         runner holds for the run (then it is damage, and the runner's copy wins)."""
         if known is None or run_id not in self._held or _lifecycle(record) == _lifecycle(known):
             self._records[run_id] = (key, record)
+            self._note(record)
             self._damaged.pop(run_id, None)
             if run_id in self._unreadable_logged:
                 self._unreadable_logged.discard(run_id)
@@ -159,6 +182,7 @@ class RunRecords:
         # The stamp of what was written, not of the path afterwards: a run.json someone
         # wrote in between must not be cached as ours (and so never looked at).
         self._records[record.id] = (self.store.write_run(record), record)
+        self._note(record)
         self._damaged.pop(record.id, None)
 
     def set_state(self, record: RunRecord, state: RunState, detail: str = "") -> None:
@@ -185,6 +209,8 @@ class RunRecords:
     def forget(self, run_id: str) -> None:
         """The run was deleted: drop the runner's copy."""
         self._records.pop(run_id, None)
+        self._damaged.pop(run_id, None)
+        self.active.discard(run_id)
 
 
 def _lifecycle(record: RunRecord) -> tuple:

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import socket
+import stat as stat_mod
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -136,6 +137,16 @@ class RunStore:
 
     def paths(self, run_id: str) -> RunPaths:
         """Paths of a run, refusing ids that are not ours or that escape the folder."""
+        if is_run_id(run_id):
+            # The common case without the two resolve() calls (a runner looks at thousands
+            # of runs): an id has no separator and no "..", so a folder entry that is not a
+            # link lies inside the runs folder; a link (or anything odd) gets the full check.
+            path = self.root / run_id
+            try:
+                if not stat_mod.S_ISLNK(os.lstat(path).st_mode):
+                    return RunPaths(path)
+            except OSError:
+                pass
         return RunPaths(contained_run_dir(self.root, run_id))
 
     def runner_lock(self) -> FileLock:

@@ -31,8 +31,11 @@ from dashboard.components.tensorboard import tensorboard_panel
 from runstore.metrics import EPISODE_RETURN_TAG, load_episodes, load_scalars
 
 st.title("Compare")
+#: Runs whose tags are read to offer them (newest first, after the filters): the page's cost
+#: stays that of this many runs in a folder of thousands; the filters narrow it.
+MAX_CANDIDATES = 100
 
-rows = data.list_runs()
+rows, _ = data.run_index()  # name, state, game, algorithm: no status, no metrics
 if not rows:
     st.info("No runs yet: start one on the New run page, or drop a YAML file into runs/queue/.")
     st.stop()
@@ -42,13 +45,19 @@ c_game, c_algo, c_state = st.columns(3)
 games = c_game.multiselect("Game", sorted({r.env for r in rows}), key="cmp_games")
 algos = c_algo.multiselect("Algorithm", sorted({r.algo for r in rows}), key="cmp_algos")
 states = c_state.multiselect("State", sorted({r.state.value for r in rows}), key="cmp_states")
-candidates = [
+matching = [
     r
     for r in rows
     if (not games or r.env in games)
     and (not algos or r.algo in algos)
     and (not states or r.state.value in states)
 ]
+candidates = matching[:MAX_CANDIDATES]
+if len(matching) > MAX_CANDIDATES:
+    st.caption(
+        f"The newest {MAX_CANDIDATES} of {len(matching)} matching runs are offered; "
+        "filter by game, algorithm or state to reach the others."
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=2000)

@@ -12,6 +12,9 @@ from runstore.models import RunState
 from runstore.units import format_steps
 
 REFRESH_SECONDS = 2.0
+#: Rows per page: only the shown page's runs have their status and config read (a runs
+#: folder of thousands costs the index, two stats a run, and 50 rows).
+PAGE_SIZE = 50
 
 st.title("Runs")
 
@@ -56,7 +59,7 @@ def empty_state() -> None:
                 st.switch_page(controls.NEW_RUN_PAGE)
 
 
-def filters(rows: list[data.RunRow]) -> list[data.RunRow]:
+def filters(rows: list[data.IndexEntry]) -> list[data.IndexEntry]:
     c1, c2, c3 = st.columns(3)
     states = c1.multiselect(
         "State", [s.value for s in RunState], key="runs_filter_state", placeholder="all"
@@ -78,16 +81,31 @@ def filters(rows: list[data.RunRow]) -> list[data.RunRow]:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def live_runs() -> None:
-    rows, unreadable = data.runs_listing()
+    index, unreadable = data.run_index()
     for run_id in unreadable:
         st.error(
             f"Run `{run_id}`: its run.json is damaged (or a link), so it cannot be shown or "
             "controlled. Restore run.json or delete the folder; `python -m runner ls` lists it."
         )
-    if not rows and not data.queue_items():
+    if not index and not data.queue_items():
         empty_state()
         return
-    shown = filters(rows)
+    matching = filters(index)
+    pages = max(1, -(-len(matching) // PAGE_SIZE))
+    page = 1
+    if pages > 1:
+        page = int(
+            st.number_input(
+                f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="runs_page"
+            )
+        )
+    first = (min(page, pages) - 1) * PAGE_SIZE
+    shown = data.rows_of([e.id for e in matching[first : first + PAGE_SIZE]])
+    if len(matching) > PAGE_SIZE:
+        st.caption(
+            f"Runs {first + 1}-{first + len(shown)} of {len(matching)} (newest first); "
+            "filter by state, game or algorithm, or turn the page."
+        )
     st.dataframe(
         table(shown).to_pandas().style.map(fmt.state_css, subset=["state"]),
         hide_index=True,
