@@ -213,7 +213,9 @@ def test_a_queue_file_with_an_unknown_key_is_refused_with_a_suggestion() -> None
         parse_config(CARTPOLE + b"future_option: 3\nkeep_checkpoint: 2\n")
     problems = info.value.problems
     assert "future_option: unknown key" in problems
-    assert any("keep_checkpoint: unknown key; did you mean 'keep_checkpoints'" in p for p in problems)
+    assert any(
+        "keep_checkpoint: unknown key; did you mean 'keep_checkpoints'" in p for p in problems
+    )
 
 
 def test_a_run_folders_config_copied_into_the_queue_is_accepted() -> None:
