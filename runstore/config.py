@@ -8,16 +8,26 @@ its folder alone and the trainer never guesses.
 The models are in ``runstore.config_schema``, the error messages in
 ``runstore.config_messages`` and the env keyword checks in ``runstore.env_kwargs``; the names
 other code uses are imported from here.
+
+Two readers, on purpose (docs/configuration.md, "The stored config and its version"): a queue
+file is checked strictly (``parse_config``: an unknown key is an error naming the key meant),
+while a run folder's ``config.yaml`` is read tolerantly (``read_stored_config``: a key this
+version does not know, written by an older or a newer one, is dropped, named in a warning and
+left in the file), so an old folder stays viewable and resumable.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from runstore import safeio
 from runstore.config_messages import (
     ConfigError,
     format_validation_errors,
@@ -49,10 +59,15 @@ from runstore.hyperparams import (
     DQNHyperparams,
     PPOHyperparams,
     format_number,
+    short_repr,
+    unwrap_annotation,
 )
-from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
+from runstore.yamlsafe import MAX_CONFIG_BYTES, ConfigSyntaxError, load_yaml_mapping
 
 __all__ = [
+    "CONFIG_VERSION",
+    "CONFIG_VERSION_KEY",
+    "MIGRATIONS",
     "INIT_FROM_PATTERN",
     "MAX_CHECKPOINTS",
     "MAX_CPU_ID",
@@ -66,13 +81,40 @@ __all__ = [
     "ConfigError",
     "Resources",
     "RunConfig",
+    "StoredConfig",
     "default_name",
     "format_validation_errors",
     "load_resolved",
     "parse_config",
+    "read_run_config",
+    "read_stored_config",
     "resolve",
+    "to_stored_yaml",
     "to_yaml",
 ]
+
+#: The key of a run folder's config.yaml that says which format it is in. The runner writes it
+#: at intake; a folder without it (made before the key existed) is version 1.
+CONFIG_VERSION_KEY = "config_version"
+#: The format this code writes and reads. Raise it when a change needs old folders rewritten
+#: on reading (a renamed or moved key, a new meaning), and add the step to ``MIGRATIONS``.
+CONFIG_VERSION = 1
+#: version N -> a function turning a version-N document (a plain mapping, before validation)
+#: into a version N+1 one. Applied in order to a stored config and to a queue file of an older
+#: version. Empty while there is one version; a key that was only added needs no step (its
+#: default fills it), a key that was renamed, moved or re-meant does.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+@dataclass(frozen=True)
+class StoredConfig:
+    """A run folder's config as read: the config, the format version the file says it is in,
+    and what was ignored (dotted key -> value) with the warnings to show."""
+
+    config: RunConfig
+    version: int = CONFIG_VERSION
+    ignored: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 def parse_config(data: bytes, defaults: dict[str, Any] | None = None) -> RunConfig:
@@ -88,7 +130,18 @@ def parse_config(data: bytes, defaults: dict[str, Any] | None = None) -> RunConf
 
 
 def resolve(doc: dict[str, Any]) -> RunConfig:
-    doc = dict(doc)
+    # A queue file may carry the version (a run folder's config.yaml copied into the queue
+    # is a valid queue file); an older one is migrated, a newer one refused. Without it the
+    # file is taken as written for this version: people write queue files from today's docs.
+    doc, version = _version_of(doc, missing=CONFIG_VERSION)
+    if version > CONFIG_VERSION:
+        raise ConfigError(
+            [
+                f"{CONFIG_VERSION_KEY}: {version} is newer than this Retro ML reads (up to "
+                f"{CONFIG_VERSION}); update Retro ML, or remove the key and check each setting"
+            ]
+        )
+    doc = _migrate(doc, version)
     hp = doc.get("hyperparams")
     # A pasted Zoo entry carries its own n_timesteps; accept it when the top level has none.
     if isinstance(hp, dict) and "n_timesteps" in hp and "n_timesteps" not in doc:
@@ -235,6 +288,100 @@ def to_yaml(config: RunConfig) -> str:
     )
 
 
+def to_stored_yaml(config: RunConfig) -> str:
+    """The run folder's ``config.yaml``: the format version first, then ``to_yaml``."""
+    return f"{CONFIG_VERSION_KEY}: {CONFIG_VERSION}\n" + to_yaml(config)
+
+
+def read_run_config(path: Path) -> StoredConfig:
+    """Read a run folder's ``config.yaml`` (bounded, never through a link) tolerantly: see
+    ``read_stored_config``. ``safeio.UnsafeFileError`` (an OSError) for a link, a FIFO or a
+    file over 64 KiB; ConfigError for a config that cannot run."""
+    return read_stored_config(safeio.read_bytes(path, limit=MAX_CONFIG_BYTES))
+
+
+def read_stored_config(data: bytes) -> StoredConfig:
+    """Read a run folder's ``config.yaml``: the one reader of a stored config.
+
+    Tolerant where a queue file is strict: a key this version does not know (at the top level
+    or in any section the schema types: hyperparams, policy_kwargs, optimizer_kwargs, atari,
+    resources) was written by an older or a newer version; it is dropped from the config and
+    returned in ``ignored`` with a warning, and the file keeps it. A version newer than this
+    code is read as the current one, with a warning; an older one is migrated first. A value
+    that is wrong for a key this version does know is still a ConfigError: the run could not
+    be trained as it says.
+    """
+    try:
+        doc = load_yaml_mapping(data)
+    except ConfigSyntaxError as exc:
+        raise ConfigError([str(exc)]) from None
+    doc, version = _version_of(doc)
+    warnings = []
+    if version > CONFIG_VERSION:
+        warnings.append(
+            f"config.yaml is format version {version}, newer than this Retro ML knows "
+            f"({CONFIG_VERSION}): it is read as version {CONFIG_VERSION}, and settings this "
+            "version does not know are ignored"
+        )
+    doc = _migrate(doc, version)
+    doc, ignored = _split_unknown(doc, RunConfig)
+    if ignored:
+        shown = ", ".join(f"{key}: {short_repr(value)}" for key, value in ignored.items())
+        warnings.append(
+            f"config.yaml has settings this version of Retro ML does not know (written by an "
+            f"older or a newer version); they are ignored and left in the file: {shown}"
+        )
+    return StoredConfig(_validate(doc), version, ignored, tuple(warnings))
+
+
 def load_resolved(text: str) -> RunConfig:
-    """Read a run folder's ``config.yaml`` (already resolved; validated again all the same)."""
-    return _validate(load_yaml_mapping(text.encode("utf-8")))
+    """The config of a run folder's ``config.yaml`` text (``read_stored_config``, tolerant)."""
+    return read_stored_config(text.encode("utf-8")).config
+
+
+def _version_of(doc: dict[str, Any], missing: int = 1) -> tuple[dict[str, Any], int]:
+    """The document without its version key, and the version (``missing`` when it has none:
+    1 for a run folder, which was made before the key existed)."""
+    doc = dict(doc)
+    if CONFIG_VERSION_KEY not in doc:
+        return doc, missing
+    version = doc.pop(CONFIG_VERSION_KEY)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError(
+            [
+                f"{CONFIG_VERSION_KEY}: must be a whole number from 1 (got "
+                f"{short_repr(version)}); leave it out for version 1"
+            ]
+        )
+    return doc, version
+
+
+def _migrate(doc: dict[str, Any], version: int) -> dict[str, Any]:
+    """Bring a version-``version`` document up to ``CONFIG_VERSION`` through ``MIGRATIONS``."""
+    for step in range(version, CONFIG_VERSION):
+        migrate = MIGRATIONS.get(step)
+        if migrate is not None:
+            doc = migrate(dict(doc))
+    return doc
+
+
+def _split_unknown(doc: Any, model: type[BaseModel], prefix: str = "") -> tuple[Any, dict]:
+    """``doc`` without the keys ``model`` does not know, at every level the schema types, and
+    those keys (dotted path -> value). Anything that is not a mapping is left to validation."""
+    if not isinstance(doc, dict):
+        return doc, {}
+    kept: dict[str, Any] = {}
+    ignored: dict[str, Any] = {}
+    for key, value in doc.items():
+        field_info = model.model_fields.get(key) if isinstance(key, str) else None
+        if field_info is None:
+            ignored[f"{prefix}{key}"] = value
+            continue
+        sub = unwrap_annotation(field_info.annotation)[0]
+        if model is RunConfig and key == "hyperparams":  # the chosen algorithm's schema
+            sub = HYPERPARAMS_BY_ALGO.get(algo_of(doc))
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            value, below = _split_unknown(value, sub, f"{prefix}{key}.")
+            ignored.update(below)
+        kept[key] = value
+    return kept, ignored

@@ -24,7 +24,14 @@ from pydantic import BaseModel
 
 from runstore import safeio
 from runstore.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from runstore.config import ConfigError, RunConfig, load_resolved, parse_config, to_yaml
+from runstore.config import (
+    ConfigError,
+    RunConfig,
+    StoredConfig,
+    parse_config,
+    read_run_config,
+    to_stored_yaml,
+)
 from runstore.models import RunnerInfo, RunRecord, TensorBoardInfo, TrainStatus
 from runstore.paths import (
     RunPaths,
@@ -34,7 +41,6 @@ from runstore.paths import (
     member,
     new_run_id,
 )
-from runstore.yamlsafe import MAX_CONFIG_BYTES
 
 log = logging.getLogger(__name__)
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -191,10 +197,14 @@ class RunStore:
         return read_status_file(self.paths(run_id).status_json)
 
     def read_config(self, run_id: str) -> RunConfig:
-        """The run's resolved config; ``safeio.UnsafeFileError`` (an OSError) when config.yaml
-        is a link or not a plain file, ConfigError when it is invalid."""
-        data = safeio.read_bytes(self.paths(run_id).config, limit=MAX_CONFIG_BYTES)
-        return load_resolved(data.decode("utf-8"))
+        """The run's resolved config, read tolerantly (``read_stored_config``: keys this
+        version does not know are ignored); ``safeio.UnsafeFileError`` (an OSError) when
+        config.yaml is a link or not a plain file, ConfigError when it is invalid."""
+        return self.read_stored_config(run_id).config
+
+    def read_stored_config(self, run_id: str) -> StoredConfig:
+        """``read_config`` with the format version, the ignored keys and the warnings."""
+        return read_run_config(self.paths(run_id).config)
 
     def delete_run(self, run_id: str) -> None:
         shutil.rmtree(self.paths(run_id).dir)
@@ -301,7 +311,7 @@ class RunStore:
             staging.rmdir()
             return None
         run.make_dirs()
-        atomic_write_text(run.config, to_yaml(config))
+        atomic_write_text(run.config, to_stored_yaml(config))
         source = printable(path.name)  # run.json is shown on pages: no raw bytes or controls
         record = RunRecord(
             id=run_id, name=config.display_name, host=socket.gethostname(), source_file=source

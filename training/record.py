@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from runstore import checkpoints
-from runstore.config import load_resolved
+from runstore.config import read_run_config
 from runstore.paths import RunPaths
 from runstore.store import MAX_RECORD_EPISODES
 from runstore.trust import NotTrustedError
@@ -40,7 +40,7 @@ def record(
     trust_foreign_zip: bool = False,
 ) -> Path:
     paths = RunPaths(Path(run_dir).absolute())
-    config = load_resolved(paths.config.read_text(encoding="utf-8"))
+    config = read_run_config(paths.config).config
     if foreign_zip is None:  # which checkpoint, and is it ours: before anything is built
         if checkpoint is None and checkpoints.best_model(paths.checkpoints) is not None:
             checkpoint = checkpoints.BEST

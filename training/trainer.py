@@ -24,7 +24,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from machine.failures import Diagnosis, explain
 from runstore import checkpoints
-from runstore.config import RunConfig, load_resolved
+from runstore.config import RunConfig, read_run_config
 from runstore.paths import RunPaths
 from runstore.trust import NOT_TRUSTED, NotTrustedError, SecretError
 from training.callbacks import RunCallback, StopReason, check_finite
@@ -300,8 +300,10 @@ def train(run_dir: Path) -> int:
     status = StatusWriter(paths)
     trainer: Trainer | None = None
     try:
-        config = load_resolved(paths.config.read_text(encoding="utf-8"))
-        trainer = Trainer(paths, config, status)
+        stored = read_run_config(paths.config)  # tolerant: an older/newer folder still runs
+        for warning in stored.warnings:
+            log.warning("%s", warning)
+        trainer = Trainer(paths, stored.config, status)
         signal.signal(signal.SIGTERM, trainer.request_stop)
         signal.signal(signal.SIGINT, trainer.request_stop)
         result = trainer.run()

@@ -13,11 +13,22 @@ from dashboard.components.clips import render_run_clips
 from dashboard.components.diagnosis import render_diagnosis
 from dashboard.components.resources import render_resources
 from dashboard.components.trust import render_trust
+from runstore.config import read_stored_config
 from runstore.models import RunState
 from runstore.timeline import build_timeline
 from runstore.units import format_steps
 
 REFRESH_SECONDS = 3.0
+
+
+def stored_config_warnings(text: str) -> tuple[str, ...]:
+    """What the tolerant reader of config.yaml warns about (keys this version does not know,
+    a newer format); an invalid config is shown by the Runs row's problem instead."""
+    try:
+        return read_stored_config(text.encode("utf-8")).warnings if text else ()
+    except ValueError:  # ConfigError
+        return ()
+
 
 rows, unreadable = data.runs_listing()
 if not rows:
@@ -136,6 +147,8 @@ with config_tab:
     config = data.config_text(run_id)
     if config.problem:
         st.warning(config.problem)
+    for warning in stored_config_warnings(config.text):
+        st.warning(warning)
     st.code(config.text or "(no config.yaml)", language="yaml")
 with ckpt_tab:
     ckpts = data.list_checkpoints(run_id)
