@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from runstore.checkpoints import CHECKPOINT_REF_REGEX
 from runstore.envs import is_atari, registered_env_ids, unknown_env_message
 from runstore.hyperparams import (
     MAX_STEPS,
@@ -26,7 +27,7 @@ from runstore.paths import RUN_ID_REGEX
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
-INIT_FROM_PATTERN = re.compile(f"^{RUN_ID_REGEX}(/(best|step-[0-9]{{12}}))?$")
+INIT_FROM_PATTERN = re.compile(f"^{RUN_ID_REGEX}(/{CHECKPOINT_REF_REGEX})?$")
 _DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|hours?|d|days?)?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 MAX_TIME_BUDGET = 366 * 86400  # a year: longer is a typo (or .inf), not a plan

@@ -3,8 +3,9 @@
 The folders are made the way the runner makes them (queue file, ``accept``, ``write_run``, a
 status.json each; every state; four game/algorithm pairs: tests/faults/harness.py
 ``many_runs``). The real app script runs under AppTest: the Runs page lists every run with its
-state and progress, the filters work, and a Run page opens; then a run changes on disk and the
-next rerun shows it (the per-run caches are keyed by mtime, so they never go stale). How long
+state and progress, one page of 50 at a time, the filters work, and a Run page opens; then a
+run changes on disk and the next rerun shows it (the per-run caches are keyed by mtime, so
+they never go stale). How long
 it takes is measured by ``make bench`` (bench/bench_dashboard.py), not asserted here.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -21,6 +23,21 @@ from tests.faults.harness import many_runs
 from tests.test_dashboard import APP, open_page
 
 RUNS = 1_000
+PAGE_SIZE = 50  # rows per Runs page (app_pages/runs.py: a page script, not imported here)
+
+
+def every_page(at: AppTest) -> pd.DataFrame:
+    """The Runs table across all its pages (the page reads only the rows it shows)."""
+    frames = [at.dataframe[0].value]
+    assert len(frames[0]) <= PAGE_SIZE
+    pager = [n for n in at.number_input if n.key == "runs_page"]
+    if pager:
+        for page in range(2, int(pager[0].max) + 1):
+            at.number_input(key="runs_page").set_value(page).run()
+            assert not at.exception
+            frames.append(at.dataframe[0].value)
+        at.number_input(key="runs_page").set_value(1).run()
+    return pd.concat(frames, ignore_index=True)
 
 
 @pytest.mark.timeout(600)
@@ -34,7 +51,9 @@ def test_runs_page_with_a_thousand_runs(tmp_path: Path, monkeypatch: pytest.Monk
 
     at = AppTest.from_file(APP, default_timeout=300).run()
     assert not at.exception, [e.message for e in at.exception]
-    table = at.dataframe[0].value
+    first_page = at.dataframe[0].value
+    assert list(first_page["id"]) == sorted(ids, reverse=True)[:PAGE_SIZE]  # newest first
+    table = every_page(at)
     assert len(table) == RUNS and set(table["id"]) == set(ids)
     per_state = Counter(table["state"])
     assert per_state == Counter(s.value for s in (list(RunState) * RUNS)[:RUNS])
@@ -43,8 +62,8 @@ def test_runs_page_with_a_thousand_runs(tmp_path: Path, monkeypatch: pytest.Monk
 
     at.multiselect(key="runs_filter_state").set_value(["failed"]).run()
     assert not at.exception
-    assert set(at.dataframe[0].value["state"]) == {"failed"}
-    assert len(at.dataframe[0].value) == per_state["failed"]
+    failed = every_page(at)
+    assert set(failed["state"]) == {"failed"} and len(failed) == per_state["failed"]
 
     # A run changes on disk: the next rerun shows it, the other 999 come from the cache.
     changed = next(i for i in ids if store.read_run(i).state == RunState.RUNNING)
@@ -52,8 +71,8 @@ def test_runs_page_with_a_thousand_runs(tmp_path: Path, monkeypatch: pytest.Monk
         store.paths(changed).status_json,
         TrainStatus(phase="training", timesteps=12_345, total_timesteps=50_000, fps=1.0),
     )
-    at.multiselect(key="runs_filter_state").set_value([]).run()
-    row = at.dataframe[0].value.set_index("id").loc[changed]
+    at.multiselect(key="runs_filter_state").set_value(["running"]).run()
+    row = every_page(at).set_index("id").loc[changed]
     assert row["progress"] == pytest.approx(12_345 / 50_000)
 
     at.query_params["run"] = ids[RUNS // 2]
