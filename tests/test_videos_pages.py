@@ -3,6 +3,8 @@ folder whose clips are real mp4 files written by the trainer's own clip writer."
 
 from __future__ import annotations
 
+import socket
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +80,16 @@ def test_gallery_lists_every_clip_newest_first_and_filters(folder: dict[str, str
     assert clip_captions[0] == "cart · step 1000 · evaluation return 500"
     assert "pong-b · step 500 k · evaluation return 14" in captions
     assert len([b for b in at.get("download_button")]) == 5
+    # Each clip is a signed URL of the clip server (streamed from disk), not bytes in memory.
+    from dashboard import clip_data
+
+    server = clip_data.clip_server()
+    assert not isinstance(server, str), server
+    urls = [v.proto.url for v in videos]
+    prefix = f"http://localhost:{server.port}/clip/"
+    assert all(u.startswith(prefix) and "&sig=" in u for u in urls), urls
+    with urllib.request.urlopen(urls[0].replace("localhost", "127.0.0.1"), timeout=10) as resp:
+        assert resp.status == 200 and resp.read(8)[4:] == b"ftyp"  # an mp4 from disk
     at.multiselect(key="videos_games").set_value(["Pong"]).run()
     assert len(at.get("video")) == 4
     at.multiselect(key="videos_runs").set_value(["pong-a"]).run()
@@ -101,6 +113,22 @@ def test_leaderboard_shows_the_best_score_per_game_with_its_clip(folder: dict[st
     clips = {row.game: row.clip for row in clip_data.leaderboard()}
     assert clips["Pong"] is not None and clips["Pong"].name == clip_name(500_000)
     assert clips["Pong"].parent.parent.name == folder["pong-b"]  # the clip of that score
+
+
+def test_clips_play_from_memory_and_say_so_when_the_clip_server_cannot_start(
+    folder: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as busy:  # the configured port is taken: the server cannot bind it
+        busy.bind(("", 0))
+        busy.listen()
+        monkeypatch.setenv("RETRO_ML_CLIP_PORT", str(busy.getsockname()[1]))
+        at = open_page("app_pages/videos.py")
+    videos = at.get("video")
+    assert len(videos) == 5
+    assert all("/media/" in v.proto.url and "/clip/" not in v.proto.url for v in videos)
+    said = [c.value for c in at.caption if c.value.startswith("Played from memory")]
+    assert len(said) == 5 and "up to 256 MiB" in said[0], said
+    assert "the clip server did not start (port " in said[0] and "in use" in said[0], said
 
 
 RUN_CLIPS = """
@@ -205,9 +233,18 @@ def test_browser_plays_a_clip(folder: dict[str, str], tmp_path: Path) -> None:
                 timeout=60_000,
             )
             durations = page.eval_on_selector_all("video", "vs => vs.map(v => v.duration)")
+            sources = page.eval_on_selector_all("video", "vs => vs.map(v => v.currentSrc)")
             browser.close()
         assert len(durations) == 5
         assert all(abs(d - 8 / 15) < 0.1 for d in durations if d == d), durations  # 8 frames
+        # Streamed by the clip server (another port, the host the browser used), signed.
+        assert all(
+            s.startswith("http://127.0.0.1:")
+            and f":{port}/" not in s
+            and "/clip/" in s
+            and "&sig=" in s
+            for s in sources
+        ), sources
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

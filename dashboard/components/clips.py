@@ -74,22 +74,34 @@ def clip_player(clip: clip_data.ClipRow, download_label: str, *, key: str, title
 
 
 def show_video(path: Path, problem: str = "") -> bool:
-    """Play a clip from bytes read through ``runstore.safeio``, or say why it was refused.
+    """Play a clip, or say why it was refused.
 
-    ``st.video(path)`` would have Streamlit open the path itself, following a planted link
-    (and it reads the whole file into memory either way, so bytes cost nothing more).
-    ``problem`` is a refusal found while listing (the clip or its sidecar); a clip whose
-    sidecar alone was refused still plays.
+    The browser streams it from the clip server (``dashboard/clip_server.py``) by a signed URL
+    made for this page, after the clip passed ``runstore.safeio``'s check; nothing of it is
+    held in memory. Never ``st.video(path)``: Streamlit would open the path itself, following
+    a planted link, and hold the whole file in memory. When the clip server could not start,
+    the clip is played from bytes read through ``runstore.safeio`` (up to
+    ``clip_data.MAX_VIDEO_BYTES``), and the page says so. ``problem`` is a refusal found while
+    listing (the clip or its sidecar); a clip whose sidecar alone was refused still plays.
     """
     if problem:
         st.warning(problem)
+    server = clip_data.clip_server()
     try:
-        data = clip_data.video_bytes(path)
+        if isinstance(server, str):
+            data: str | bytes = clip_data.video_bytes(path)
+        else:
+            data = clip_data.clip_url(server, path)
     except OSError as exc:
         if not problem:
             st.warning(safeio.problem(exc, f"videos/{path.name}"))
         return False
     st.video(data, format="video/mp4")
+    if isinstance(server, str):
+        st.caption(
+            f"Played from memory (clips up to {clip_data.MAX_VIDEO_BYTES // 2**20} MiB): the "
+            f"clip server did not start ({server})."
+        )
     return True
 
 
