@@ -236,6 +236,11 @@ def clip_url(server: ClipServer, path: Path) -> str:
         raise safeio.UnsafeFileError(path, "is not named like a clip") from exc
 
 
+def download_url(url: str) -> str:
+    """A clip URL of ``clip_url`` as a download (an attachment; any size, streamed)."""
+    return f"{url}&dl=1"
+
+
 def file_bytes(path: Path, limit: int) -> bytes:
     """A file for a download button, read when the button is clicked, through the same checks."""
     return safeio.read_bytes(path, limit=limit)

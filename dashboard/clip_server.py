@@ -20,6 +20,8 @@ What it serves, and to whom (docs/dashboard.md, "Clips"; docs/reliability.md):
   ``runstore.safeio.open_file`` (no link followed, in the file or a folder on the way; no
   FIFO or device: checked before the open, opened non-blocking, ``fstat`` a regular file)
   and a refusal there is a 404 too;
+- ``&dl=1`` (not signed: it only changes how the browser saves it) adds
+  ``Content-Disposition: attachment``, for a download button;
 - ``Range: bytes=a-b`` (one range) gets 206 with ``Content-Range``; a range that cannot be
   satisfied or parsed gets 416; the body is sent in ``CHUNK_BYTES`` pieces.
 
@@ -233,6 +235,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(length))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            if "dl=1" in urlsplit(self.path).query.split("&"):
+                self.send_header(
+                    "Content-Disposition",
+                    f'attachment; filename="{path.parent.parent.name}-{path.name}"',
+                )
             self.send_header("Cache-Control", "private, max-age=600")
             self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()

@@ -109,6 +109,11 @@ def test_a_signed_url_streams_the_clip_and_ranges_get_206(server: ClipServer) ->
     # HEAD: the headers, no body.
     status, headers, body = fetch(server, url, method="HEAD")
     assert (status, body, headers["content-length"]) == (200, b"", str(len(BODY)))
+    # A download link: the same clip as an attachment named after the run and the clip.
+    status, headers, body = fetch(server, f"{url}&dl=1")
+    assert (status, body) == (200, BODY)
+    assert headers["content-disposition"] == f'attachment; filename="{RUN}-{CLIP}"'
+    assert "content-disposition" not in fetch(server, url, method="HEAD")[1]
     # A stable URL across reruns of a page (the same expiry within a step).
     assert server.url(RUN, CLIP, "127.0.0.1") == url
 

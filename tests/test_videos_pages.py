@@ -79,7 +79,9 @@ def test_gallery_lists_every_clip_newest_first_and_filters(folder: dict[str, str
     clip_captions = [c for c in captions if " · step " in c]
     assert clip_captions[0] == "cart · step 1000 · evaluation return 500"
     assert "pong-b · step 500 k · evaluation return 14" in captions
-    assert len([b for b in at.get("download_button")]) == 5
+    # Downloads come from the clip server too (an attachment, any size), not from memory.
+    downloads = at.get("link_button")
+    assert len(downloads) == 5 and not at.get("download_button")
     # Each clip is a signed URL of the clip server (streamed from disk), not bytes in memory.
     from dashboard import clip_data
 
@@ -88,6 +90,7 @@ def test_gallery_lists_every_clip_newest_first_and_filters(folder: dict[str, str
     urls = [v.proto.url for v in videos]
     prefix = f"http://localhost:{server.port}/clip/"
     assert all(u.startswith(prefix) and "&sig=" in u for u in urls), urls
+    assert sorted(b.proto.url for b in downloads) == sorted(f"{u}&dl=1" for u in urls)
     with urllib.request.urlopen(urls[0].replace("localhost", "127.0.0.1"), timeout=10) as resp:
         assert resp.status == 200 and resp.read(8)[4:] == b"ftyp"  # an mp4 from disk
     at.multiselect(key="videos_games").set_value(["Pong"]).run()
@@ -128,6 +131,7 @@ def test_clips_play_from_memory_and_say_so_when_the_clip_server_cannot_start(
     assert all("/media/" in v.proto.url and "/clip/" not in v.proto.url for v in videos)
     said = [c.value for c in at.caption if c.value.startswith("Played from memory")]
     assert len(said) == 5 and "up to 256 MiB" in said[0], said
+    assert len(at.get("download_button")) == 5 and not at.get("link_button")  # capped bytes
     assert "the clip server did not start (port " in said[0] and "in use" in said[0], said
 
 
@@ -149,8 +153,8 @@ def test_run_clips_section_steps_through_clips_and_asks_for_more(
     assert at.caption[0].value == "pong-b · step 500 k · evaluation return 14"
     slider.set_value(0).run()
     assert at.caption[0].value == "pong-b · step 250 k · evaluation return 3"
-    labels = {b.label for b in at.get("download_button")}
-    assert labels == {"Download this clip", "Download the best model (zip)"}
+    assert [b.proto.label for b in at.get("link_button")] == ["Download this clip"]
+    assert [b.label for b in at.get("download_button")] == ["Download the best model (zip)"]
     at.button(key=f"timelapse_{run_id}").click().run()
     at.selectbox(key=f"record_ckpt_{run_id}").set_value("best")
     at.number_input(key=f"record_n_{run_id}").set_value(3)
