@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import hmac
 import http.server
+import ipaddress
 import os
 import re
 import socket
@@ -131,9 +132,7 @@ class ClipServer:
         """A signed URL of this clip, for a browser that reaches this machine as ``host``."""
         if not is_run_id(run_id) or not is_clip_name(name):
             raise ValueError(f"not a clip of a run: {run_id}/{name}")
-        if not _HOSTNAME.match(host) and ":" not in host:
-            host = "localhost"
-        shown = f"[{host}]" if ":" in host else host
+        shown = _url_host(host)
         exp = expiry(now)
         sig = signature(self._key, run_id, name, exp)
         return f"http://{shown}:{self.port}{PREFIX}{run_id}/{name}?exp={exp}&sig={sig}"
@@ -163,6 +162,17 @@ class ClipServer:
         if exp < now or exp > now + TTL_SECONDS + TTL_STEP_SECONDS + 60:
             return 403, None
         return 200, self.path_of(run_id, name)
+
+
+def _url_host(host: str) -> str:
+    """``host`` as the host part of a URL: a name or an IPv4 address as is, an IPv6 address
+    in brackets, anything else (it came from a Host header) as ``localhost``."""
+    if ":" in host:
+        try:
+            return f"[{ipaddress.IPv6Address(host.strip('[]'))}]"
+        except ValueError:
+            return "localhost"
+    return host if _HOSTNAME.match(host) else "localhost"
 
 
 class _Server(http.server.ThreadingHTTPServer):

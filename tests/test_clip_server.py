@@ -119,6 +119,22 @@ def test_a_signed_url_streams_the_clip_and_ranges_get_206(server: ClipServer) ->
 
 
 @pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("10.0.0.5", "10.0.0.5"),
+        ("box.lan", "box.lan"),
+        ("::1", "[::1]"),
+        ("[fe80::1]", "[fe80::1]"),
+        ("evil.com/x?", "localhost"),
+        ("a:b", "localhost"),
+        ("", "localhost"),
+    ],
+)
+def test_the_url_names_the_host_the_browser_used(server: ClipServer, host: str, shown: str) -> None:
+    assert server.url(RUN, CLIP, host).startswith(f"http://{shown}:{server.port}/clip/{RUN}/")
+
+
+@pytest.mark.parametrize(
     "wanted",
     [
         f"bytes={len(BODY)}-",
