@@ -43,6 +43,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from runstore import safeio
@@ -57,6 +58,8 @@ TTL_STEP_SECONDS = 1800
 CHUNK_BYTES = 256 * 1024
 #: A client that neither sends nor reads for this long is dropped (a thread each).
 SOCKET_TIMEOUT_SECONDS = 60
+#: Connections served at once (a browser opens up to 6 per host; 12 clips a page).
+MAX_CONNECTIONS = 64
 PREFIX = "/clip/"
 _KEY_CONTEXT = b"retro-ml clip url v1"
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -176,8 +179,32 @@ def _url_host(host: str) -> str:
 
 
 class _Server(http.server.ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` at once: one more is closed at
+    once (a browser retries), so idle sockets from the LAN cannot pile up threads."""
+
     daemon_threads = True
     allow_reuse_address = True
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self.slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request: object, client_address: object) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):

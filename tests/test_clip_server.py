@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,6 +246,29 @@ def test_a_signed_url_to_a_link_a_fifo_or_a_device_is_refused_without_hanging(
     finally:  # a server thread stuck on the FIFO (a regression) is let go
         with contextlib.suppress(OSError):
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_idle_connections_cannot_pile_up(server: ClipServer) -> None:
+    import socket
+
+    server.httpd.slots = threading.BoundedSemaphore(2)  # type: ignore[attr-defined]
+    url = server.url(RUN, CLIP, "127.0.0.1")
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        time.sleep(0.3)  # both accepted, each a thread waiting for a request line
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            fetch(server, url)  # a third: closed at once, not queued
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while True:  # the idle threads end when their sockets close, freeing their slots
+        try:
+            assert fetch(server, url)[0] == 200
+            break
+        except (ConnectionError, http.client.HTTPException):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
 
 
 # -- memory: a 1 GiB clip through a server process ------------------------------------------
