@@ -58,8 +58,8 @@ TTL_STEP_SECONDS = 1800
 CHUNK_BYTES = 256 * 1024
 #: A client that neither sends nor reads for this long is dropped (a thread each).
 SOCKET_TIMEOUT_SECONDS = 60
-#: Connections served at once (a browser opens up to 6 per host; 12 clips a page).
-MAX_CONNECTIONS = 64
+#: Connections served at once: Chromium opens at most 6 per host, so about 20 viewers.
+MAX_CONNECTIONS = 128
 PREFIX = "/clip/"
 _KEY_CONTEXT = b"retro-ml clip url v1"
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
