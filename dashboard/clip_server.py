@@ -62,7 +62,7 @@ SOCKET_TIMEOUT_SECONDS = 60
 MAX_CONNECTIONS = 128
 PREFIX = "/clip/"
 _KEY_CONTEXT = b"retro-ml clip url v1"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$")
 _EXPIRY = re.compile(r"^[0-9]{1,12}$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 

@@ -144,6 +144,7 @@ def test_the_url_names_the_host_the_browser_used(server: ClipServer, host: str, 
         "bytes=-0",
         "bytes=abc",
         "bytes=0-1,5-6",
+        "bytes=" + "9" * 5000 + "-",
         "lines=0-1",
     ],
 )
