@@ -15,14 +15,18 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import actions, auth, data
+from dashboard.clip_server import ClipServer
 from runstore import checkpoints as ckpts
-from runstore import safeio
+from runstore import safeio, trust
 from runstore.store import MAX_RECORD_EPISODES, RunStore
 from runstore.videos import list_clips, timelapse_path
 
-#: Largest clip or time-lapse a page plays, and model zip it offers (Streamlit holds what it
-#: serves in memory whole, whether given a path or bytes).
+#: Largest clip or time-lapse a page plays from memory (only when the clip server could not
+#: start) or offers as a download, and model zip it offers: Streamlit holds what it serves in
+#: memory whole, whether given a path or bytes. Played clips are streamed by the clip server.
 MAX_VIDEO_BYTES = 256 * 2**20
+#: The clip server's port; unset or 0: a free one, chosen when the dashboard starts.
+CLIP_PORT_ENV = "RETRO_ML_CLIP_PORT"
 MAX_MODEL_BYTES = 2 * 2**30
 
 
@@ -165,6 +169,76 @@ def video_bytes(path: Path) -> bytes:
     Streamlit would open it itself and follow a planted link. Raises OSError
     (``safeio.UnsafeFileError`` for a link, a FIFO, a folder on the way that is a link)."""
     return safeio.read_bytes(path, limit=MAX_VIDEO_BYTES)
+
+
+@st.cache_resource(show_spinner=False)
+def _clip_server(root: str, host: str, port: int) -> ClipServer | str:
+    """Once per Streamlit process and runs folder: the clip server, or why it did not start."""
+    try:
+        key = trust.folder_key(Path(root))  # made when missing
+        if key is None:
+            return f"the key of {root} could not be read"
+    except (OSError, trust.NotTrustedError) as exc:  # SecretError: a FIFO, a foreign owner...
+        return str(exc)
+    try:
+        return ClipServer(Path(root), key, host, port)
+    except OSError as exc:
+        return f"port {port} on {host or 'every interface'}: {exc.strerror or exc}"
+
+
+def bind_address() -> str:
+    """Where Streamlit serves (``server.address``; unset: every interface), so a browser that
+    reaches the dashboard reaches its clips at the same address."""
+    try:
+        from streamlit import config
+
+        address = config.get_option("server.address")
+    except Exception:
+        address = None
+    return str(address).strip("[]") if address else ""
+
+
+def clip_server() -> ClipServer | str:
+    """The clip server of this dashboard, or why clips play from memory instead."""
+    raw = os.environ.get(CLIP_PORT_ENV, "").strip() or "0"
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        return f"{CLIP_PORT_ENV}={raw!r} is not a port number"
+    return _clip_server(str(data.store().root), bind_address(), int(raw))
+
+
+def browser_host() -> str:
+    """The host name this browser reached the dashboard by (its Host header), so the clip URL
+    goes to the same machine by the same name; "localhost" without a server (AppTest)."""
+    try:
+        host = st.context.headers.get("Host") or ""
+    except Exception:
+        host = ""
+    from urllib.parse import urlsplit
+
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        name = ""
+    return name or "localhost"
+
+
+def clip_url(server: ClipServer, path: Path) -> str:
+    """A signed URL of a clip for this session's browser, after the same ``runstore.safeio``
+    check as every read (a link or a FIFO raises OSError, and no URL is made). Only the page
+    that shows the clip calls this: whoever sees the page may fetch the clip, for an hour."""
+    safeio.check_file(path, base=server.root)
+    run_id, name = path.parent.parent.name, path.name
+    if server.path_of(run_id, name) != path:
+        raise safeio.UnsafeFileError(path, "is not a clip of a run of this runs folder")
+    try:
+        return server.url(run_id, name, browser_host())
+    except ValueError as exc:
+        raise safeio.UnsafeFileError(path, "is not named like a clip") from exc
+
+
+def download_url(url: str) -> str:
+    """A clip URL of ``clip_url`` as a download (an attachment; any size, streamed)."""
+    return f"{url}&dl=1"
 
 
 def file_bytes(path: Path, limit: int) -> bytes:

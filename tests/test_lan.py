@@ -298,3 +298,61 @@ def test_lan_browser_views_but_acts_only_with_the_password(lan: Lan, tmp_path: P
         raise
     finally:
         app.close()
+
+
+def test_lan_viewer_streams_clips_from_the_clip_server_by_signed_url(
+    lan: Lan, tmp_path: Path
+) -> None:
+    """A read-only viewer on another machine sees the Videos page as anyone who may view it
+    does: each clip plays, streamed by the clip server bound where ``make share`` serves
+    (0.0.0.0) at the address the viewer used; the same clip without the signature is 403."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_videos_pages import make_run as make_clip_run
+
+    root = tmp_path / "runs"
+    rs = RunStore(root)
+    rs.ensure_layout()
+    make_clip_run(rs, "ALE/Pong-v5", "lan-clips", 3.0, {250_000: 1.0, 500_000: 3.0})
+    app = SharedDashboard(root)
+    remote = f"http://{lan.host_ip}:{app.port}"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(lan.chromium), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(60_000)
+                page.goto(f"{remote}/videos")
+                expect(
+                    page.get_by_text("Read-only: this browser is on another machine")
+                ).to_be_visible()
+                page.wait_for_function(
+                    "() => { const vs = [...document.querySelectorAll('video')];"
+                    " return vs.length == 2 && vs.every(v => v.readyState >= 1"
+                    " && v.duration > 0); }"
+                )
+                sources = page.eval_on_selector_all("video", "vs => vs.map(v => v.currentSrc)")
+            finally:
+                browser.close()
+        assert all(
+            s.startswith(f"http://{lan.host_ip}:")
+            and f":{app.port}/" not in s
+            and "/clip/" in s
+            and "&sig=" in s
+            for s in sources
+        ), sources
+        unsigned = sources[0].split("?")[0]
+        probe = f"""
+            import urllib.request, urllib.error
+            for url in ({sources[0]!r}, {unsigned!r}):
+                try:
+                    print(urllib.request.urlopen(url, timeout=10).status, end=" ")
+                except urllib.error.HTTPError as exc:
+                    print(exc.code, end=" ")
+        """
+        assert _in_ns(lan, probe) == "200 403"
+    except BaseException:
+        print(app.output())
+        raise
+    finally:
+        app.close()

@@ -3,6 +3,8 @@ folder whose clips are real mp4 files written by the trainer's own clip writer."
 
 from __future__ import annotations
 
+import socket
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +79,20 @@ def test_gallery_lists_every_clip_newest_first_and_filters(folder: dict[str, str
     clip_captions = [c for c in captions if " · step " in c]
     assert clip_captions[0] == "cart · step 1000 · evaluation return 500"
     assert "pong-b · step 500 k · evaluation return 14" in captions
-    assert len([b for b in at.get("download_button")]) == 5
+    # Downloads come from the clip server too (an attachment, any size), not from memory.
+    downloads = at.get("link_button")
+    assert len(downloads) == 5 and not at.get("download_button")
+    # Each clip is a signed URL of the clip server (streamed from disk), not bytes in memory.
+    from dashboard import clip_data
+
+    server = clip_data.clip_server()
+    assert not isinstance(server, str), server
+    urls = [v.proto.url for v in videos]
+    prefix = f"http://localhost:{server.port}/clip/"
+    assert all(u.startswith(prefix) and "&sig=" in u for u in urls), urls
+    assert sorted(b.proto.url for b in downloads) == sorted(f"{u}&dl=1" for u in urls)
+    with urllib.request.urlopen(urls[0].replace("localhost", "127.0.0.1"), timeout=10) as resp:
+        assert resp.status == 200 and resp.read(8)[4:] == b"ftyp"  # an mp4 from disk
     at.multiselect(key="videos_games").set_value(["Pong"]).run()
     assert len(at.get("video")) == 4
     at.multiselect(key="videos_runs").set_value(["pong-a"]).run()
@@ -103,6 +118,23 @@ def test_leaderboard_shows_the_best_score_per_game_with_its_clip(folder: dict[st
     assert clips["Pong"].parent.parent.name == folder["pong-b"]  # the clip of that score
 
 
+def test_clips_play_from_memory_and_say_so_when_the_clip_server_cannot_start(
+    folder: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as busy:  # the configured port is taken: the server cannot bind it
+        busy.bind(("", 0))
+        busy.listen()
+        monkeypatch.setenv("RETRO_ML_CLIP_PORT", str(busy.getsockname()[1]))
+        at = open_page("app_pages/videos.py")
+    videos = at.get("video")
+    assert len(videos) == 5
+    assert all("/media/" in v.proto.url and "/clip/" not in v.proto.url for v in videos)
+    said = [c.value for c in at.caption if c.value.startswith("Played from memory")]
+    assert len(said) == 5 and "up to 256 MiB" in said[0], said
+    assert len(at.get("download_button")) == 5 and not at.get("link_button")  # capped bytes
+    assert "the clip server did not start (port " in said[0] and "in use" in said[0], said
+
+
 RUN_CLIPS = """
 import os
 from dashboard.components.clips import render_run_clips
@@ -121,8 +153,8 @@ def test_run_clips_section_steps_through_clips_and_asks_for_more(
     assert at.caption[0].value == "pong-b · step 500 k · evaluation return 14"
     slider.set_value(0).run()
     assert at.caption[0].value == "pong-b · step 250 k · evaluation return 3"
-    labels = {b.label for b in at.get("download_button")}
-    assert labels == {"Download this clip", "Download the best model (zip)"}
+    assert [b.proto.label for b in at.get("link_button")] == ["Download this clip"]
+    assert [b.label for b in at.get("download_button")] == ["Download the best model (zip)"]
     at.button(key=f"timelapse_{run_id}").click().run()
     at.selectbox(key=f"record_ckpt_{run_id}").set_value("best")
     at.number_input(key=f"record_n_{run_id}").set_value(3)
@@ -205,9 +237,18 @@ def test_browser_plays_a_clip(folder: dict[str, str], tmp_path: Path) -> None:
                 timeout=60_000,
             )
             durations = page.eval_on_selector_all("video", "vs => vs.map(v => v.duration)")
+            sources = page.eval_on_selector_all("video", "vs => vs.map(v => v.currentSrc)")
             browser.close()
         assert len(durations) == 5
         assert all(abs(d - 8 / 15) < 0.1 for d in durations if d == d), durations  # 8 frames
+        # Streamed by the clip server (another port, the host the browser used), signed.
+        assert all(
+            s.startswith("http://127.0.0.1:")
+            and f":{port}/" not in s
+            and "/clip/" in s
+            and "&sig=" in s
+            for s in sources
+        ), sources
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -34,7 +34,7 @@ st.dataframe(table, hide_index=True, width="stretch")
 for row in rows:
     with st.expander(f"{row.game}: {row.best_eval_return:g} — {row.run_name}"):
         if row.clip is not None:
-            show_video(row.clip)  # read through runstore.safeio, never st.video(path)
+            show_video(row.clip)  # streamed by the clip server, never st.video(path)
         else:
             st.caption("No clip of this run yet.")
         st.page_link("app_pages/run.py", label="Open the run", query_params={"run": row.run_id})

@@ -38,7 +38,7 @@ chunk = shown[(page - 1) * PER_PAGE : page * PER_PAGE]
 for start in range(0, len(chunk), COLUMNS):
     for col, clip in zip(st.columns(COLUMNS), chunk[start : start + COLUMNS], strict=False):
         with col:
-            clip_player(  # plays bytes read through runstore.safeio, never st.video(path)
+            clip_player(  # streamed by the clip server, checked by runstore.safeio
                 clip,
                 "Download",
                 key=f"dl_{clip.run_id}_{clip.path.name}",

@@ -58,39 +58,67 @@ def render_run_clips(run_id: str) -> None:
 def clip_player(clip: clip_data.ClipRow, download_label: str, *, key: str, title: str = "") -> None:
     """One clip: the video (or why it was refused), ``title`` (markdown) if given, its caption,
     and a download button under a clip that plays."""
-    shown = show_video(clip.path, clip.problem)
+    played = _play(clip.path, clip.problem)
     if title:
         st.markdown(title)
     st.caption(clip_caption(clip))
-    if shown:
-        download_button(
+    if played is not None:
+        _download_clip(
             download_label,
             clip.path,
-            clip_data.MAX_VIDEO_BYTES,
+            played,
             file_name=f"{clip.run_name}-{clip.path.name}",
-            mime="video/mp4",
             key=key,
         )
 
 
-def show_video(path: Path, problem: str = "") -> bool:
-    """Play a clip from bytes read through ``runstore.safeio``, or say why it was refused.
+def _download_clip(label: str, path: Path, url: str, *, file_name: str, key: str) -> None:
+    """Download a clip that plays: from the clip server (``url``, as an attachment, any size),
+    else a button whose bytes are read when clicked (up to ``clip_data.MAX_VIDEO_BYTES``)."""
+    if url:
+        st.link_button(label, clip_data.download_url(url))
+    else:
+        download_button(
+            label, path, clip_data.MAX_VIDEO_BYTES, file_name=file_name, mime="video/mp4", key=key
+        )
 
-    ``st.video(path)`` would have Streamlit open the path itself, following a planted link
-    (and it reads the whole file into memory either way, so bytes cost nothing more).
-    ``problem`` is a refusal found while listing (the clip or its sidecar); a clip whose
-    sidecar alone was refused still plays.
+
+def show_video(path: Path, problem: str = "") -> bool:
+    """Play a clip, or say why it was refused.
+
+    The browser streams it from the clip server (``dashboard/clip_server.py``) by a signed URL
+    made for this page, after the clip passed ``runstore.safeio``'s check; nothing of it is
+    held in memory. Never ``st.video(path)``: Streamlit would open the path itself, following
+    a planted link, and hold the whole file in memory. When the clip server could not start,
+    the clip is played from bytes read through ``runstore.safeio`` (up to
+    ``clip_data.MAX_VIDEO_BYTES``), and the page says so. ``problem`` is a refusal found while
+    listing (the clip or its sidecar); a clip whose sidecar alone was refused still plays.
     """
+    return _play(path, problem) is not None
+
+
+def _play(path: Path, problem: str = "") -> str | None:
+    """``show_video``: None when refused; else the clip's URL ("" when played from bytes)."""
     if problem:
         st.warning(problem)
+    server = clip_data.clip_server()
     try:
-        data = clip_data.video_bytes(path)
+        if isinstance(server, str):
+            data: str | bytes = clip_data.video_bytes(path)
+        else:
+            data = clip_data.clip_url(server, path)
     except OSError as exc:
         if not problem:
             st.warning(safeio.problem(exc, f"videos/{path.name}"))
-        return False
+        return None
     st.video(data, format="video/mp4")
-    return True
+    if isinstance(server, str):
+        st.caption(
+            f"Played from memory (clips up to {clip_data.MAX_VIDEO_BYTES // 2**20} MiB): the "
+            f"clip server did not start ({server})."
+        )
+        return ""
+    return str(data)
 
 
 def download_button(
@@ -116,13 +144,13 @@ def clip_caption(clip: clip_data.ClipRow) -> str:
 def _timelapse(run_id: str, have_clips: bool) -> None:
     st.subheader("Time-lapse")
     path = clip_data.timelapse(run_id)
-    if path is not None and show_video(path):
-        download_button(
+    played = _play(path) if path is not None else None
+    if path is not None and played is not None:
+        _download_clip(
             "Download the time-lapse",
             path,
-            clip_data.MAX_VIDEO_BYTES,
+            played,
             file_name=f"{run_id}-timelapse.mp4",
-            mime="video/mp4",
             key=f"timelapse_dl_{run_id}",
         )
     job = clip_data.media_job(run_id)
