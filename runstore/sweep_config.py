@@ -173,26 +173,37 @@ class SweepBlock(StrictModel):
     @field_validator("space", mode="before")
     @classmethod
     def _kinds(cls, value: Any) -> Any:
-        """Pick each entry's model by its one kind key, so an error names that kind only."""
         if not isinstance(value, dict):
             return value
-        typed, problems = {}, []
-        for key, entry in value.items():
-            kinds = [k for k in _SPACE_KINDS if isinstance(entry, dict) and k in entry]
-            if len(kinds) != 1:
-                problems.append(
-                    f"{key}: say one of float: [low, high], int: [low, high] or choice: [...] "
-                    f"(got {entry!r})"
-                )
-                continue
-            model = _SPACE_KINDS[kinds[0]]
-            try:
-                typed[key] = model.model_validate(entry)
-            except ValidationError as exc:
-                problems += [f"{key}: {p}" for p in format_validation_errors(exc, model)]
+        typed, problems = parse_space(value)
         if problems:
             raise ValueError("; ".join(problems))
         return typed
+
+
+def parse_space(raw: dict[str, Any]) -> tuple[dict[str, Space], list[str]]:
+    """Each entry's model picked by its one kind key, so a problem names that entry and kind
+    only: ``(entries, problems)``, each problem starting with the entry's key."""
+    typed: dict[str, Space] = {}
+    problems: list[str] = []
+    for key, entry in raw.items():
+        if isinstance(entry, FloatSpace | IntSpace | ChoiceSpace):
+            typed[key] = entry
+            continue
+        kinds = [k for k in _SPACE_KINDS if isinstance(entry, dict) and k in entry]
+        if len(kinds) != 1:
+            problems.append(
+                f"{key}: say one of float: [low, high], int: [low, high] or choice: [...] "
+                f"(got {entry!r})"
+            )
+            continue
+        model = _SPACE_KINDS[kinds[0]]
+        try:
+            typed[key] = model.model_validate(entry)  # type: ignore[assignment]
+        except ValidationError as exc:
+            for problem in format_validation_errors(exc, model):
+                problems.append(f"{key}: {problem.removeprefix('config: ')}")
+    return typed, problems
 
 
 @dataclass(frozen=True)
@@ -248,11 +259,18 @@ def check_sweep(doc: dict[str, Any]) -> Sweep:
     if not isinstance(raw, dict):
         raise ConfigError([f"{SWEEP_KEY}: must be a mapping (n_trials, space, ...)"])
     base = resolve(copy.deepcopy(doc))
+    given = raw.get("space")
+    space, space_problems = parse_space(given) if isinstance(given, dict) else ({}, [])
+    space_problems = [f"{SWEEP_KEY}.space.{p}" for p in space_problems]
     try:
-        block = SweepBlock.model_validate(raw)
+        block = SweepBlock.model_validate(
+            {**raw, "space": space} if space_problems or space else raw
+        )
     except ValidationError as exc:
-        problems = format_validation_errors(exc, SweepBlock)
-        raise ConfigError([f"{SWEEP_KEY}.{p}" for p in problems]) from None
+        problems = [f"{SWEEP_KEY}.{p}" for p in format_validation_errors(exc, SweepBlock)]
+        raise ConfigError(space_problems + problems) from None
+    if space_problems:
+        raise ConfigError(space_problems)
     problems = _plan_problems(block, base)
     for key, space in block.space.items():
         problems += [f"{SWEEP_KEY}.space.{key}: {p}" for p in _space_problems(doc, key, space)]
