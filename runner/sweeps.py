@@ -18,12 +18,14 @@ The trainer never imports Optuna; the runner reads the metric from the run store
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import polars as pl
@@ -145,16 +147,82 @@ class Sweeps:
         for sweep_id in sweeps.sweep_ids(self.store.root):
             paths = sweeps.sweep_paths(self.store.root, sweep_id)
             state = sweeps.read_sweep_state(paths)
-            if state is None or state.state != "running":
-                self._open.pop(sweep_id, None)
+            if state is None:
                 continue
             try:
+                self._requests(paths, state)
+                if state.state != "running":
+                    self._open.pop(sweep_id, None)
+                    continue
                 self._advance(paths, state)
             except (ConfigError, OSError, ValueError) as exc:
                 problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
                 state.state, state.reason = "failed", "; ".join(problems)
                 log.error("sweep %s failed: %s", sweep_id, state.reason)
                 sweeps.write_sweep_state(paths, state)
+
+    def _requests(self, paths: SweepPaths, state: SweepState) -> None:
+        """Carry out what was asked of the whole sweep, oldest first."""
+        requests, invalid = sweeps.pending_sweep_requests(paths)
+        for path in invalid:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if not requests:
+            return
+        for request in requests:
+            self._apply(paths, state, request)
+            with contextlib.suppress(OSError):
+                request.path.unlink()
+        if (opened := self._open.get(paths.id)) is not None:
+            self._summarise(opened.study, state, self._trial_runs(paths.id))
+        sweeps.write_sweep_state(paths, state)
+
+    def _apply(self, paths: SweepPaths, state: SweepState, request: sweeps.SweepRequest) -> None:
+        action, note = request.action, f"{request.action} requested ({request.source})"
+        if action == "promote":
+            state.reason = self._promote(paths, request.params.get("n_timesteps"))
+            return
+        wanted = {"stop": "stopped", "pause": "paused", "resume": "running"}[action]
+        ended = state.state in ("complete", "failed")
+        if ended or (action == "resume" and state.state == "running"):
+            state.reason = f"{note}: ignored, the sweep is {state.state}"
+            return
+        run_action = {"stop": "stop", "pause": "pause", "resume": "resume"}[action]
+        acts_on = {
+            "stop": lambda s: s not in _ENDED,
+            "pause": lambda s: s in (RunState.RUNNING, RunState.STARTING),
+            "resume": lambda s: s == RunState.PAUSED,
+        }[action]
+        for trial in self._trial_runs(paths.id).values():
+            for run_id in trial.values():
+                record = self._read_run(run_id)
+                if record is not None and acts_on(record.state):
+                    self.store.write_request(run_id, run_action, source=f"sweep {action}")
+        if action == "stop":
+            opened = self._open.get(paths.id) or self._load(paths)
+            for trial in opened.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                opened.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        state.state, state.reason = wanted, note  # type: ignore[assignment]
+        log.info("sweep %s: %s", paths.id, note)
+
+    def _promote(self, paths: SweepPaths, n_timesteps: Any) -> str:
+        """Queue the best trial's config as an ordinary run (no sweep), for ``n_timesteps``
+        when given: the search trains short, the promoted run as long as it should."""
+        opened = self._open.get(paths.id) or self._load(paths)
+        done = opened.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not done:
+            return "promote: no trial has completed yet"
+        best = opened.study.best_trial
+        doc = trial_doc(
+            opened.sweep, best.params, sweep_id=paths.id, trial=best.number, seed_index=0
+        )
+        del doc["sweep"]
+        doc["name"] = f"{opened.sweep.base.display_name[:50]}-best-t{best.number}"
+        if isinstance(n_timesteps, int) and n_timesteps > 0:
+            doc["n_timesteps"] = n_timesteps
+        name = f"promote-{paths.id}-t{best.number:05d}-{time.time_ns()}.yaml"
+        self.store.submit(yaml.safe_dump(doc, sort_keys=False), name)
+        return f"promoted trial {best.number} (queued {name})"
 
     def _advance(self, paths: SweepPaths, state: SweepState) -> None:
         opened = self._open.get(paths.id) or self._load(paths)
@@ -165,9 +233,11 @@ class Sweeps:
             opened.next_report = time.monotonic() + REPORT_SECONDS
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self._settle(paths.id, sweep, study, trial, runs.get(trial.number, {}), report)
+        before = state.document()
         self._ask(paths.id, sweep, study, state)
-        self._summarise(study, state, runs)
-        sweeps.write_sweep_state(paths, state)
+        self._summarise(study, state, self._trial_runs(paths.id))
+        if state.document() != before:  # not an fsync'd rewrite twice a second for nothing
+            sweeps.write_sweep_state(paths, state)
 
     def _load(self, paths: SweepPaths) -> _Open:
         sweep = parse_sweep(sweeps.read_resolved(paths))

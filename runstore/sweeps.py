@@ -29,10 +29,14 @@ from runstore.atomic import atomic_write_json, atomic_write_text
 from runstore.models import Int64, MaybeFloat, Timestamp, _Doc
 from runstore.paths import member, new_run_id
 from runstore.safeio import read_bytes
+from runstore.safeio import read_json as safe_read_json
 from runstore.store import read_document
 
 SWEEPS_DIR = "sweeps"
-SweepStatus = Literal["running", "complete", "stopped", "failed"]
+SweepStatus = Literal["running", "paused", "complete", "stopped", "failed"]
+#: What may be asked of a whole sweep (``sweeps/<id>/requests/``, consumed by the runner).
+SWEEP_ACTIONS = ("stop", "pause", "resume", "promote")
+MAX_SWEEP_REQUESTS = 100  # read per step; a flood is consumed a slice at a time
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,15 @@ class SweepPaths:
     resolved = member("dir", "resolved.yaml")
     journal = member("dir", "study.journal")
     state = member("dir", "sweep.json")
+    requests = member("dir", "requests")
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    path: Path
+    action: str
+    source: str
+    params: dict[str, Any]
 
 
 class SweepState(_Doc):
@@ -146,3 +159,44 @@ def trial_file_name(sweep_id: str, trial: int, seed_index: int) -> str:
     """The queue file of one run of a trial: fixed, so a runner restarted after a crash can
     tell a run it already queued from one it still has to."""
     return f"sweep-{sweep_id}-t{trial:05d}-s{seed_index:03d}.yaml"
+
+
+def write_sweep_request(
+    paths: SweepPaths, action: str, source: str = "cli", params: dict[str, Any] | None = None
+) -> Path:
+    """Ask the runner to act on a whole sweep (written by the CLI and the dashboard)."""
+    if action not in SWEEP_ACTIONS:
+        raise ValueError(f"unknown action {action!r}; one of {', '.join(SWEEP_ACTIONS)}")
+    if not paths.spec.exists():
+        raise LookupError(f"no sweep {paths.id}")
+    if paths.requests.is_symlink():
+        raise OSError(f"{paths.requests} is a symlink; refusing to write through it")
+    paths.requests.mkdir(exist_ok=True)
+    path = paths.requests / f"{time.time_ns()}-{action}.json"
+    doc = {"action": action, "at": time.time(), "source": source, "params": params or {}}
+    atomic_write_json(path, doc)
+    return path
+
+
+def pending_sweep_requests(paths: SweepPaths) -> tuple[list[SweepRequest], list[Path]]:
+    """Valid requests oldest first (at most ``MAX_SWEEP_REQUESTS``), and files that are not."""
+    folder = paths.requests
+    if folder.is_symlink():
+        return [], []
+    if not folder.is_dir():
+        return [], []
+    valid, invalid = [], []
+    names = sorted(e.name for e in os.scandir(folder) if not e.name.startswith("."))
+    for name in names[:MAX_SWEEP_REQUESTS]:
+        path = folder / name
+        data = safe_read_json(path)
+        action = data.get("action") if isinstance(data, dict) else None
+        if action in SWEEP_ACTIONS and name.endswith(f"-{action}.json"):
+            params = data.get("params")
+            source = str(data.get("source", "?"))[:40]
+            valid.append(
+                SweepRequest(path, action, source, params if isinstance(params, dict) else {})
+            )
+        else:
+            invalid.append(path)
+    return valid, invalid

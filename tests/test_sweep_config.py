@@ -194,3 +194,30 @@ def test_every_searchable_key_is_a_key_the_run_config_has():
         assert "seed" not in keys and "sweep" not in keys and "hyperparams" not in keys
     assert "hyperparams.exploration_fraction" in searchable_keys("dqn")
     assert "hyperparams.exploration_fraction" not in searchable_keys("ppo")
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "grid", "cmaes"])
+@pytest.mark.parametrize("pruner", ["median", "successive_halving", "hyperband", "none"])
+def test_every_sampler_and_pruner_asks_trials_the_run_schema_accepts(sampler: str, pruner: str):
+    import optuna
+
+    from runner.sweeps import distribution, pruner_of, sampler_of
+
+    text = sweep_of(
+        """
+hyperparams.learning_rate: {choice: [0.001, 0.0003]}
+hyperparams.n_epochs: {int: [3, 9], step: 3}
+hyperparams.ent_coef: {float: [0.0, 0.02], step: 0.01}
+""",
+        extra=f"n_trials: 6\n  sampler: {sampler}\n  pruner: {pruner}",
+    )
+    sweep = parse_sweep(text.encode())
+    study = optuna.create_study(sampler=sampler_of(sweep), pruner=pruner_of(sweep))
+    space = {k: distribution(v) for k, v in sweep.block.space.items()}
+    for number in range(6):
+        trial = study.ask(space)
+        config = resolve(trial_doc(sweep, trial.params, sweep_id="s", trial=number, seed_index=0))
+        assert config.hyperparams.n_epochs in (3, 6, 9)
+        assert config.hyperparams.learning_rate in (0.001, 0.0003)
+        study.tell(trial, float(number))
+    assert len(study.trials) == 6

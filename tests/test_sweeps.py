@@ -9,6 +9,8 @@ loses no trial and runs none twice.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 
 import optuna
 import polars as pl
@@ -16,14 +18,14 @@ from optuna.trial import TrialState
 
 from runstore import RunState, metrics, sweeps
 
-from .conftest import Runs, wait_for
+from .conftest import ROOT, Runs, wait_for
 
 SWEEP = """\
 name: sweep-cp
 algo: ppo
 env: CartPole-v1
-n_timesteps: 2048
-eval_every: 512
+n_timesteps: 1024
+eval_every: 256
 eval_episodes: 2
 video_every: 0
 hyperparams:
@@ -40,6 +42,18 @@ sweep:
     hyperparams.learning_rate: {{float: [1.0e-4, 1.0e-2], log: true}}
     hyperparams.n_epochs: {{int: [1, 3]}}
 """
+
+
+def cli(runs: Runs, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", *args, "--runs-dir", str(runs.store.root)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def only_sweep(runs: Runs) -> sweeps.SweepPaths:
@@ -112,6 +126,19 @@ def test_a_sweep_file_runs_its_trials_as_ordinary_runs_and_tells_the_study(runs:
     spans = [(r.started_at, r.ended_at) for r in map(runs.record, runs.store.run_ids())]
     for start, _ in spans:
         assert sum(1 for s, e in spans if s <= start < e) <= 2
+    listing = cli(runs, "sweeps").splitlines()
+    assert paths.id in listing[1] and "complete" in listing[1] and "4/4" in listing[1]
+
+    # Promote: the best trial's config as an ordinary run, as long as asked.
+    cli(runs, "promote", "sweep-cp", "--steps", "1000")
+    promoted = wait_for(
+        lambda: [i for i in runs.store.run_ids() if runs.store.read_config(i).sweep is None],
+        30,
+        "the promoted run",
+    )
+    config = runs.store.read_config(promoted[0])
+    assert config.n_timesteps == 1000
+    assert config.hyperparams.learning_rate == best.params["hyperparams.learning_rate"]
 
 
 def test_a_bad_sweep_file_is_rejected_with_the_reason_and_nothing_runs(runs: Runs):
@@ -146,3 +173,21 @@ def test_sigkill_mid_sweep_loses_no_trial_and_runs_none_twice(runs: Runs):
     for trial in told:
         assert {k for (n, k) in found if n == trial.number} == {0, 1}, "both seeds of a trial"
     assert len(trials) >= 2
+
+
+def test_stop_acts_on_every_run_of_a_sweep_and_asks_no_more(runs: Runs):
+    runs.runner("--poll", "0.2", "--max-concurrent", "2")
+    runs.submit(SWEEP.format(trials=10, seeds=1).replace("1024", "1_000_000"), "long.yaml")
+    paths = only_sweep(runs)
+    wait_for(lambda: len(runs.store.run_ids()) == 2, 60, "two trials' runs")
+    first = runs.store.run_ids()[0]
+    runs.wait_state(first, RunState.RUNNING)
+    cli(runs, "pause", "sweep-cp")
+    runs.wait_state(first, RunState.PAUSED)
+    assert state_of(paths).state == "paused"
+    cli(runs, "stop", paths.id[:12])
+    for run_id in runs.store.run_ids():
+        runs.wait_state(run_id, RunState.STOPPED)
+    state = wait_for(lambda: state_of(paths).state == "stopped" and state_of(paths), 30, "stop")
+    assert state.asked == 2 and state.running == 0
+    assert len(runs.store.run_ids()) == 2, "no trial asked after the stop"
