@@ -16,6 +16,7 @@ from pathlib import Path
 
 from runner import media, process
 from runner.supervisor import AlreadyRunningError, Supervisor
+from runstore import sweeps
 from runstore.models import RunRecord, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir
 from runstore.store import MAX_RECORD_EPISODES, RunStore, printable
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     _global_flags(common, suppress=True)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("ls", parents=[common], help="list runs")
+    sub.add_parser("sweeps", parents=[common], help="list sweeps (runs/sweeps/)")
+    p = sub.add_parser(
+        "promote",
+        parents=[common],
+        help="queue a sweep's best trial as an ordinary run (the runner does it)",
+    )
+    p.add_argument("sweep", help="sweep id, a unique prefix of it, or its name")
+    p.add_argument("--steps", type=int, help="n_timesteps of the new run (default: the trial's)")
     for action, text in (
         ("stop", "stop a run (it saves a checkpoint first)"),
         ("pause", "pause a run (its processes are suspended)"),
@@ -83,9 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
             "latest checkpoint",
         ),
     ):
-        p = sub.add_parser(action, parents=[common], help=text)
+        p = sub.add_parser(
+            action, parents=[common], help=f"{text}; or the same for every run of a sweep"
+        )
         p.add_argument(
-            "run", help="run id, a unique prefix of it (4 characters or more), or its name"
+            "run",
+            help="run (or sweep) id, a unique prefix of it (4 characters or more), or its name",
         )
     p = sub.add_parser(
         "record", parents=[common], help="record a clip of a checkpoint (the runner makes it)"
@@ -123,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ls":
         print(format_table(store))
         return 0
+    if args.command == "sweeps":
+        print(sweeps_table(store))
+        return 0
+    if args.command in ("stop", "pause", "resume", "promote"):
+        sweep_id = _sweep_named(store, args.sweep if args.command == "promote" else args.run)
+        if sweep_id is not None or args.command == "promote":
+            return _sweep_request(store, args, sweep_id)
     try:
         run_id = find_run(store, args.run)
         if args.command == "timelapse":
@@ -152,6 +171,79 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _sweep_named(store: RunStore, query: str) -> str | None:
+    """The sweep ``query`` names when it names no run (a run wins: run commands came first)."""
+    try:
+        find_run(store, query)
+        return None
+    except LookupError:
+        pass
+    try:
+        return find_sweep(store.root, query)
+    except LookupError:
+        return None
+
+
+def _sweep_request(store: RunStore, args: argparse.Namespace, sweep_id: str | None) -> int:
+    if sweep_id is None:
+        print(
+            f"error: no sweep matches {args.sweep!r} (see python -m runner sweeps)", file=sys.stderr
+        )
+        return 2
+    params = {"n_timesteps": args.steps} if args.command == "promote" and args.steps else None
+    try:
+        paths = sweeps.sweep_paths(store.root, sweep_id)
+        sweeps.write_sweep_request(paths, args.command, source="cli", params=params)
+    except OSError as exc:
+        print(f"error: could not write the request into {store.root}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.command} requested for sweep {sweep_id}")
+    return 0
+
+
+def find_sweep(root: Path, query: str) -> str:
+    """The one sweep ``query`` names: its id, a prefix of it (4+ characters) or its name."""
+    ids = sweeps.sweep_ids(root)
+    if query in ids:
+        return query
+    states = {i: sweeps.read_sweep_state(sweeps.sweep_paths(root, i)) for i in ids}
+    matches = sorted(
+        i
+        for i in ids
+        if (len(query) >= MIN_PREFIX and i.startswith(query))
+        or (states[i] is not None and states[i].name == query)  # type: ignore[union-attr]
+    )
+    if len(matches) != 1:
+        raise LookupError(f"{len(matches)} sweeps match {query!r}")
+    return matches[0]
+
+
+def sweeps_table(store: RunStore) -> str:
+    """The ``sweeps`` table: one row per sweep, from its sweep.json."""
+    rows = [("ID", "NAME", "STATE", "TRIALS", "DONE", "PRUNED", "FAILED", "BEST", "METRIC")]
+    for sweep_id in sweeps.sweep_ids(store.root):
+        state = sweeps.read_sweep_state(sweeps.sweep_paths(store.root, sweep_id))
+        if state is None:
+            rows.append((sweep_id, "?", "unreadable", "", "", "", "", "", "sweep.json is damaged"))
+            continue
+        planned = "" if state.n_trials is None else f"/{state.n_trials}"
+        best = "" if state.best_value is None else f"{state.best_value:.4g} (t{state.best_trial})"
+        rows.append(
+            (
+                state.id,
+                state.name,
+                state.state,
+                f"{state.asked}{planned}",
+                str(state.complete),
+                str(state.pruned),
+                str(state.failed),
+                best,
+                state.metric,
+            )
+        )
+    return _aligned(rows, f"(no sweeps in {store.root / sweeps.SWEEPS_DIR})")
 
 
 def timelapse(store: RunStore, run_id: str) -> int:
@@ -256,11 +348,17 @@ def format_table(store: RunStore) -> str:
         except Exception as exc:  # one run's problem, not the listing's
             note = f"cannot be read: {type(exc).__name__}: {exc}"[:60]
             rows.append((run_id, "?", "unreadable", "", "", "", note))
+    return _aligned(rows, f"(no runs in {store.root})")
+
+
+def _aligned(rows: list[tuple[str, ...]], empty: str) -> str:
+    """Rows as aligned columns, every cell escaped (``printable``): names and reasons come
+    from files a terminal must not obey; ``empty`` under the header when there are no rows."""
     rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     if len(rows) == 1:
-        lines.append(f"(no runs in {store.root})")
+        lines.append(empty)
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from runstore.config import ConfigError
 from runstore.paths import file_stamp
 from runstore.store import RunStore, printable
+from runstore.sweep_config import Sweep
 
 log = logging.getLogger("runner")
 
@@ -29,9 +30,15 @@ Stamp = tuple[int, int] | None
 
 
 class QueueIntake:
-    def __init__(self, store: RunStore, on_queued: Callable[[str], None]):
+    def __init__(
+        self,
+        store: RunStore,
+        on_queued: Callable[[str], None],
+        on_sweep: Callable[[Path, Sweep], str | None],
+    ):
         self.store = store
         self._on_queued = on_queued  # called with the id of each run made from a file
+        self._on_sweep = on_sweep  # makes a sweep of a sweep file (runner.sweeps)
         # Queue files that could not be moved to rejected/: name -> (stamp, retry at, delay).
         self._stuck: dict[str, tuple[Stamp, float, float]] = {}
         # Queue files whose mtime lies in the future: name -> (stamp, first seen, monotonic).
@@ -62,6 +69,9 @@ class QueueIntake:
             except Exception as exc:  # a validator bug must not block every later file
                 log.exception("reading %s failed", printable(path.name))
                 self._reject(path, [f"could not validate the file ({exc!r}); please report"])
+                continue
+            if isinstance(config, Sweep):
+                self._on_sweep(path, config)
                 continue
             record = self.store.accept(path, config)
             if record is not None:

@@ -33,6 +33,7 @@ from runner.outcome import _tail
 from runner.process import Handle
 from runner.records import DAMAGE_GRACE_SECONDS, RunRecords, _unreadable_why
 from runner.requests import MAX_REQUESTS_PER_STEP, Requests
+from runner.sweeps import Sweeps
 from runner.trainers import Trainers
 from runstore.atomic import remove_stale_temp_files
 from runstore.models import RunRecord, RunState
@@ -115,7 +116,8 @@ class Supervisor:
         self.records = RunRecords(store, held=handles)
         self.trainers = Trainers(store, self.records, self.media, handles)
         self.requests = Requests(store, self.records, self.trainers, self.media)
-        self.queue = QueueIntake(store, on_queued=self._queued)
+        self.sweeps = Sweeps(store, read_run=self.records.read)
+        self.queue = QueueIntake(store, on_queued=self._queued, on_sweep=self.sweeps.accept)
         self._heartbeat = Heartbeat(store)
         # None: follow settings.yaml in the runs folder; a value (a CLI flag) pins it.
         self._pinned = {"max_concurrent": max_concurrent, "stop_grace": stop_grace}
@@ -261,6 +263,7 @@ class Supervisor:
             if i % 64 == 0:  # time-gated: fresh through a flood over many runs
                 self.heartbeat()
         self.check_processes()
+        self._contained("sweeps", "advancing the sweeps", self.sweeps.advance)
         if self.records.adopt_again:
             self.records.adopt_again = False
             self.adopt()

@@ -28,6 +28,7 @@ from runstore.paths import RUN_ID_REGEX
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
 INIT_FROM_PATTERN = re.compile(f"^{RUN_ID_REGEX}(/{CHECKPOINT_REF_REGEX})?$")
+SWEEP_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|hours?|d|days?)?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 MAX_TIME_BUDGET = 366 * 86400  # a year: longer is a typo (or .inf), not a plan
@@ -137,6 +138,15 @@ _PATTERNED: dict[str, tuple[re.Pattern[str], str]] = {
 }
 
 
+class SweepRef(StrictModel):
+    """Which sweep trial a run belongs to (written by the runner when it queues the trial);
+    ``seed_index`` tells a trial's runs apart when it trains on several seeds."""
+
+    id: str = Field(pattern=SWEEP_ID_PATTERN.pattern)
+    trial: Int = Field(ge=0, le=10_000_000)
+    seed_index: Int = Field(0, ge=0, le=1000)
+
+
 class RunConfig(StrictModel):
     algo: Literal["ppo", "dqn"]
     env: str
@@ -192,6 +202,7 @@ class RunConfig(StrictModel):
     resources: Resources = Field(default_factory=Resources)
     atari: AtariSettings | None = None
     hyperparams: PPOHyperparams | DQNHyperparams | None = None
+    sweep: SweepRef | None = None
 
     @field_validator("init_from", "name")
     @classmethod
@@ -211,11 +222,7 @@ class RunConfig(StrictModel):
     @field_validator("time_budget", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str) and (match := _DURATION.match(value.lower())):
-            unit = (match["unit"] or "s").rstrip("s") or "s"
-            unit = {"hour": "h", "day": "d"}.get(unit, unit)
-            return float(match["n"]) * _UNIT_SECONDS.get(unit, 1)
-        return value
+        return parse_duration(value)
 
     @field_validator("env")
     @classmethod
@@ -231,6 +238,16 @@ class RunConfig(StrictModel):
     @property
     def display_name(self) -> str:
         return self.name or default_name(self.env, self.algo)
+
+
+def parse_duration(value: Any) -> Any:
+    """Text like '2h', '90m' or '45 s' as seconds; anything else as given, for the number
+    check to judge (a time budget and a sweep's timeout are written the same way)."""
+    if isinstance(value, str) and (match := _DURATION.match(value.lower())):
+        unit = (match["unit"] or "s").rstrip("s") or "s"
+        unit = {"hour": "h", "day": "d"}.get(unit, unit)
+        return float(match["n"]) * _UNIT_SECONDS.get(unit, 1)
+    return value
 
 
 def default_name(env_id: str, algo: str) -> str:

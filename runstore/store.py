@@ -22,7 +22,7 @@ from typing import TypeVar
 from filelock import FileLock
 from pydantic import BaseModel
 
-from runstore import safeio
+from runstore import safeio, sweep_config
 from runstore.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from runstore.config import (
     ConfigError,
@@ -41,6 +41,8 @@ from runstore.paths import (
     member,
     new_run_id,
 )
+from runstore.sweep_config import Sweep
+from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
 
 log = logging.getLogger(__name__)
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -230,8 +232,9 @@ class RunStore:
                 files.append((mtime, name, Path(entry.path)))
         return [p for _, _, p in sorted(files)]
 
-    def read_queue_file(self, path: Path, defaults: dict | None = None) -> RunConfig:
-        """Validate a queue file; raises ConfigError with every problem in plain words.
+    def read_queue_file(self, path: Path, defaults: dict | None = None) -> RunConfig | Sweep:
+        """Validate a queue file: a run's config, or a sweep file (one with a ``sweep:``
+        block); raises ConfigError with every problem in plain words.
 
         ``defaults`` (runner settings) fill keys the file leaves out."""
         if path.is_symlink():
@@ -246,6 +249,8 @@ class RunStore:
         except safeio.UnsafeFileError as exc:
             problem = f"the queue file {exc.reason}; copy a plain file into the queue"
             raise ConfigError([problem]) from None
+        if sweep_config.is_sweep_file(_peek_mapping(data)):
+            return sweep_config.parse_sweep(data, defaults)
         return parse_config(data, defaults)
 
     def reject(self, path: Path, problems: list[str]) -> Path:
@@ -429,6 +434,15 @@ class RunStore:
 
     def clear_tensorboard_info(self) -> None:
         self.tensorboard_json.unlink(missing_ok=True)
+
+
+def _peek_mapping(data: bytes) -> dict:
+    """The document's top level when it is a YAML mapping, else {} (the full parse that
+    follows reports what is wrong with it)."""
+    try:
+        return load_yaml_mapping(data)
+    except ConfigSyntaxError:
+        return {}
 
 
 def read_document(path: Path, model: type[_Model]) -> _Model | None:

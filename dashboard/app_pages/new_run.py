@@ -26,6 +26,7 @@ DEVICES = ["auto", "cpu", "cuda"]
 # Drawn above the fold or in their own section, not in "Run settings".
 MAIN_FIELDS = ("algo", "env", "n_timesteps", "name", "time_budget", "device")
 NESTED = ("hyperparams", "atari")
+RUNNER_WRITTEN = ("sweep",)  # which sweep trial a run is: set by the runner, never by hand
 
 st.title("New run")
 
@@ -108,10 +109,10 @@ if budget.strip():
 if device != "auto" or "device" in base:
     doc["device"] = device
 
-top = {k: v for k, v in base.items() if k not in MAIN_FIELDS + NESTED}
+top = {k: v for k, v in base.items() if k not in MAIN_FIELDS + NESTED + RUNNER_WRITTEN}
 with st.expander("Run settings (checkpoints, seed, evaluation, ...)"):
     extra, bad = schema_form.model_inputs(
-        RunConfig, top, f"{prefix}_top", skip=MAIN_FIELDS + NESTED
+        RunConfig, top, f"{prefix}_top", skip=MAIN_FIELDS + NESTED + RUNNER_WRITTEN
     )
     doc.update(extra)
     problems += bad
