@@ -105,6 +105,8 @@ class Requests:
             record.reason = ""
             self.records.set_state(record, RunState.QUEUED, f"{note}; will continue {where}")
         elif action == "stop" and state.is_live and state != RunState.STOPPING and handle:
+            if isinstance(pruned := request.params.get("pruned_at"), int):
+                record.pruned_at = pruned
             if self._signalled(record, process.request_stop(handle)):
                 grace = self.trainers.stop_grace
                 self.trainers.deadlines[record.id] = time.monotonic() + grace
@@ -112,6 +114,8 @@ class Requests:
         elif action == "trust":
             self._trust(record, handle, note)
         elif action == "stop" and state == RunState.QUEUED:
+            if isinstance(pruned := request.params.get("pruned_at"), int):
+                record.pruned_at = pruned
             record.ended_at = time.time()
             record.reason = "stopped before it started"
             self.records.set_state(record, RunState.STOPPED, note)

@@ -340,7 +340,9 @@ class Sweeps:
             for run_id in run_ids:
                 record = self._read_run(run_id)
                 if record is not None and record.state not in _ENDED:
-                    self.store.write_request(run_id, "stop", source=f"sweep: pruned at step {at:,}")
+                    self.store.write_request(
+                        run_id, "stop", source="sweep: pruned", params={"pruned_at": at}
+                    )
             study.tell(trial.number, state=TrialState.PRUNED, skip_if_finished=True)
             log.info("sweep trial %d pruned at step %s", trial.number, at)
 

@@ -156,6 +156,9 @@ class RunRecord(_Doc):
     source_file: str = ""
     events: list[RunEvent] = Field(default_factory=list)
     media_job: MediaJob | None = None  # a clip or time-lapse being made beside the training
+    #: the step at which its sweep's pruner stopped it: the run ends ``stopped`` and is shown
+    #: as pruned (a stop request with ``params: {pruned_at: STEP}``, from ``runner.sweeps``)
+    pruned_at: Int64 | None = None
 
     def record(self, kind: str, detail: str = "", at: float | None = None) -> None:
         self.events.append(RunEvent(at=time.time() if at is None else at, kind=kind, detail=detail))

@@ -117,8 +117,10 @@ def test_a_sweep_file_runs_its_trials_as_ordinary_runs_and_tells_the_study(runs:
                 pl.col("tag") == "eval/mean_return"
             )
             assert trial.value == evals.sort("step")["value"][-1], "told the final evaluation"
-        else:
+        else:  # pruned: stopped with the step, unless it completed before the stop landed
             assert record.state in (RunState.STOPPED, RunState.COMPLETED)
+            if record.state == RunState.STOPPED:
+                assert record.pruned_at is not None and record.pruned_at > 0
     best = study.best_trial
     assert (state.best_trial, state.best_value) == (best.number, best.value)
     assert state.best_params == best.params
