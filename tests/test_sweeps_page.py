@@ -181,6 +181,19 @@ def test_run_on_n_seeds_is_a_sweep_without_a_space(empty: RunStore):
     assert sweep.block.seeds == 3 and sweep.block.space == {} and sweep.n_trials == 1
 
 
+def test_new_run_on_n_seeds_queues_a_seeds_only_sweep(empty: RunStore):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    open_page(at, "app_pages/new_run.py")
+    at.number_input(key="new_run_seeds").set_value(4)
+    at.button(key="new_run_submit").click().run()
+    assert not at.exception and at.success
+    (queued,) = empty.queue_files()
+    sweep = parse_sweep(queued.read_bytes())
+    assert sweep.block.seeds == 4 and sweep.block.space == {}
+    assert sweep.base.env == "CartPole-v1"
+
+
 def test_runs_page_shows_the_sweep_column_and_filters_by_it(swept: sweeps.SweepPaths):
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
@@ -208,3 +221,49 @@ def test_a_pruned_run_says_so_on_runs_and_run(empty: RunStore):
     at.query_params["run"] = record.id
     open_page(at, "app_pages/run.py")
     assert any("stopped (pruned at 512)" in m.value for m in at.markdown)
+
+
+@pytest.mark.timeout(600)
+def test_sweeps_page_in_chromium_draws_history_parallel_and_trials(made: sweeps.SweepPaths):
+    """A real streamlit server over the real sweep: the page draws its charts (canvas or svg
+    inside each vega-embed container) and the trials table. Set RETRO_ML_SCREENSHOT_DIR to
+    save sweeps-page.png (docs/sweeps-page.png is made this way)."""
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, Dashboard
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=90_000)
+    app = Dashboard(made.dir.parent.parent)
+    shots = os.environ.get("RETRO_ML_SCREENSHOT_DIR")
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            # Streamlit scrolls inside its own container: a tall window shows the whole page.
+            height = 2300 if shots else 1000
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            try:
+                page.set_default_timeout(90_000)
+                page.goto(f"{app.url}/sweeps")
+                expect(page.get_by_text("Optimisation history").first).to_be_attached()
+                charts = page.locator(".vega-embed")
+                expect(charts.nth(1)).to_be_visible()
+                for i in range(2):  # history, then params against the objective
+                    drawn = charts.nth(i).locator("canvas, svg").first
+                    expect(drawn).to_be_visible()
+                    box = drawn.bounding_box()
+                    assert box is not None and box["width"] > 100 and box["height"] > 100
+                table = page.locator('[data-testid="stDataFrame"]').first
+                expect(table).to_be_visible()
+                expect(page.get_by_text("Best trial:").first).to_be_visible()
+                if shots:
+                    time.sleep(3)
+                    page.screenshot(path=str(Path(shots) / "sweeps-page.png"), full_page=True)
+            except BaseException:
+                page.screenshot(path=str(made.dir.parent.parent.parent / "failure.png"))
+                raise
+            finally:
+                browser.close()
+    finally:
+        app.close()
