@@ -166,7 +166,9 @@ def show_sweep(summary: sweep_data.SweepSummary) -> None:
             )
     found, why = sweep_data.importances(summary.id)
     if found:
-        st.altair_chart(charts.importance_chart(found), width="stretch")
+        # The height given here: Streamlit sizes a chart with a discrete axis by its own rule.
+        chart = charts.importance_chart(found)
+        st.altair_chart(chart, width="stretch", height=charts.importance_height(found))
     else:
         st.caption(f"Parameter importances: {why}")
 
@@ -311,8 +313,12 @@ def new_sweep_form() -> None:
             check_sweep(doc)
         except ConfigError as exc:
             problems = exc.problems
-    if problems:
-        st.error("This sweep would be rejected:\n\n" + "\n".join(f"- {p}" for p in problems))
+    # The form starts with an empty space: that is the next step, not an error.
+    others = [p for p in problems if "nothing to sweep" not in p]
+    if others:
+        st.error("This sweep would be rejected:\n\n" + "\n".join(f"- {p}" for p in others))
+    elif problems:
+        st.info("Add a key to the search space above, or set seeds per trial above 1.")
     else:
         st.success("Valid: the runner will accept this sweep.")
     st.code(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), language="yaml")

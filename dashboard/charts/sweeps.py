@@ -81,7 +81,15 @@ def parallel_chart(frame: pl.DataFrame, params: list[str], metric: str) -> alt.L
     normalised to its own range, coloured by the objective."""
     axes = [*params, OBJECTIVE_AXIS]
     data = frame.to_pandas()
-    x = alt.X("axis:N", sort=axes, title=None, axis=alt.Axis(labelAngle=0, labelLimit=220))
+    # Each axis labelled by its key's last part (learning_rate, not hyperparams.learning_rate):
+    # full dotted keys overlap and Vega hides every other one; the tooltip keeps the full key.
+    short = "split(datum.label, '.')[length(split(datum.label, '.')) - 1]"
+    x = alt.X(
+        "axis:N",
+        sort=axes,
+        title=None,
+        axis=alt.Axis(labelAngle=0, labelLimit=160, labelOverlap=False, labelExpr=short),
+    )
     lines = (
         alt.Chart(data)
         .mark_line(opacity=0.8)
@@ -98,6 +106,10 @@ def parallel_chart(frame: pl.DataFrame, params: list[str], metric: str) -> alt.L
     return alt.layer(rules, lines).properties(height=320, title="Params against the objective")
 
 
+def importance_height(found: dict[str, float]) -> int:
+    return 80 + 40 * len(found)
+
+
 def importance_chart(found: dict[str, float]) -> alt.Chart:
     """Optuna's importances as horizontal bars, most important first."""
     frame = pl.DataFrame({"param": list(found), "importance": list(found.values())})
@@ -109,5 +121,5 @@ def importance_chart(found: dict[str, float]) -> alt.Chart:
             y=alt.Y("param:N", sort="-x", title=None),
             tooltip=["param:N", alt.Tooltip("importance:Q", format=".3f")],
         )
-        .properties(height=max(80, 32 * len(found)), title="Parameter importances")
+        .properties(height=importance_height(found), title="Parameter importances")
     )
