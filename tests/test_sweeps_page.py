@@ -250,10 +250,9 @@ def test_sweeps_page_in_chromium_draws_history_parallel_and_trials(made: sweeps.
                 page.set_default_timeout(90_000)
                 page.goto(f"{app.url}/sweeps")
                 expect(page.get_by_text("Optimisation history").first).to_be_attached()
-                charts = page.locator(".vega-embed")
-                expect(charts.nth(1)).to_be_visible()
-                for i in range(2):  # history, then params against the objective
-                    drawn = charts.nth(i).locator("canvas, svg").first
+                for name in ("sweep_history", "sweep_parallel"):
+                    chart = page.locator(f".st-key-{name} .vega-embed")
+                    drawn = chart.locator("canvas, svg").first
                     expect(drawn).to_be_visible()
                     box = drawn.bounding_box()
                     assert box is not None and box["width"] > 100 and box["height"] > 100
@@ -263,7 +262,8 @@ def test_sweeps_page_in_chromium_draws_history_parallel_and_trials(made: sweeps.
                 if shots:  # once the runner the server started is seen alive (no warning)
                     time.sleep(3)
                     page.reload()
-                    expect(charts.nth(1).locator("canvas, svg").first).to_be_visible()
+                    parallel = page.locator(".st-key-sweep_parallel .vega-embed")
+                    expect(parallel.locator("canvas, svg").first).to_be_visible()
                     time.sleep(3)
                     page.screenshot(path=str(Path(shots) / "sweeps-page.png"), full_page=True)
             except BaseException:

@@ -151,12 +151,21 @@ def show_sweep(summary: sweep_data.SweepSummary) -> None:
     )
     history = sweep_data.best_so_far(view)
     left, right = st.columns(2)
-    with left:
+    with left.container(key="sweep_history"):
         if history.is_empty():
             st.caption("The history appears with the first complete trial.")
         else:
             st.altair_chart(charts.history_chart(history, state.metric), width="stretch")
-    with right:
+    with right.container(key="sweep_importances"):
+        found, why = sweep_data.importances(summary.id)
+        if found:
+            # The height given here: Streamlit sizes a chart with a discrete axis its own way.
+            chart = charts.importance_chart(found)
+            st.altair_chart(chart, width="stretch", height=charts.importance_height(found))
+        else:
+            st.caption(f"Parameter importances: {why}")
+    # Full width: each param is an axis, and they need the room.
+    with st.container(key="sweep_parallel"):
         parallel = charts.parallel_frame(view.trials, view.params)
         if parallel.is_empty() or not view.params:
             st.caption("Params against the objective appear with the first complete trial.")
@@ -164,13 +173,6 @@ def show_sweep(summary: sweep_data.SweepSummary) -> None:
             st.altair_chart(
                 charts.parallel_chart(parallel, view.params, state.metric), width="stretch"
             )
-    found, why = sweep_data.importances(summary.id)
-    if found:
-        # The height given here: Streamlit sizes a chart with a discrete axis by its own rule.
-        chart = charts.importance_chart(found)
-        st.altair_chart(chart, width="stretch", height=charts.importance_height(found))
-    else:
-        st.caption(f"Parameter importances: {why}")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
