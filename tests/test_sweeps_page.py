@@ -273,3 +273,17 @@ def test_sweeps_page_in_chromium_draws_history_parallel_and_trials(made: sweeps.
                 browser.close()
     finally:
         app.close()
+
+
+def test_seed_spread_is_the_range_of_the_runs_final_metric(swept: sweeps.SweepPaths):
+    """A trial's runs' final values, lowest and highest: here two real trials' runs stand for
+    two seeds of one trial (a one-run trial has no spread)."""
+    state = sweeps.read_sweep_state(swept)
+    assert state is not None
+    first, second = state.trial_runs["0"][0], state.trial_runs["1"][0]
+    paired = state.model_copy(update={"trial_runs": {"0": [first, second], "1": [second]}})
+    study = study_of(swept)
+    finals = [study.trials[0].value, study.trials[1].value]  # each trial told its run's final
+    spread = sweep_data.seed_spread(paired, state.metric)
+    assert spread[1] is None
+    assert spread[0] == (pytest.approx(min(finals)), pytest.approx(max(finals)))
