@@ -203,14 +203,15 @@ class Child:
 
 
 def run_child(what: str, argv: list[str], timeout: float, env: dict | None = None) -> Child:
-    """``argv`` in its own session; its peak RSS from ``wait4``. A child still running after
-    ``timeout`` is killed and fails the test, naming the last ``reading KIND`` line it
-    printed (the kind it hung on)."""
+    """Python ``argv`` in its own session; its peak RSS from ``wait4``. A child still running
+    after ``timeout`` fails the test, naming the last ``reading KIND`` line it printed (the
+    kind it hung on) and showing where it was (``faulthandler``'s stack, on SIGABRT: for
+    ``runner ls``, which reads every run at once, the reader that blocked)."""
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"hostile-{os.getpid()}-{time.time_ns()}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-            start_new_session=True,
+            [argv[0], "-X", "faulthandler", *argv[1:]], stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + timeout
     try:
@@ -219,6 +220,8 @@ def run_child(what: str, argv: list[str], timeout: float, env: dict | None = Non
             if pid:
                 break
             if time.monotonic() > deadline:
+                os.kill(proc.pid, signal.SIGABRT)  # faulthandler prints the stack, then dies
+                time.sleep(1)
                 os.killpg(proc.pid, signal.SIGKILL)
                 os.wait4(proc.pid, 0)
                 text = log.read_text(errors="replace")
