@@ -452,16 +452,16 @@ def test_hostile_files_are_a_problem_on_their_run_in_bounded_time_and_memory(
     raises=AssertionError,
     reason="dashboard/data.py tree_stamp() keys st.cache_data with paths from os.walk; a name "
     "that is not UTF-8 is a lone surrogate there, and Streamlit's cache hasher raises "
-    "UnicodeEncodeError (the Run page's curves and clips, the Videos page)",
+    "UnicodeEncodeError (the Run page's curves and clips, the Videos and Compare pages)",
 )
 @pytest.mark.timeout(300)
 def test_pages_show_names_that_are_not_utf8(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The Run and Videos pages of a run whose tb/ and videos/ hold names that are not UTF-8
-    (the trial above takes them away before its pages): no exception, the damaged event file
-    named with its bytes written out. No training: a run folder and an event file written by
-    TensorBoard's own writer."""
+    """The Run, Videos and Compare pages of a run whose tb/ and videos/ hold names that are not
+    UTF-8 (the trial above takes them away before its pages): no exception, the damaged event
+    file named with its bytes written out. No training: a run folder and an event file written
+    by TensorBoard's own writer."""
     from streamlit.testing.v1 import AppTest
 
     from tests.test_bounded_reads import _events, new_run
@@ -482,5 +482,6 @@ def test_pages_show_names_that_are_not_utf8(
     at.switch_page("app_pages/run.py").run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("events.out.tfevents.\\xff" in w.value for w in at.warning)
-    at.switch_page("app_pages/videos.py").run()
-    assert not at.exception, [e.message for e in at.exception]
+    for page in ("app_pages/videos.py", "app_pages/compare.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.message for e in at.exception])
