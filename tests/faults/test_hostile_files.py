@@ -27,15 +27,13 @@ dropped afterwards and trains it, and exits with 0 on SIGTERM.
 Found on its first run, fixed in ``runstore.metrics``: an event file that is a FIFO or a link
 was skipped without a word (the curves silently missed it); a record cut short at the end of
 a file that has stopped growing was never reported; a damaged event file whose name is not
-UTF-8 was reported under a name no page can show. Still open: such a name in tb/ or videos/
-breaks the Run and Videos pages through ``dashboard/data.py``'s cache keys, so the trial takes
-those two names away before it reads the pages, and ``test_pages_show_names_that_are_not_utf8``
-pins the bug (strict xfail: it fails the suite once fixed, to be turned into a plain test).
+UTF-8 was reported under a name no page can show; such a name in tb/ or videos/ broke the
+Run, Videos and Compare pages through ``dashboard/data.py``'s cache keys (now bytes), which
+``test_pages_show_names_that_are_not_utf8`` keeps fixed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -152,11 +150,12 @@ class Kind:
 STATUS_PROBLEM = "status.json cannot be read"
 STATUS_LS = "status.json is corrupt"
 EVENT_PROBLEM = "Event files are damaged"
+EVENT_REFUSED = "was not read: it is "
 
 KINDS: dict[str, Kind] = {
     "fifo-log": Kind(lambda p: fifo(p.trainer_log), page="(FIFO)"),
     "fifo-status": Kind(lambda p: fifo(p.status_json), page=STATUS_PROBLEM, ls=STATUS_LS),
-    "fifo-event": Kind(lambda p: fifo(event_files_of(p)[-1]), page=EVENT_PROBLEM,
+    "fifo-event": Kind(lambda p: fifo(event_files_of(p)[-1]), page=EVENT_REFUSED + "not a regular",
                        event_damage=True),
     "fifo-clip": Kind(
         lambda p: (fifo(newest_clip(p).with_suffix(".json")), fifo(newest_clip(p))),
@@ -165,7 +164,7 @@ KINDS: dict[str, Kind] = {
     "zero-status": Kind(lambda p: link(p.status_json, "/dev/zero"), page=STATUS_PROBLEM,
                         ls=STATUS_LS),
     "urandom-event": Kind(lambda p: link(event_files_of(p)[-1], "/dev/urandom"),
-                          page=EVENT_PROBLEM, event_damage=True),
+                          page=EVENT_REFUSED + "a symbolic link", event_damage=True),
     "zero-clip": Kind(lambda p: link(newest_clip(p), "/dev/zero"), page="it is a symbolic link"),
     "deep-run": Kind(run_json=lambda doc: with_extra(doc, deep()), page="run.json is damaged",
                      ls="run.json is missing or corrupt"),
@@ -395,13 +394,7 @@ def test_hostile_files_are_a_problem_on_their_run_in_bounded_time_and_memory(
     shown = [Path(path).name for path, _, _ in got["runs"]["bytes-names"]["damage"]]
     assert "events.out.tfevents.\\xff" in shown, shown
 
-    # The pages: no exception, every kind shown as a problem of its run. The names in tb/
-    # and videos/ that are not UTF-8 are taken away first: they break the pages (a bug in
-    # dashboard/data.py, see test_pages_show_names_that_are_not_utf8, xfail).
-    for name in (CLIP_BYTES, EVENT_BYTES):
-        for folder in (store.paths(planted["bytes-names"]).videos, *event_dirs(store, planted)):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(os.fsencode(folder), name))
+    # The pages: no exception, every kind shown as a problem of its run.
     env = {**os.environ, "RETRO_ML_RUNS_DIR": str(store.root), "RETRO_ML_NO_AUTOSTART": "1"}
     env.pop("RETRO_ML_PASSWORD", None)
     app = str(ROOT / "dashboard" / "app.py")
@@ -447,13 +440,6 @@ def test_hostile_files_are_a_problem_on_their_run_in_bounded_time_and_memory(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="dashboard/data.py tree_stamp() keys st.cache_data with paths from os.walk; a name "
-    "that is not UTF-8 is a lone surrogate there, and Streamlit's cache hasher raises "
-    "UnicodeEncodeError (the Run page's curves and clips, the Videos and Compare pages)",
-)
 @pytest.mark.timeout(300)
 def test_pages_show_names_that_are_not_utf8(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
