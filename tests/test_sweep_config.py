@@ -13,6 +13,7 @@ from runstore.sweep_config import (
     searchable_keys,
     trial_doc,
 )
+from tests.conftest import ROOT
 
 BASE = """
 name: cartpole-lr
@@ -221,3 +222,8 @@ hyperparams.ent_coef: {float: [0.0, 0.02], step: 0.01}
         assert config.hyperparams.learning_rate in (0.001, 0.0003)
         study.tell(trial, float(number))
     assert len(study.trials) == 6
+
+
+def test_the_example_sweep_file_is_valid():
+    sweep = parse_sweep((ROOT / "examples" / "cartpole-sweep.yaml").read_bytes())
+    assert sweep.n_trials == 30 and len(sweep.block.space) == 4
