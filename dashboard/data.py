@@ -56,14 +56,17 @@ def stamp(path: Path) -> Stamp:
     return file_stamp(path) or MISSING
 
 
-def tree_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """Stamps of every file under a folder (event files, checkpoints), sorted by path."""
+def tree_stamp(folder: Path) -> tuple[tuple[bytes, int, int], ...]:
+    """Stamps of every file under a folder (event files, checkpoints), sorted by path.
+
+    Paths as bytes: a cache key Streamlit can hash whatever the name (a name that is not
+    UTF-8 is a lone surrogate in a str, which its hasher refuses to encode)."""
     found = []
     for dirpath, _dirs, files in os.walk(folder):
         for name in files:
             path = os.path.join(dirpath, name)
             s = stamp(Path(path))
-            found.append((path, s[0], s[1]))
+            found.append((os.fsencode(path), s[0], s[1]))
     return tuple(sorted(found))
 
 
@@ -375,7 +378,9 @@ def metric_problems(run_id: str) -> list[str]:
 def _damage(run_dir: str) -> list[str]:
     _frame, report = load_scalars_with_report(run_dir)
     return [
-        f"{Path(c.path).name} is damaged at byte {c.offset:,}"
+        f"{Path(c.path).name} was not read: it {c.refused}"
+        if c.refused
+        else f"{Path(c.path).name} is damaged at byte {c.offset:,}"
         + (f" (after step {c.after_step:,})" if c.after_step is not None else "")
         for c in report.corruptions
         if not c.pending  # a record still being written is not damage

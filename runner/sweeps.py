@@ -18,6 +18,7 @@ The trainer never imports Optuna; the runner reads the metric from the run store
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import math
@@ -58,6 +59,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 #: How often a running sweep's trials' metrics are read for pruning.
 REPORT_SECONDS = 2.0
+#: At most this many intermediate values per trial (over its n_timesteps) for the pruner.
+REPORTS_PER_RUN = 100
 _ENDED = {RunState.COMPLETED, RunState.STOPPED, RunState.FAILED, RunState.LOST}
 
 
@@ -331,10 +334,12 @@ class Sweeps:
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, sweep: Sweep, run_ids: list[str]
     ) -> None:
         curves = [_curve(self.store, run_id, sweep.metric) for run_id in run_ids]
+        # Trial() over a running trial of the stored study: FrozenTrial has no public id.
         live = optuna.trial.Trial(study, trial._trial_id)
-        for step, value in _common_steps(curves):
-            if step not in trial.intermediate_values:
-                live.report(value, step)
+        every = max(1, sweep.base.n_timesteps // REPORTS_PER_RUN)
+        after = max(trial.intermediate_values, default=-1)
+        for step, value in _common_steps(curves, after, every):
+            live.report(value, step)
         if curves and live.should_prune():
             at = max(trial.intermediate_values, default=0)
             for run_id in run_ids:
@@ -393,22 +398,30 @@ def _final(store: RunStore, run_id: str, tag: str) -> float | None:
     return curve[max(curve)] if curve else None
 
 
-def _common_steps(curves: list[dict[int, float]]) -> list[tuple[int, float]]:
-    """(step, mean over the runs) at each step every run of the trial has reached; for a
-    metric logged at uneven steps (episode returns), each run's latest value at or before
-    the step."""
+def _common_steps(
+    curves: list[dict[int, float]], after: int, every: int
+) -> list[tuple[int, float]]:
+    """(step, mean over the runs) past ``after``, up to the step every run of the trial has
+    reached: each run's latest value at or before the step. At most one step per ``every``
+    steps (the last of each stretch), so a metric logged per episode does not flood the study
+    with thousands of reports."""
     if not curves or not all(curves):
         return []
-    reached = min(max(c) for c in curves)
-    steps = sorted({s for c in curves for s in c if s <= reached})
+    series = [sorted(c.items()) for c in curves]
+    reached = min(s[-1][0] for s in series)
+    candidates = sorted({step for s in series for step, _ in s if after < step <= reached})
+    steps = [
+        step
+        for i, step in enumerate(candidates)
+        if i + 1 == len(candidates) or candidates[i + 1] // every != step // every
+    ]
     out = []
     for step in steps:
-        values = [_at(c, step) for c in curves]
-        if all(v is not None for v in values):
-            out.append((step, sum(values) / len(values)))  # type: ignore[arg-type]
+        values = []
+        for s in series:
+            k = bisect.bisect_right(s, step, key=lambda row: row[0])
+            if k:
+                values.append(s[k - 1][1])
+        if len(values) == len(series):
+            out.append((step, sum(values) / len(values)))
     return out
-
-
-def _at(curve: dict[int, float], step: int) -> float | None:
-    earlier = [s for s in curve if s <= step]
-    return curve[max(earlier)] if earlier else None

@@ -98,10 +98,16 @@ def _kind(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "special file")
 
 
-def _mode_error(path: Path | str, shown: str, mode: int) -> UnsafeFileError:
+def refusal(mode: int) -> str:
+    """Why a file of this mode (``lstat``) is refused, in the words of ``UnsafeFileError``:
+    for code that finds files by listing a folder and must say why it skipped one."""
     if stat.S_ISLNK(mode):
-        return UnsafeFileError(path, "is a symbolic link", shown)
-    return UnsafeFileError(path, f"is not a regular file ({_kind(mode)})", shown)
+        return "is a symbolic link"
+    return f"is not a regular file ({_kind(mode)})"
+
+
+def _mode_error(path: Path | str, shown: str, mode: int) -> UnsafeFileError:
+    return UnsafeFileError(path, refusal(mode), shown)
 
 
 def default_base(path: Path | str) -> Path:
@@ -417,4 +423,5 @@ __all__ = [
     "read_json",
     "read_tail",
     "read_text",
+    "refusal",
 ]

@@ -239,6 +239,49 @@ def test_truncated_last_record_is_read_once_complete(tmp_path: Path) -> None:
     assert_frame_equal(second, ea_scalars(src))
 
 
+def test_a_record_cut_short_is_damage_once_the_file_stops_growing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer mid-record is no damage; the same bytes in a file unchanged for
+    ``SETTLED_SECONDS`` were cut (a copy cut short, a disk that filled): the curve stops
+    there and the report says where, also for a run remembered from an earlier load."""
+    from runstore.metrics import filestate
+
+    write_scalars(tmp_path, range(10))
+    path = event_file(tmp_path)
+    last_head, _ = record_offsets(path)[-1]
+    path.write_bytes(path.read_bytes()[:-7])
+    frame, report = load_scalars_with_report(tmp_path)
+    assert len(frame) == 19 and report.corruptions == ()
+    monkeypatch.setattr(filestate, "SETTLED_SECONDS", 0.0)  # as if 30 s had passed
+    frame, report = load_scalars_with_report(tmp_path)
+    assert len(frame) == 19 and report.from_cache  # the file is unchanged: remembered
+    assert [(c.offset, c.after_step, c.pending) for c in report.corruptions] == [
+        (last_head, 9, False)
+    ]
+
+
+@pytest.mark.timeout(30)
+def test_event_files_that_are_not_regular_files_are_reported_unread(tmp_path: Path) -> None:
+    """A FIFO, or a link (to /dev/urandom), named like an event file is never opened (a FIFO
+    would block, a device never ends) and is reported, so a curve missing that file says so;
+    a name that is not UTF-8 is reported with its bytes written out (pages show it)."""
+    write_scalars(tmp_path, range(5))
+    os.mkfifo(tmp_path / "events.out.tfevents.1.fifo")
+    (tmp_path / "events.out.tfevents.2.link").symlink_to("/dev/urandom")
+    os.mkfifo(os.path.join(os.fsencode(tmp_path), b"events.out.tfevents.3.\xff"))
+    frame, report = load_scalars_with_report(tmp_path)
+    assert len(frame) == 10 and report.files == 1
+    refused = {Path(c.path).name: (c.offset, c.pending, c.refused) for c in report.corruptions}
+    assert refused == {
+        "events.out.tfevents.1.fifo": (0, False, "is not a regular file (FIFO)"),
+        "events.out.tfevents.2.link": (0, False, "is a symbolic link"),
+        "events.out.tfevents.3.\\xff": (0, False, "is not a regular file (FIFO)"),
+    }
+    _, again = load_scalars_with_report(tmp_path)  # unchanged: remembered, still reported
+    assert again.from_cache and again.corruptions == report.corruptions
+
+
 def test_flipped_payload_byte_is_skipped_counted_and_later_records_read(tmp_path: Path) -> None:
     write_scalars(tmp_path, range(20))
     path = event_file(tmp_path)

@@ -13,6 +13,7 @@ from runstore.sweep_config import (
     searchable_keys,
     trial_doc,
 )
+from tests.conftest import ROOT
 
 BASE = """
 name: cartpole-lr
@@ -221,3 +222,21 @@ hyperparams.ent_coef: {float: [0.0, 0.02], step: 0.01}
         assert config.hyperparams.learning_rate in (0.001, 0.0003)
         study.tell(trial, float(number))
     assert len(study.trials) == 6
+
+
+def test_the_example_sweep_file_is_valid():
+    sweep = parse_sweep((ROOT / "examples" / "cartpole-sweep.yaml").read_bytes())
+    assert sweep.n_trials == 30 and len(sweep.block.space) == 4
+
+
+def test_intermediate_values_are_the_mean_at_steps_every_seed_reached_thinned_per_stretch():
+    from runner.sweeps import _common_steps
+
+    a, b = {100: 1.0, 200: 2.0, 300: 3.0}, {150: 10.0, 250: 20.0}
+    # 100: b has no value yet; 300: b has not reached it.
+    assert _common_steps([a, b], after=-1, every=1) == [(150, 5.5), (200, 6.0), (250, 11.0)]
+    assert _common_steps([a, b], after=200, every=1) == [(250, 11.0)]  # only what is new
+    per_episode = {step: float(step) for step in range(0, 10_000, 7)}
+    thinned = _common_steps([per_episode], after=-1, every=1_000)
+    assert len(thinned) == 10 and all(step % 1_000 >= 993 for step, _ in thinned[:-1])
+    assert _common_steps([a, {}], after=-1, every=1) == []

@@ -19,12 +19,15 @@ seconds and compares many runs at once, so this module:
   background thread, so a fresh process (a new dashboard session, the CLI) starts fast too.
   The event file stays the source of truth: a cache that is stale, foreign or unreadable is
   ignored and rebuilt;
-* tolerates writers: a record cut short by a writer mid-append is left for the next call, a
+* tolerates writers: a record cut short by a writer mid-append is left for the next call
+  (and is damage once the file has stopped growing: the file was cut), a
   record with a bad CRC is skipped and reported (never fatal), and damage at the very end of a
   file that nothing valid follows yet is "pending" (a write may be in flight: a bad last
   record is read again, damaged bytes are scanned on from where the scan stopped) until the
   file has stopped growing, that is its mtime is ``filestate.SETTLED_SECONDS`` (30 s) old;
   then it is reported as damage (``CorruptRegion.pending`` False);
+* never opens an entry named like an event file that is a link, a FIFO or a device (a FIFO
+  blocks, ``/dev/urandom`` never ends): it is reported unread (``CorruptRegion.refused``);
 * is bounded whatever a file holds: a length header over ``tfrecord.MAX_RECORD_BYTES``
   (16 MiB) is damage, not a record to wait for; files are read in blocks of 32 MiB, and what
   is kept between blocks is at most one record, so one file's read holds at most about

@@ -120,6 +120,14 @@ class FileState:
         """Where the damage at the end of the file starts, if it ends in damage."""
         return self.pending if self.open_damage is None else self.open_damage
 
+    def cut_short(self) -> int | None:
+        """Where a record cut short at the file's end starts, if the file ends in one: bytes
+        after the last whole record that are no damage (yet). A writer mid-record leaves
+        that; a file that has stopped growing with it was cut (``_regions`` in ``load``)."""
+        if self.trailing() is None and self.offset < self.size:
+            return self.offset
+        return None
+
     def settled(self, now: float | None = None) -> bool:
         """The file has stopped growing: unchanged for ``SETTLED_SECONDS`` (by its mtime)."""
         return settled(self.mtime_ns, now)

@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from runstore import safeio
 from runstore.metrics import cache, episodes, merge
 from runstore.metrics.filestate import FileState, update_file
+from runstore.store import printable
 
 #: Bound on cached rows (per-file data plus merged frames) kept by one process.
 MAX_CACHED_ROWS = 40_000_000
@@ -36,12 +38,20 @@ MAX_CACHED_ROWS = 40_000_000
 
 @dataclass(frozen=True)
 class CorruptRegion:
-    """Where an event file is damaged, so the UI can say so instead of freezing the curve."""
+    """Where an event file is damaged, so the UI can say so instead of freezing the curve.
+
+    ``path`` is the file as a page may show it (``runstore.store.printable``): a name whose
+    bytes are not UTF-8 comes from ``os.scandir`` with lone surrogates, which Streamlit
+    cannot send, so such bytes are written out (``events.out.tfevents.\\xff``)."""
 
     path: str
     offset: int
     after_step: int | None  # last step read before the damage in that file
     pending: bool = False  # at the end of a file still growing: retried on the next call
+    #: Why nothing of the file was read (``"is not a regular file (FIFO)"``, ``"is a symbolic
+    #: link"``: runstore.safeio's words), else "". Such a file is skipped, and a run whose
+    #: curves miss a file must say so, like any other damage (offset 0).
+    refused: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class RunState:
     episodes: pl.DataFrame | None = None
     corrupt: int = 0
     corruptions: tuple[CorruptRegion, ...] = ()
+    refused: tuple[CorruptRegion, ...] = ()  # event files never opened (``_scan``)
     states: list[FileState] = field(default_factory=list)
     # What ``scalars`` was built from, so rows appended to the newest file can be spliced in
     # instead of merging the whole run again: (path, generation, rows, starts) per file in
@@ -81,9 +92,12 @@ def _is_event_file(name: str) -> bool:
     return "tfevents" in name and not name.endswith(".tmp")
 
 
-def _scan(root: str) -> list[tuple[str, os.stat_result]]:
-    """Event files under ``root`` with their stat, found without following symlinks."""
+def _scan(root: str) -> tuple[list[tuple[str, os.stat_result]], tuple[CorruptRegion, ...]]:
+    """Event files under ``root`` with their stat, found without following symlinks, and the
+    entries named like event files that are refused (a link, a FIFO, a device: never opened,
+    see runstore.safeio), each as damage at offset 0 saying why."""
     found: list[tuple[str, os.stat_result]] = []
+    refused: list[CorruptRegion] = []
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -93,26 +107,39 @@ def _scan(root: str) -> list[tuple[str, os.stat_result]]:
                     try:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
-                        elif _is_event_file(entry.name) and entry.is_file(follow_symlinks=False):
+                        elif not _is_event_file(entry.name):
+                            continue
+                        elif entry.is_file(follow_symlinks=False):
                             found.append((entry.path, entry.stat(follow_symlinks=False)))
+                        else:
+                            why = safeio.refusal(entry.stat(follow_symlinks=False).st_mode)
+                            refused.append(
+                                CorruptRegion(printable(entry.path), 0, None, refused=why)
+                            )
                     except OSError:
                         continue
         except OSError:
             continue
     found.sort()
-    return found
+    return found, tuple(sorted(refused, key=lambda r: r.path))
 
 
 def _regions(states: list[FileState]) -> tuple[CorruptRegion, ...]:
-    """Damage of each file; damage at its end is pending until the file stops growing."""
+    """Damage of each file; damage at its end is pending until the file stops growing, and a
+    record cut short at its end is damage once it has (before, a write in flight)."""
     regions = []
     now = time.time()
     for s in states:
-        regions += [CorruptRegion(s.path, off, after) for off, after in s.corrupt]
+        shown = printable(s.path)
+        regions += [CorruptRegion(shown, off, after) for off, after in s.corrupt]
         trailing = s.trailing()
         if trailing is not None:
             pending = not s.settled(now)
-            regions.append(CorruptRegion(s.path, trailing, s.last_step(), pending=pending))
+            regions.append(CorruptRegion(shown, trailing, s.last_step(), pending=pending))
+        elif (cut := s.cut_short()) is not None and s.settled(now):
+            # A record still being written is no damage; in a file that stopped growing it
+            # is where the file was cut, and the curve stops there.
+            regions.append(CorruptRegion(shown, cut, s.last_step()))
     return tuple(regions)
 
 
@@ -187,16 +214,21 @@ class _Memory:
             if run is None or run.key != key or run.scalars is None:
                 return None
             self.runs.move_to_end(root)
-        if any(c.pending for c in run.corruptions):  # a file may have stopped growing since
-            run.corruptions = _regions(run.states)
+        # A file may have stopped growing since: pending damage, or a record cut short, is
+        # damage once it has.
+        if any(c.pending for c in run.corruptions) or any(
+            s.cut_short() is not None for s in run.states
+        ):
+            run.corruptions = run.refused + _regions(run.states)
             run.corrupt = len(run.corruptions)
         return run, LoadReport(files, run.corrupt, run.corruptions, 0, 0, True)
 
     def refresh(self, root: str) -> tuple[RunState, LoadReport]:
         """Bring the run folder ``root`` up to date; the caller holds ``holding(root)``."""
         cache.note_load()
-        found = _scan(root)
+        found, refused = _scan(root)
         key = tuple((p, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for p, st in found)
+        key += tuple((r.path, r.refused) for r in refused)
         unchanged = self._unchanged(root, key, len(found))
         if unchanged is not None:
             return unchanged
@@ -211,7 +243,8 @@ class _Memory:
                 if run is None:
                     run = RunState()
                 run.names, run.tag_end, run.tag_last = names, tag_end, tag_last
-            regions = _regions(states)
+            regions = refused + _regions(states)
+            run.refused = refused
             run.layout = merge.layout(ordered)
             run.newest_tags = len(ordered[-1].tags) if ordered else 0
         run.corrupt, run.corruptions = len(regions), regions
