@@ -287,3 +287,28 @@ def test_seed_spread_is_the_range_of_the_runs_final_metric(swept: sweeps.SweepPa
     spread = sweep_data.seed_spread(paired, state.metric)
     assert spread[1] is None
     assert spread[0] == (pytest.approx(min(finals)), pytest.approx(max(finals)))
+
+
+def test_a_running_sweep_offers_pause_and_stop_which_write_requests(
+    made: sweeps.SweepPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The real sweep copied into another runs folder, its sweep.json saying running (as the
+    runner writes it while trials train): Pause then Stop each write one sweep request."""
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(made.dir.parent.parent, root, ignore=shutil.ignore_patterns("*.lock"))
+    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(root))
+    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
+    paths = sweeps.sweep_paths(root, made.id)
+    state = sweeps.read_sweep_state(paths)
+    assert state is not None
+    state.state = "running"
+    sweeps.write_sweep_state(paths, state)
+    at = sweeps_page()
+    assert not at.button(key=f"sweep_stop_{made.id}").disabled
+    at.button(key=f"sweep_pause_{made.id}").click().run()
+    at.button(key=f"sweep_stop_{made.id}").click().run()
+    assert not at.exception
+    valid, _ = sweeps.pending_sweep_requests(paths)
+    assert [r.action for r in valid] == ["pause", "stop"]
