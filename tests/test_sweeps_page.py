@@ -312,3 +312,16 @@ def test_a_running_sweep_offers_pause_and_stop_which_write_requests(
     assert not at.exception
     valid, _ = sweeps.pending_sweep_requests(paths)
     assert [r.action for r in valid] == ["pause", "stop"]
+
+
+def test_a_cloned_run_is_offered_as_the_base_of_a_sweep(empty: RunStore):
+    at = sweeps_page()
+    at.session_state["new_run_yaml"] = cartpole(3000, 1000) + "name: from-a-clone\n"
+    at.run()
+    at.selectbox(key="sweep_form_preset").set_value("Cloned run").run()
+    at.number_input(key="sweep_form_seeds").set_value(2).run()
+    assert not at.error, [e.value for e in at.error]
+    at.button(key="sweep_form_submit").click().run()
+    (queued,) = empty.queue_files()
+    sweep = parse_sweep(queued.read_bytes())
+    assert sweep.base.name == "from-a-clone" and sweep.base.n_timesteps == 3000

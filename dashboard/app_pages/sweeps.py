@@ -7,6 +7,7 @@ queue files through dashboard/actions.py; the runner owns the study and acts on 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import polars as pl
@@ -16,7 +17,7 @@ import yaml
 from dashboard import actions, auth, fmt, sweep_data
 from dashboard.charts import sweeps as charts
 from dashboard.components import controls
-from dashboard.presets import PRESETS
+from dashboard.presets import CLONE_CHOICE, PRESETS
 from runstore.config import ConfigError
 from runstore.sweep_config import SWEEP_KEY, SweepBlock, check_sweep, searchable_keys
 from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
@@ -287,12 +288,20 @@ def new_sweep_form() -> None:
     if not auth.control_allowed():
         st.caption("Read-only here: queueing a sweep needs this machine or the password.")
         return
-    choice = st.selectbox("Base config from", list(PRESETS), key="sweep_form_preset")
+    # The New run presets, and the run last cloned (Runs page, "Clone"): the same starting
+    # points as New run, so a good run can become a sweep's base.
+    cloned = st.session_state.get("new_run_yaml")
+    choices = ([CLONE_CHOICE] if cloned else []) + list(PRESETS)
+    choice = st.selectbox("Base config from", choices, key="sweep_form_preset")
+    if choice == CLONE_CHOICE:
+        start, slot = str(cloned), "clone_" + hashlib.sha1(str(cloned).encode()).hexdigest()[:8]
+    else:
+        start, slot = PRESETS[choice].text, PRESETS[choice].key
     text = st.text_area(
         "Base config (YAML; every trial starts from it)",
-        value=PRESETS[choice].text,
+        value=start,
         height=220,
-        key=f"sweep_form_base_{PRESETS[choice].key}",
+        key=f"sweep_form_base_{slot}",
     )
     problems: list[str] = []
     try:
