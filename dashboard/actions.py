@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from dashboard import auth, data
+from runstore import sweeps
 from runstore.config import (
     ConfigError,
     RunConfig,
@@ -26,6 +28,8 @@ from runstore.config import (
 from runstore.paths import slugify
 from runstore.settings import RunnerSettings, SettingsError
 from runstore.settings import save_settings as _save
+from runstore.sweep_config import check_sweep
+from runstore.sweeps import write_sweep_request
 
 #: Who asked, as the runner logs it in run.json (every request the dashboard writes).
 SOURCE = "dashboard"
@@ -97,3 +101,25 @@ def save_settings(doc: dict) -> Path:
     except ValidationError as exc:
         raise SettingsError(rs.root / "settings.yaml", format_validation_errors(exc)) from None
     return _save(rs.root, settings)
+
+
+def submit_sweep(doc: dict[str, Any]) -> tuple[str, Path]:
+    """Check a sweep document as the runner will (``check_sweep``), then drop it into the
+    queue through the same ``RunStore.submit`` as a run; the runner makes the sweep folder.
+
+    Raises ConfigError (nothing written) when the runner would reject it.
+    """
+    auth.require_control()
+    sweep = check_sweep(doc)
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    name = f"{stamp}-sweep-{slugify(sweep.base.display_name)}.yaml"
+    return sweep.base.display_name, data.store().submit(text, name)
+
+
+def sweep_request(sweep_id: str, action: str, params: dict[str, Any] | None = None) -> Path:
+    """Ask the runner to stop, pause, resume or promote a whole sweep (it checks again)."""
+    auth.require_control()
+    return write_sweep_request(
+        sweeps.sweep_paths(data.store().root, sweep_id), action, source=SOURCE, params=params
+    )

@@ -36,6 +36,7 @@ PAGES = [
     st.Page(PAGE_DIR / "new_run.py", title="New run", icon=":material/add_circle:"),
     st.Page(PAGE_DIR / "run.py", title="Run", icon=":material/monitoring:", url_path="run"),
     st.Page(PAGE_DIR / "compare.py", title="Compare", icon=":material/stacked_line_chart:"),
+    st.Page(PAGE_DIR / "sweeps.py", title="Sweeps", icon=":material/tune:"),
     st.Page(PAGE_DIR / "videos.py", title="Videos", icon=":material/movie:"),
     st.Page(PAGE_DIR / "leaderboard.py", title="Leaderboard", icon=":material/trophy:"),
     st.Page(PAGE_DIR / "system.py", title="System", icon=":material/memory:"),

@@ -96,6 +96,14 @@ class RunRow:
     heartbeat_at: float | None
     time_budget: float | None
     problem: str = ""  # a damaged file of this run, in words (shown on the run)
+    # -- sweeps (issue 15): added fields only, so the index work elsewhere merges cleanly --
+    sweep: str = ""  # "<sweep id>/t<trial>" for a sweep's trial, else ""
+    pruned_at: int | None = None  # the step its sweep's pruner stopped it at
+
+    @property
+    def state_text(self) -> str:
+        """The state in words: a pruned trial says so ("stopped (pruned at N)")."""
+        return state_text(self.state, self.pruned_at)
 
     @property
     def progress(self) -> float:
@@ -156,7 +164,23 @@ def build_row(
         reason=record.reason,
         heartbeat_at=(status.heartbeat_at if status else None),
         time_budget=config.time_budget if config else None,
+        sweep=sweep_label(config),
+        pruned_at=record.pruned_at,
     )
+
+
+def sweep_label(config: RunConfig | None) -> str:
+    """``<sweep id>/t<trial>`` (and ``/s<seed index>`` past the first seed), else ""."""
+    ref = config.sweep if config is not None else None
+    if ref is None:
+        return ""
+    return f"{ref.id}/t{ref.trial}" + (f"/s{ref.seed_index}" if ref.seed_index else "")
+
+
+def state_text(state: RunState, pruned_at: int | None) -> str:
+    if state == RunState.STOPPED and pruned_at is not None:
+        return f"stopped (pruned at {pruned_at:,})"
+    return state.value
 
 
 def _config_or_none(rs: RunStore, run_id: str) -> RunConfig | None:
@@ -198,6 +222,7 @@ class IndexEntry:
     state: RunState
     env: str
     algo: str
+    sweep_id: str = ""  # the sweep this run is a trial of (issue 15; filter by sweep)
 
 
 #: root -> run id -> ((run.json stamp, config.yaml stamp), entry or None when unreadable).
@@ -249,6 +274,7 @@ def _index_entry(rs: RunStore, run_id: str) -> IndexEntry | None:
         state=record.state,
         env=config.env if config else "?",
         algo=config.algo if config else "?",
+        sweep_id=config.sweep.id if config is not None and config.sweep is not None else "",
     )
 
 

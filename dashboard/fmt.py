@@ -33,15 +33,20 @@ CSS_COLOURS = {
 def state_css(value: str) -> str:
     """Table cell style for a state's name (pandas Styler.map)."""
     try:
-        colour = CSS_COLOURS[STATE_COLOURS[RunState(value)]]
+        # "stopped (pruned at N)": a pruned sweep trial is coloured as stopped
+        colour = CSS_COLOURS[STATE_COLOURS[RunState(value.split(" ", 1)[0])]]
     except ValueError:
         return ""
     return f"color: {colour}; font-weight: 600"
 
 
-def state_badge(state: RunState) -> str:
-    """A state as a coloured Streamlit markdown badge."""
-    return f":{STATE_COLOURS[state]}-badge[{state.value}]"
+def state_badge(state: RunState, pruned_at: int | None = None) -> str:
+    """A state as a coloured Streamlit markdown badge; a run its sweep's pruner stopped says
+    so ("stopped (pruned at N)"), so it is not mistaken for one a user stopped."""
+    text = state.value
+    if state == RunState.STOPPED and pruned_at is not None:
+        text = f"stopped (pruned at {pruned_at:,})"
+    return f":{STATE_COLOURS[state]}-badge[{text}]"
 
 
 def duration(seconds: float | None) -> str:

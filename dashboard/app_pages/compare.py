@@ -41,16 +41,20 @@ if not rows:
     st.stop()
 
 # -- which runs -------------------------------------------------------------------------------
-c_game, c_algo, c_state = st.columns(3)
+c_game, c_algo, c_state, c_sweep = st.columns(4)
 games = c_game.multiselect("Game", sorted({r.env for r in rows}), key="cmp_games")
 algos = c_algo.multiselect("Algorithm", sorted({r.algo for r in rows}), key="cmp_algos")
 states = c_state.multiselect("State", sorted({r.state.value for r in rows}), key="cmp_states")
+in_sweeps = c_sweep.multiselect(
+    "Sweep", sorted({r.sweep_id for r in rows if r.sweep_id}, reverse=True), key="cmp_sweeps"
+)
 matching = [
     r
     for r in rows
     if (not games or r.env in games)
     and (not algos or r.algo in algos)
     and (not states or r.state.value in states)
+    and (not in_sweeps or r.sweep_id in in_sweeps)
 ]
 candidates = matching[:MAX_CANDIDATES]
 if len(matching) > MAX_CANDIDATES:

@@ -19,6 +19,7 @@ from runstore.config import AtariSettings, RunConfig
 from runstore.envs import atari_games, is_atari
 from runstore.estimate import estimate_memory, preflight_problem
 from runstore.hyperparams import HYPERPARAMS_BY_ALGO, ZOO_ATARI
+from runstore.sweep_config import MAX_SEEDS
 from runstore.yamlsafe import load_yaml_mapping
 
 CLASSIC_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0"]
@@ -176,14 +177,29 @@ if not auth.control_allowed():
         "Read-only: this browser is not on the machine running Retro ML and no password was "
         "entered, so it cannot queue runs (see the sidebar)."
     )
-elif st.button("Queue run", key="new_run_submit", type="primary"):
-    if problems:
-        st.error("Not queued: fix the problems above first.")
-    else:
-        try:
-            queued, path = actions.submit_config(yaml_text)
-        except (PermissionError, ValueError) as exc:
-            st.error(f"Not queued: {exc}")
+else:
+    # "Run on N seeds": the same config as a sweep with no space (``sweep: {seeds: N}``), so
+    # the runner queues N runs differing only in seed, grouped as one sweep (issue 15).
+    seeds = st.number_input(
+        "Run on N seeds",
+        min_value=1,
+        max_value=MAX_SEEDS,
+        value=1,
+        key="new_run_seeds",
+        help="More than 1 queues a sweep of this config on that many seeds (see Sweeps).",
+    )
+    if st.button("Queue run", key="new_run_submit", type="primary"):
+        if problems:
+            st.error("Not queued: fix the problems above first.")
         else:
-            st.success(f"Queued {queued.display_name} as {path.name}; the runner starts it.")
-            st.page_link("app_pages/runs.py", label="Watch it on the Runs page", icon="➡️")
+            try:
+                if seeds > 1:
+                    shown, path = actions.submit_sweep({**doc, "sweep": {"seeds": int(seeds)}})
+                else:
+                    queued, path = actions.submit_config(yaml_text)
+                    shown = queued.display_name
+            except (PermissionError, ValueError) as exc:
+                st.error(f"Not queued: {exc}")
+            else:
+                st.success(f"Queued {shown} as {path.name}; the runner starts it.")
+                st.page_link("app_pages/runs.py", label="Watch it on the Runs page", icon="➡️")

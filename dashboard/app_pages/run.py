@@ -45,7 +45,7 @@ if wanted and st.session_state.get("run_selected") != wanted:
     st.session_state["run_selected"] = wanted
 if st.session_state.get("run_selected") not in ids:
     st.session_state["run_selected"] = ids[0]
-names = {r.id: f"{r.name} — {r.state.value} ({r.id})" for r in rows}
+names = {r.id: f"{r.name} — {r.state_text} ({r.id})" for r in rows}
 run_id = st.selectbox("Run", ids, format_func=names.__getitem__, key="run_selected")
 st.query_params["run"] = run_id
 
@@ -58,8 +58,9 @@ def header() -> None:
         return
     st.title(row.name)
     st.markdown(
-        f"{fmt.state_badge(row.state)} &nbsp; `{row.env}` · {row.algo.upper()} · "
+        f"{fmt.state_badge(row.state, row.pruned_at)} &nbsp; `{row.env}` · {row.algo.upper()} · "
         f"{row.device or 'device not known yet'}"
+        + (f" · sweep trial `{row.sweep}`" if row.sweep else "")
     )
     st.progress(
         row.progress,

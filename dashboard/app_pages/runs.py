@@ -23,7 +23,7 @@ def table(rows: list[data.RunRow]) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "name": [r.name for r in rows],
-            "state": [r.state.value for r in rows],
+            "state": [r.state_text for r in rows],
             "game": [r.env for r in rows],
             "algo": [r.algo.upper() for r in rows],
             "progress": [r.progress for r in rows],
@@ -35,6 +35,7 @@ def table(rows: list[data.RunRow]) -> pl.DataFrame:
             "latest return": [r.last_return for r in rows],
             "best return": [r.best_return for r in rows],
             "started": [fmt.clock(r.started_at) for r in rows],
+            "sweep": [r.sweep for r in rows],
             "id": [r.id for r in rows],
         },
         schema_overrides={
@@ -60,7 +61,7 @@ def empty_state() -> None:
 
 
 def filters(rows: list[data.IndexEntry]) -> list[data.IndexEntry]:
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     states = c1.multiselect(
         "State", [s.value for s in RunState], key="runs_filter_state", placeholder="all"
     )
@@ -70,12 +71,19 @@ def filters(rows: list[data.IndexEntry]) -> list[data.IndexEntry]:
     algos = c3.multiselect(
         "Algorithm", sorted({r.algo for r in rows}), key="runs_filter_algo", placeholder="all"
     )
+    sweep_ids = c4.multiselect(
+        "Sweep",
+        sorted({r.sweep_id for r in rows if r.sweep_id}, reverse=True),
+        key="runs_filter_sweep",
+        placeholder="all",
+    )
     return [
         r
         for r in rows
         if (not states or r.state.value in states)
         and (not games or r.env in games)
         and (not algos or r.algo in algos)
+        and (not sweep_ids or r.sweep_id in sweep_ids)
     ]
 
 
@@ -122,7 +130,7 @@ def live_runs() -> None:
         st.caption("No run matches the filters.")
         return
     ids = [r.id for r in shown]
-    labels = {r.id: f"{r.name} — {r.state.value} ({r.id})" for r in shown}
+    labels = {r.id: f"{r.name} — {r.state_text} ({r.id})" for r in shown}
     if st.session_state.get("runs_selected") not in ids:
         st.session_state["runs_selected"] = ids[0]
     selected = st.selectbox(

@@ -17,7 +17,7 @@ def run_controls(row: data.RunRow, page: str) -> None:
     """The buttons for one run, enabled by its state (the runner checks again)."""
     state = row.state
     if page != "run":
-        st.markdown(f"**{row.name}** {fmt.state_badge(state)}  \n`{row.id}`")
+        st.markdown(f"**{row.name}** {fmt.state_badge(state, row.pruned_at)}  \n`{row.id}`")
         if row.reason:
             st.caption(row.reason)
     if row.problem:
