@@ -99,9 +99,17 @@ def pruner_of(sweep: Sweep) -> optuna.pruners.BasePruner:
 
 def storage_of(sweep: Sweep, paths: SweepPaths) -> optuna.storages.BaseStorage | str:
     if sweep.block.storage:
-        return sweep.block.storage
+        return rdb_url(sweep.block.storage)
     backend = optuna.storages.journal.JournalFileBackend(str(paths.journal))
     return optuna.storages.JournalStorage(backend)
+
+
+def rdb_url(url: str) -> str:
+    """The driver named: a bare ``postgresql://`` means psycopg2 (the dependency) to
+    SQLAlchemy 2.0 but psycopg 3 to 2.1, which is not installed."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 @dataclass
