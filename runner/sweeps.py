@@ -316,7 +316,8 @@ class Sweeps:
         records = [self._read_run(run_id) for run_id in runs.values()]
         states = [r.state if r else RunState.LOST for r in records]
         if all(s in _ENDED for s in states):
-            self._tell(study, trial, sweep, list(runs.values()), states)
+            pruned = any(r is not None and r.pruned_at is not None for r in records)
+            self._tell(study, trial, sweep, list(runs.values()), states, pruned)
         elif report:
             self._report(study, trial, sweep, list(runs.values()))
 
@@ -327,7 +328,13 @@ class Sweeps:
         sweep: Sweep,
         run_ids: list[str],
         states: list[RunState],
+        pruned: bool,
     ) -> None:
+        """Tell an ended trial: ``pruned`` when its runs were stopped by a prune (the runner
+        died after their stop requests, before its own tell), else its value or a failure."""
+        if pruned:
+            study.tell(trial.number, state=TrialState.PRUNED, skip_if_finished=True)
+            return
         finals = [_final(self.store, run_id, sweep.metric) for run_id in run_ids]
         if all(s == RunState.COMPLETED for s in states) and all(v is not None for v in finals):
             value = sum(finals) / len(finals)  # type: ignore[arg-type]
