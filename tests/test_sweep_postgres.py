@@ -95,6 +95,8 @@ def test_a_sweep_with_postgresql_storage_keeps_its_study_there(runs: Runs, pg_ur
     password = pg_url.split(":")[2].split("@")[0]
     assert password not in runner.output(), "the runner logged the storage password"
     assert password not in paths.state.read_text()
+    for run_id in runs.store.run_ids():  # a trial's config names its sweep, not the storage
+        assert password not in runs.store.paths(run_id).config.read_text()
 
 
 def test_an_unreachable_postgresql_is_logged_without_its_password(runs: Runs, pg_url: str):
