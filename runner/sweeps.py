@@ -102,9 +102,17 @@ def pruner_of(sweep: Sweep) -> optuna.pruners.BasePruner:
 
 def storage_of(sweep: Sweep, paths: SweepPaths) -> optuna.storages.BaseStorage | str:
     if sweep.block.storage:
-        return sweep.block.storage
+        return rdb_url(sweep.block.storage)
     backend = optuna.storages.journal.JournalFileBackend(str(paths.journal))
     return optuna.storages.JournalStorage(backend)
+
+
+def rdb_url(url: str) -> str:
+    """The driver named: a bare ``postgresql://`` means psycopg2 (the dependency) to
+    SQLAlchemy 2.0 but psycopg 3 to 2.1, which is not installed."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 @dataclass
@@ -311,7 +319,8 @@ class Sweeps:
         records = [self._read_run(run_id) for run_id in runs.values()]
         states = [r.state if r else RunState.LOST for r in records]
         if all(s in _ENDED for s in states):
-            self._tell(study, trial, sweep, list(runs.values()), states)
+            pruned = any(r is not None and r.pruned_at is not None for r in records)
+            self._tell(study, trial, sweep, list(runs.values()), states, pruned)
         elif report:
             self._report(study, trial, sweep, list(runs.values()))
 
@@ -322,7 +331,13 @@ class Sweeps:
         sweep: Sweep,
         run_ids: list[str],
         states: list[RunState],
+        pruned: bool,
     ) -> None:
+        """Tell an ended trial: ``pruned`` when its runs were stopped by a prune (the runner
+        died after their stop requests, before its own tell), else its value or a failure."""
+        if pruned:
+            study.tell(trial.number, state=TrialState.PRUNED, skip_if_finished=True)
+            return
         finals = [_final(self.store, run_id, sweep.metric) for run_id in run_ids]
         if all(s == RunState.COMPLETED for s in states) and all(v is not None for v in finals):
             value = sum(finals) / len(finals)  # type: ignore[arg-type]

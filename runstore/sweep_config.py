@@ -36,7 +36,8 @@ MAX_CONCURRENT = 256
 #: ``system/`` and ``time/`` describe the machine, not the agent.
 METRIC_PREFIXES = ("eval/", "episode/", "rollout/", "train/")
 _METRIC = re.compile(r"^[A-Za-z0-9_]+(/[A-Za-z0-9_.-]+)+$")
-_STORAGE = re.compile(r"^postgresql(\+psycopg2?)?://\S+$")
+#: psycopg2 is the driver in the dependencies; ``postgresql://`` means it to SQLAlchemy.
+_STORAGE = re.compile(r"^postgresql(\+psycopg2)?://\S+$")
 #: Keys a trial may not take from the space: the sweep sets them itself.
 _NOT_SEARCHABLE = {
     "seed": "each trial's seeds come from sweep.seeds",

@@ -115,6 +115,7 @@ def test_a_bad_space_names_the_key_the_problem_and_the_fix(space: str, words: li
         ("sampler: bayes\n  seeds: 2", ["sampler", "tpe"]),
         ("pruner: early\n  seeds: 2", ["pruner", "median"]),
         ("storage: sqlite:///x.db\n  seeds: 2", ["postgresql://", "journal"]),
+        ("storage: postgresql+psycopg://u:p@h/d\n  seeds: 2", ["postgresql://"]),
         ("timeout: soon\n  seeds: 2", ["timeout"]),
         (
             "sampler: grid\n  space: {hyperparams.learning_rate: {float: [0.001, 0.01]}}",

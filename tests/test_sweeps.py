@@ -193,3 +193,24 @@ def test_stop_acts_on_every_run_of_a_sweep_and_asks_no_more(runs: Runs):
     state = wait_for(lambda: state_of(paths).state == "stopped" and state_of(paths), 30, "stop")
     assert state.asked == 2 and state.running == 0
     assert len(runs.store.run_ids()) == 2, "no trial asked after the stop"
+
+
+def test_a_prune_whose_tell_was_lost_to_a_sigkill_is_told_pruned(runs: Runs):
+    """The runner writes a prune's stop requests, then tells the study: killed in between,
+    the restarted runner finds the runs stopped with ``pruned_at`` and must say PRUNED (it
+    said FAIL; found by tests/faults/test_sweep_kill.py)."""
+    runner = runs.runner("--poll", "0.2", "--max-concurrent", "2")
+    runs.submit(SWEEP.format(trials=1, seeds=1).replace("1024", "1_000_000"), "lost-tell.yaml")
+    paths = only_sweep(runs)
+    run_id = runs.only_run(60)
+    runs.wait_state(run_id, RunState.RUNNING)
+    runner.kill(signal.SIGKILL)
+    (trial,) = study_of(paths).get_trials()
+    assert trial.state == TrialState.RUNNING
+    runs.store.write_request(run_id, "stop", source="sweep: pruned", params={"pruned_at": 256})
+    runs.runner("--poll", "0.2", "--max-concurrent", "2")
+    assert runs.wait_state(run_id, RunState.STOPPED).pruned_at == 256
+    state = wait_complete(paths)
+    (trial,) = study_of(paths).get_trials()
+    assert trial.state == TrialState.PRUNED, trial.state
+    assert (state.pruned, state.failed) == (1, 0)
