@@ -18,6 +18,7 @@ from dashboard import actions, auth, fmt, sweep_data
 from dashboard.charts import sweeps as charts
 from dashboard.components import controls
 from dashboard.presets import CLONE_CHOICE, PRESETS
+from runstore import sweeps
 from runstore.config import ConfigError
 from runstore.sweep_config import SWEEP_KEY, SweepBlock, check_sweep, searchable_keys
 from runstore.yamlsafe import ConfigSyntaxError, load_yaml_mapping
@@ -102,7 +103,7 @@ def sweep_controls(summary: sweep_data.SweepSummary) -> None:
 
 def _base_steps(sweep_id: str) -> int:
     try:
-        doc = load_yaml_mapping(sweep_data.paths(sweep_id).spec.read_bytes())
+        doc = load_yaml_mapping(sweeps.read_resolved(sweep_data.paths(sweep_id)))
         return int(doc.get("n_timesteps") or 10_000)
     except (OSError, ConfigSyntaxError, TypeError, ValueError):
         return 10_000
