@@ -31,12 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
 REPEATS = 5
-PAGE_SIZE = 50  # dashboard/app_pages/runs.py
 
 
 def measure(runs: int) -> dict[str, float]:
     """In this process: make ``runs`` run folders and time the Runs page on them."""
     sys.path.insert(0, str(ROOT))
+    from dashboard.data import PAGE_SIZE
     from runstore import RunStore, TrainStatus, write_status_file
     from tests.faults.harness import many_runs
 

@@ -21,7 +21,7 @@ import polars as pl
 import streamlit as st
 
 from runstore import checkpoints as ckpts
-from runstore import safeio
+from runstore import safeio, sweeps
 from runstore.config import ConfigError, RunConfig
 from runstore.metrics import load_episodes, load_scalars, load_scalars_with_report, settled
 from runstore.models import LIVE_STATES, RunRecord, RunState, TrainStatus
@@ -33,6 +33,17 @@ Stamp = tuple[int, int]
 MISSING: Stamp = (-1, -1)
 LOG_TAIL_BYTES = 32_768
 CONFIG_TEXT_BYTES = 256 * 1024
+#: Rows per page of the Runs table: only the shown page's runs have their status.json and
+#: config.yaml read (a runs folder of thousands costs the index, two stats a run, and 50 rows).
+PAGE_SIZE = 50
+#: The runs the Run page offers in its selector: the newest (any other opens by its link
+#: from the Runs page), each one run.json read, cached by its stamp.
+RUN_CHOICES = 100
+#: Earlier runs of the same game and algorithm the New run page takes its speed from (the
+#: newest that many).
+SPEED_SAMPLE = 50
+#: The states in which a trainer process may be using the machine (the System page's totals).
+WORKING_STATES = frozenset({RunState.RUNNING, RunState.STARTING, RunState.STOPPING})
 #: The live states in which the trainer advances steps (not paused, not stopping): a run here
 #: has an ETA and can be paused.
 ADVANCING_STATES = LIVE_STATES - {RunState.PAUSED, RunState.STOPPING}
@@ -267,14 +278,19 @@ def _index_entry(rs: RunStore, run_id: str) -> IndexEntry | None:
         return None
     if record is None:
         return None
-    config = _config_or_none(rs, run_id)
+    # The game and algorithm only (top-level keys of config.yaml, nothing else built or
+    # validated): the full config is read for the rows of the page shown.
+    try:
+        listing = rs.read_config_listing(run_id)
+    except (OSError, ConfigError, ValueError):
+        listing = None
     return IndexEntry(
         id=run_id,
         name=record.name,
         state=record.state,
-        env=config.env if config else "?",
-        algo=config.algo if config else "?",
-        sweep_id=config.sweep.id if config is not None and config.sweep is not None else "",
+        env=(listing.env if listing else None) or "?",
+        algo=(listing.algo if listing else None) or "?",
+        sweep_id=sweeps.sweep_of_queue_file(record.source_file) or "",
     )
 
 
@@ -293,8 +309,46 @@ def rows_of(ids: list[str]) -> list[RunRow]:
 
 
 def list_runs() -> list[RunRow]:
-    """Every run, newest first."""
+    """Every run, newest first (every run's status.json and config.yaml: tests and small
+    folders; the pages use ``run_index`` and read rows only of what they show)."""
     return runs_listing()[0]
+
+
+def newest_runs(limit: int) -> list[RunRecord]:
+    """The run.json of the newest ``limit`` runs whose run.json can be read (newest first):
+    one listing of the folder and at most ``limit`` reads, each cached by its file's stamp."""
+    rs = store()
+    found = []
+    for run_id in reversed(rs.run_ids()):
+        try:
+            record = read_run(run_id)
+        except UnsafePathError:
+            continue
+        if record is not None:
+            found.append(record)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def rows_like(env: str, algo: str, limit: int = SPEED_SAMPLE) -> list[RunRow]:
+    """The rows of the newest ``limit`` runs of this game and algorithm (from the index: no
+    other run's status.json or config is read)."""
+    index, _ = run_index()
+    return rows_of([e.id for e in index if e.env == env and e.algo == algo][:limit])
+
+
+def working_statuses() -> list[TrainStatus]:
+    """status.json of every run whose trainer may be working (``WORKING_STATES``, from the
+    index): no other run's status.json is read."""
+    index, _ = run_index()
+    found = []
+    for entry in index:
+        if entry.state in WORKING_STATES:
+            status = read_status(entry.id)
+            if status is not None:
+                found.append(status)
+    return found
 
 
 def get_row(run_id: str) -> RunRow | None:

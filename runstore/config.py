@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -62,13 +62,19 @@ from runstore.hyperparams import (
     short_repr,
     unwrap_annotation,
 )
-from runstore.yamlsafe import MAX_CONFIG_BYTES, ConfigSyntaxError, load_yaml_mapping
+from runstore.yamlsafe import (
+    MAX_CONFIG_BYTES,
+    ConfigSyntaxError,
+    load_yaml_mapping,
+    top_level_text,
+)
 
 __all__ = [
     "CONFIG_VERSION",
     "CONFIG_VERSION_KEY",
     "MIGRATIONS",
     "INIT_FROM_PATTERN",
+    "LISTING_KEYS",
     "MAX_CHECKPOINTS",
     "MAX_CPU_ID",
     "MAX_TIME_BUDGET",
@@ -79,6 +85,7 @@ __all__ = [
     "AtariEnvKwargs",
     "AtariSettings",
     "ConfigError",
+    "ConfigListing",
     "Resources",
     "RunConfig",
     "StoredConfig",
@@ -86,6 +93,7 @@ __all__ = [
     "format_validation_errors",
     "load_resolved",
     "parse_config",
+    "read_config_listing",
     "read_run_config",
     "read_stored_config",
     "resolve",
@@ -298,6 +306,43 @@ def read_run_config(path: Path) -> StoredConfig:
     ``read_stored_config``. ``safeio.UnsafeFileError`` (an OSError) for a link, a FIFO or a
     file over 64 KiB; ConfigError for a config that cannot run."""
     return read_stored_config(safeio.read_bytes(path, limit=MAX_CONFIG_BYTES))
+
+
+#: The keys of config.yaml a listing of runs shows (``read_config_listing``).
+LISTING_KEYS = frozenset({"algo", "env"})
+_ALGOS = frozenset(get_args(RunConfig.model_fields["algo"].annotation))
+
+
+@dataclass(frozen=True)
+class ConfigListing:
+    """What a listing of runs shows of a run's config.yaml: its game and algorithm, each None
+    when missing or not a value a config may hold."""
+
+    env: str | None
+    algo: str | None
+
+
+def read_config_listing(path: Path) -> ConfigListing:
+    """The game and algorithm of a run folder's ``config.yaml``, for a listing of thousands of
+    runs: only the top-level ``env`` and ``algo`` are read (``yamlsafe.top_level_text``, with
+    the same bounds and refusals as ``read_run_config``), each checked as the schema checks it
+    (a registered environment, a known algorithm); the rest of the file is neither built nor
+    validated, so a run whose config is wrong elsewhere still lists its game (its own page
+    reads the whole file and names the problem). ``safeio.UnsafeFileError`` (an OSError) for a
+    link, a FIFO or a file over 64 KiB; ConfigError for a file that is not a YAML mapping.
+
+    A migration (``MIGRATIONS``) that renames or re-means ``env`` or ``algo`` must be
+    reflected here."""
+    data = safeio.read_bytes(path, limit=MAX_CONFIG_BYTES)
+    try:
+        found = top_level_text(data, LISTING_KEYS)
+    except ConfigSyntaxError as exc:
+        raise ConfigError([str(exc)]) from None
+    env, algo = found.get("env"), found.get("algo")
+    return ConfigListing(
+        env=env if env is not None and env in registered_env_ids() else None,
+        algo=algo if algo in _ALGOS else None,
+    )
 
 
 def read_stored_config(data: bytes) -> StoredConfig:

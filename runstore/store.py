@@ -26,9 +26,11 @@ from runstore import safeio, sweep_config
 from runstore.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from runstore.config import (
     ConfigError,
+    ConfigListing,
     RunConfig,
     StoredConfig,
     parse_config,
+    read_config_listing,
     read_run_config,
     to_stored_yaml,
 )
@@ -207,6 +209,11 @@ class RunStore:
     def read_stored_config(self, run_id: str) -> StoredConfig:
         """``read_config`` with the format version, the ignored keys and the warnings."""
         return read_run_config(self.paths(run_id).config)
+
+    def read_config_listing(self, run_id: str) -> ConfigListing:
+        """The game and algorithm of the run's config.yaml only, for a listing of many runs
+        (``read_config_listing``: the rest of the file is not read into a config)."""
+        return read_config_listing(self.paths(run_id).config)
 
     def delete_run(self, run_id: str) -> None:
         shutil.rmtree(self.paths(run_id).dir)

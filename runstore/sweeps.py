@@ -16,6 +16,7 @@ config carries ``sweep: {id, trial, seed_index}``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -159,6 +160,17 @@ def trial_file_name(sweep_id: str, trial: int, seed_index: int) -> str:
     """The queue file of one run of a trial: fixed, so a runner restarted after a crash can
     tell a run it already queued from one it still has to."""
     return f"sweep-{sweep_id}-t{trial:05d}-s{seed_index:03d}.yaml"
+
+
+_TRIAL_FILE = re.compile(r"^sweep-(?P<id>.+)-t\d{5,}-s\d{3,}\.yaml$")
+
+
+def sweep_of_queue_file(name: str) -> str | None:
+    """The sweep a run was queued for, from the queue file name its run.json keeps
+    (``source_file``): what a listing of thousands of runs can tell without reading each
+    config.yaml (whose ``sweep:`` says the same)."""
+    match = _TRIAL_FILE.match(name)
+    return match["id"] if match else None
 
 
 def write_sweep_request(

@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.data import PAGE_SIZE  # rows per Runs page
 from runstore import RunState, RunStore, TrainStatus, write_status_file
 from tests.faults.harness import many_runs
 from tests.test_dashboard import APP, open_page
 
 RUNS = 1_000
-PAGE_SIZE = 50  # rows per Runs page (app_pages/runs.py: a page script, not imported here)
 
 
 def every_page(at: AppTest) -> pd.DataFrame:

@@ -241,3 +241,12 @@ def test_intermediate_values_are_the_mean_at_steps_every_seed_reached_thinned_pe
     thinned = _common_steps([per_episode], after=-1, every=1_000)
     assert len(thinned) == 10 and all(step % 1_000 >= 993 for step, _ in thinned[:-1])
     assert _common_steps([a, {}], after=-1, every=1) == []
+
+
+def test_a_trial_runs_queue_file_names_its_sweep():
+    from runstore.sweeps import sweep_of_queue_file, trial_file_name
+
+    sweep_id = "20261202-071337-sweep-cp-7dee415a"
+    assert sweep_of_queue_file(trial_file_name(sweep_id, 12, 3)) == sweep_id
+    assert sweep_of_queue_file("run.yaml") is None
+    assert sweep_of_queue_file("sweep-x-t1-s0.yaml") is None  # not the fixed widths

@@ -148,7 +148,9 @@ problems += config_problems
 if problems:
     st.error("This config would be rejected:\n\n" + "\n".join(f"- {p}" for p in problems))
 elif config is not None:
-    found = estimate(data.list_runs(), env, algo, device, int(n_timesteps), config.time_budget)
+    found = estimate(
+        data.rows_like(env, algo), env, algo, device, int(n_timesteps), config.time_budget
+    )
     st.info(found.text)
     memory = estimate_memory(config)
     warning = preflight_problem(memory, psutil.virtual_memory().available)

@@ -30,22 +30,28 @@ def stored_config_warnings(text: str) -> tuple[str, ...]:
         return ()
 
 
-rows, unreadable = data.runs_listing()
-if not rows:
+# The selector offers the newest runs (one run.json each); any other opens by its link.
+choices = data.newest_runs(data.RUN_CHOICES)
+if not choices:
     st.title("Run")
     st.info("No runs yet: start one from **New run**; its curves appear here while it trains.")
     st.page_link("app_pages/new_run.py", label="New run", icon=":material/add_circle:")
     st.stop()
 
-ids = [r.id for r in rows]
 wanted = data.safe_run_id(st.query_params.get("run"))
-if wanted and wanted in unreadable:
+if wanted and data.read_run(wanted) is None:
     st.error(f"Run `{wanted}`: its run.json is damaged, so it cannot be shown; another run is.")
+    wanted = None
 if wanted and st.session_state.get("run_selected") != wanted:
     st.session_state["run_selected"] = wanted
-if st.session_state.get("run_selected") not in ids:
-    st.session_state["run_selected"] = ids[0]
-names = {r.id: f"{r.name} — {r.state_text} ({r.id})" for r in rows}
+selected = data.safe_run_id(st.session_state.get("run_selected"))
+record = data.read_run(selected) if selected else None
+if record is not None and all(r.id != record.id for r in choices):
+    choices = [*choices, record]  # an older run, opened by its link
+elif record is None:
+    st.session_state["run_selected"] = choices[0].id
+ids = [r.id for r in choices]
+names = {r.id: f"{r.name} — {data.state_text(r.state, r.pruned_at)} ({r.id})" for r in choices}
 run_id = st.selectbox("Run", ids, format_func=names.__getitem__, key="run_selected")
 st.query_params["run"] = run_id
 

@@ -12,9 +12,7 @@ from runstore.models import RunState
 from runstore.units import format_steps
 
 REFRESH_SECONDS = 2.0
-#: Rows per page: only the shown page's runs have their status and config read (a runs
-#: folder of thousands costs the index, two stats a run, and 50 rows).
-PAGE_SIZE = 50
+PAGE_SIZE = data.PAGE_SIZE
 
 st.title("Runs")
 

@@ -23,7 +23,6 @@ from dashboard import data, fmt
 from machine.nvml import probe_gpus
 from machine.probes import probe_disk, probe_memory
 from machine.report import DiagnosticsReport, Finding, Recommendations
-from runstore.models import RunState
 
 REPORT_TTL_SECONDS = 60
 REPORT_TIMEOUT_SECONDS = 180
@@ -83,17 +82,11 @@ def runner_health() -> tuple[str, str]:
 
 def runs_usage() -> tuple[int, float, float, float]:
     """(live runs, CPU % summed, RSS MB summed, GPU MB summed) from the runs' status.json."""
-    count, cpu, rss, gpu = 0, 0.0, 0.0, 0.0
-    for row in data.list_runs():
-        if row.state not in (RunState.RUNNING, RunState.STARTING, RunState.STOPPING):
-            continue
-        status = data.read_status(row.id)
-        if status is None:
-            continue
-        count += 1
-        cpu += status.cpu_percent or 0.0
-        rss += status.rss_mb or 0.0
-        gpu += status.gpu_mem_mb or 0.0
+    statuses = data.working_statuses()
+    cpu = sum(s.cpu_percent or 0.0 for s in statuses)
+    rss = sum(s.rss_mb or 0.0 for s in statuses)
+    gpu = sum(s.gpu_mem_mb or 0.0 for s in statuses)
+    count = len(statuses)
     return count, cpu, rss, gpu
 
 
