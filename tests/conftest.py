@@ -157,6 +157,17 @@ def kill_run_groups(store: RunStore, pgids: set[int] | None = None) -> None:
                 os.killpg(pgid, signal.SIGKILL)
 
 
+def dashboard_on(root: Path, monkeypatch: pytest.MonkeyPatch) -> RunStore:
+    """Point the dashboard of this test (AppTest, in this process) at ``root``, with no runner
+    started for it and no password set; the store, laid out."""
+    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(root))
+    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
+    monkeypatch.delenv("RETRO_ML_PASSWORD", raising=False)
+    store = RunStore(root)
+    store.ensure_layout()
+    return store
+
+
 @pytest.fixture
 def runs(tmp_path: Path) -> Iterator[Runs]:
     helper = Runs(tmp_path / "runs")

@@ -21,7 +21,7 @@ from dashboard import actions, auth
 from runstore import RunState, RunStore, TrainStatus, write_status_file
 from runstore.models import Diagnosis
 from runstore.settings import load_settings
-from tests.conftest import cartpole, wait_for
+from tests.conftest import cartpole, dashboard_on, wait_for
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGES = ["app_pages/runs.py", "app_pages/new_run.py", "app_pages/run.py", "app_pages/settings.py"]
@@ -65,12 +65,7 @@ def make_run(rs: RunStore, state: RunState, name: str) -> str:
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunStore:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(root))
-    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
-    monkeypatch.delenv("RETRO_ML_PASSWORD", raising=False)
-    rs = RunStore(root)
-    rs.ensure_layout()
+    rs = dashboard_on(tmp_path / "runs", monkeypatch)
     auth.throttle().reset()
     return rs
 

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import actions, auth, sweep_data
 from runstore import RunState, RunStore, sweeps
 from runstore.sweep_config import parse_sweep
-from tests.conftest import Runs, cartpole
+from tests.conftest import Runs, cartpole, dashboard_on
 from tests.test_dashboard import APP, LAN_PEER, VIEW_ONLY_BUTTONS, open_page
 from tests.test_sweeps import SWEEP, only_sweep, study_of, wait_complete
 
@@ -42,22 +42,14 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sweeps.SweepPaths
 @pytest.fixture
 def swept(made: sweeps.SweepPaths, monkeypatch: pytest.MonkeyPatch) -> sweeps.SweepPaths:
     """The module's sweep folder as this test's runs folder (no runner started for it)."""
-    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(made.dir.parent.parent))
-    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
-    monkeypatch.delenv("RETRO_ML_PASSWORD", raising=False)
+    dashboard_on(made.dir.parent.parent, monkeypatch)
     auth.throttle().reset()
     return made
 
 
 @pytest.fixture
 def empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunStore:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(root))
-    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
-    monkeypatch.delenv("RETRO_ML_PASSWORD", raising=False)
-    rs = RunStore(root)
-    rs.ensure_layout()
-    return rs
+    return dashboard_on(tmp_path / "runs", monkeypatch)
 
 
 def sweeps_page() -> AppTest:

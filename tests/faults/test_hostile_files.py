@@ -49,7 +49,7 @@ import pytest
 
 from runstore import RunPaths, RunState, RunStore
 
-from ..conftest import ROOT, Runs, cartpole, wait_for
+from ..conftest import ROOT, Runs, cartpole, dashboard_on, wait_for
 from .harness import LEDGER, copy_run
 
 pytestmark = pytest.mark.faults
@@ -452,12 +452,7 @@ def test_pages_show_names_that_are_not_utf8(
 
     from tests.test_bounded_reads import _events, new_run
 
-    root = tmp_path / "runs"
-    monkeypatch.setenv("RETRO_ML_RUNS_DIR", str(root))
-    monkeypatch.setenv("RETRO_ML_NO_AUTOSTART", "1")
-    monkeypatch.delenv("RETRO_ML_PASSWORD", raising=False)
-    store = RunStore(root)
-    store.ensure_layout()
+    store = dashboard_on(tmp_path / "runs", monkeypatch)
     run_id = new_run(store, "bytes-names")
     p = store.paths(run_id)
     _events(p.tb / "PPO_1", [("episode/return", step, 1.0) for step in range(1, 20)])
