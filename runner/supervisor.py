@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from filelock import Timeout
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -33,13 +33,16 @@ from runner.outcome import _tail
 from runner.process import Handle
 from runner.records import DAMAGE_GRACE_SECONDS, RunRecords, _unreadable_why
 from runner.requests import MAX_REQUESTS_PER_STEP, Requests
-from runner.sweeps import Sweeps
 from runner.trainers import Trainers
 from runstore.atomic import remove_stale_temp_files
 from runstore.models import RunRecord, RunState
 from runstore.paths import file_stamp, is_run_id
 from runstore.settings import SettingsError, load_settings, settings_path
 from runstore.store import Request, RunStore, printable
+from runstore.sweeps import sweep_ids
+
+if TYPE_CHECKING:
+    from runner.sweeps import Sweeps
 
 # Names other code and the tests import from here (their homes are the modules above).
 __all__ = [
@@ -116,8 +119,12 @@ class Supervisor:
         self.records = RunRecords(store, held=handles)
         self.trainers = Trainers(store, self.records, self.media, handles)
         self.requests = Requests(store, self.records, self.trainers, self.media)
-        self.sweeps = Sweeps(store, read_run=self.records.read)
-        self.queue = QueueIntake(store, on_queued=self._queued, on_sweep=self.sweeps.accept)
+        self._sweeps: Sweeps | None = None  # made when the first sweep appears (.sweeps)
+        self.queue = QueueIntake(
+            store,
+            on_queued=self._queued,
+            on_sweep=lambda path, sweep: self.sweeps.accept(path, sweep),
+        )
         self._heartbeat = Heartbeat(store)
         # None: follow settings.yaml in the runs folder; a value (a CLI flag) pins it.
         self._pinned = {"max_concurrent": max_concurrent, "stop_grace": stop_grace}
@@ -263,13 +270,25 @@ class Supervisor:
             if i % 64 == 0:  # time-gated: fresh through a flood over many runs
                 self.heartbeat()
         self.check_processes()
-        self._contained("sweeps", "advancing the sweeps", self.sweeps.advance)
+        if self._sweeps is not None or sweep_ids(self.store.root):
+            self._contained("sweeps", "advancing the sweeps", self.sweeps.advance)
         if self.records.adopt_again:
             self.records.adopt_again = False
             self.adopt()
         self.media.check()
         self.schedule()
         self.heartbeat()
+
+    @property
+    def sweeps(self) -> Sweeps:
+        """The sweep engine, imported on first use: Optuna, polars and the metrics reader
+        (numba) cost a runner with no sweep about 100 MB and half a second at start, and
+        every ``python -m runner`` command imports this module."""
+        if self._sweeps is None:
+            from runner.sweeps import Sweeps
+
+            self._sweeps = Sweeps(self.store, read_run=self.records.read)
+        return self._sweeps
 
     def load_settings(self) -> None:
         """Apply runs/settings.yaml when it changed; a bad file keeps the last good settings."""

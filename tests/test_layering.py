@@ -175,3 +175,18 @@ def test_the_checker_accepts_what_the_rules_allow(tmp_path: Path) -> None:
         (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / where).write_text(source, encoding="utf-8")
     assert violations(tmp_path) == []
+
+
+def test_the_runner_imports_no_sweep_or_metrics_machinery_until_a_sweep_exists():
+    """Every ``python -m runner`` command imports the CLI and the supervisor: Optuna, polars
+    and the metrics reader (numba) come only with the sweep engine, on the first sweep (they
+    cost a runner about 100 MB and half a second at start)."""
+    import subprocess
+
+    heavy = ("optuna", "polars", "numba", "runstore.metrics", "runner.sweeps")
+    code = "import sys, runner.cli, runner.supervisor\n"
+    code += f"print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout

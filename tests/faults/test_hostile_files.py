@@ -202,7 +202,10 @@ class Child:
 
 
 def run_child(what: str, argv: list[str], timeout: float, env: dict | None = None) -> Child:
-    """Python ``argv`` in its own session; its peak RSS from ``wait4``. A child still running
+    """Python ``argv`` (a ``-c`` script that starts with ``PEAK``) in its own session; its
+    peak RSS as it reports it at exit (VmHWM of its own image: ``wait4``'s ``ru_maxrss`` would
+    count the peak of this pytest process too, whose memory a vfork'd child runs in until
+    exec, 800 MB late in the whole suite). A child still running
     after ``timeout`` fails the test, naming the last ``reading KIND`` line it printed (the
     kind it hung on) and showing where it was (``faulthandler``'s stack, on SIGABRT: for
     ``runner ls``, which reads every run at once, the reader that blocked)."""
@@ -215,7 +218,7 @@ def run_child(what: str, argv: list[str], timeout: float, env: dict | None = Non
     deadline = time.monotonic() + timeout
     try:
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
@@ -229,7 +232,10 @@ def run_child(what: str, argv: list[str], timeout: float, env: dict | None = Non
                 pytest.fail(f"{what} hung for {timeout:.0f} s on {hung_on}:\n{text[-3000:]}")
             time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        return Child(proc.returncode, log.read_text(errors="replace"), usage.ru_maxrss / 1024)
+        out = log.read_text(errors="replace")
+        peaks = [line.split()[1] for line in out.splitlines() if line.startswith(PEAK_LINE)]
+        assert peaks, f"{what} did not report its peak RSS:\n{out[-3000:]}"
+        return Child(proc.returncode, out, float(peaks[-1]))
     finally:
         log.unlink(missing_ok=True)
 
@@ -249,11 +255,17 @@ def result(child: Child) -> dict:
     return json.loads(lines[-1])
 
 
+PEAK_LINE = "peak-mb "
+#: Every child starts with this: its own peak RSS (VmHWM, this image's high-water mark)
+#: printed as its last line at exit.
 VMHWM = """
+import atexit
 def vmhwm_mb():
     with open("/proc/self/status") as fh:
         return int(next(x for x in fh if x.startswith("VmHWM:")).split()[1]) / 1024
-"""
+atexit.register(lambda: print("%s%.1f" % (PEAK_LINE, vmhwm_mb()), flush=True))
+""".replace("PEAK_LINE", repr(PEAK_LINE))
+LS_CHILD = VMHWM + "import sys\nfrom runner.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 METRICS_CHILD = VMHWM + textwrap.dedent("""
     import json, sys
@@ -337,11 +349,11 @@ def event_dirs(store: RunStore, planted: dict[str, str]) -> list[Path]:
 def ls(store: RunStore) -> tuple[dict[str, str], Child]:
     child = run_child(
         "runner ls",
-        [sys.executable, "-m", "runner", "ls", "--runs-dir", str(store.root)],
+        [sys.executable, "-c", LS_CHILD, "ls", "--runs-dir", str(store.root)],
         timeout=60,
     )
     assert child.rc == 0, child.out[-4000:]
-    rows = child.out.splitlines()[1:]
+    rows = [row for row in child.out.splitlines()[1:] if not row.startswith(PEAK_LINE)]
     return {row.split()[0]: row for row in rows}, child
 
 
