@@ -166,11 +166,12 @@ class Sweeps:
                     self._open.pop(sweep_id, None)
                     continue
                 self._advance(paths, state)
-            except (ConfigError, OSError, ValueError) as exc:
-                problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
-                state.state, state.reason = "failed", "; ".join(problems)
+            except ConfigError as exc:  # its file no longer checks: it cannot go on
+                state.state, state.reason = "failed", "; ".join(exc.problems)
                 log.error("sweep %s failed: %s", sweep_id, state.reason)
                 sweeps.write_sweep_state(paths, state)
+            # Anything else (EMFILE, a storage that does not answer) is the step's problem,
+            # retried next step: runner.supervisor's _contained logs it once.
 
     def _requests(self, paths: SweepPaths, state: SweepState) -> None:
         """Carry out what was asked of the whole sweep, oldest first."""
