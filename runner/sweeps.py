@@ -38,6 +38,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from runstore import metrics, sweeps
 from runstore.config import ConfigError
@@ -61,6 +62,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPORT_SECONDS = 2.0
 #: At most this many intermediate values per trial (over its n_timesteps) for the pruner.
 REPORTS_PER_RUN = 100
+#: A sweep that could not advance (its storage does not answer) is tried again this much later.
+STUCK_RETRY_SECONDS = 5.0
 _ENDED = {RunState.COMPLETED, RunState.STOPPED, RunState.FAILED, RunState.LOST}
 
 
@@ -130,6 +133,7 @@ class Sweeps:
         self._read_run = read_run  # the supervisor's view of run.json (its cached copy)
         self._open: dict[str, _Open] = {}
         self._refs: dict[str, tuple[str, int, int] | None] = {}  # run id -> its sweep trial
+        self._trouble: dict[str, tuple[str, float]] = {}  # sweep id -> (why stuck, retry at)
 
     # -- intake -------------------------------------------------------------------------
 
@@ -160,6 +164,8 @@ class Sweeps:
             state = sweeps.read_sweep_state(paths)
             if state is None:
                 continue
+            if time.monotonic() < self._trouble.get(sweep_id, ("", 0.0))[1]:
+                continue  # could not advance a moment ago (see _stuck)
             try:
                 self._requests(paths, state)
                 if state.state != "running":
@@ -170,8 +176,42 @@ class Sweeps:
                 state.state, state.reason = "failed", "; ".join(exc.problems)
                 log.error("sweep %s failed: %s", sweep_id, state.reason)
                 sweeps.write_sweep_state(paths, state)
-            # Anything else (EMFILE, a storage that does not answer) is the step's problem,
-            # retried next step: runner.supervisor's _contained logs it once.
+            except Exception as exc:  # noqa: BLE001 - EMFILE, a storage that does not answer
+                self._stuck(paths, exc)
+            else:
+                self._unstuck(paths)
+
+    def _stuck(self, paths: SweepPaths, exc: Exception) -> None:
+        """One sweep could not advance: the other sweeps go on, it is tried again after
+        STUCK_RETRY_SECONDS (a database that does not answer must not hold up every step),
+        and sweep.json says why, once, so the dashboard and ``runner sweeps`` show a storage
+        that does not answer rather than a sweep silently stuck."""
+        self._open.pop(paths.id, None)  # opened afresh next time: a new connection
+        said = f"{type(exc).__name__}: {exc}".strip()
+        if secret := _password(_storage_in(paths)):
+            said = said.replace(secret, "***")
+        reason = (
+            f"cannot advance, retried every {STUCK_RETRY_SECONDS:.0f} s: {printable(said)[:400]}"
+        )
+        retry_at = time.monotonic() + STUCK_RETRY_SECONDS
+        said_before = self._trouble.get(paths.id, ("", 0.0))[0]
+        self._trouble[paths.id] = (reason, retry_at)
+        if said_before == reason:
+            return
+        log.error("sweep %s: %s", paths.id, reason)
+        # Not the step's ``state``: the failed step may have changed it halfway.
+        if (fresh := sweeps.read_sweep_state(paths)) is not None:
+            fresh.reason = reason
+            sweeps.write_sweep_state(paths, fresh)
+
+    def _unstuck(self, paths: SweepPaths) -> None:
+        if (trouble := self._trouble.pop(paths.id, None)) is None:
+            return
+        log.info("sweep %s advances again", paths.id)
+        state = sweeps.read_sweep_state(paths)
+        if state is not None and state.reason == trouble[0]:
+            state.reason = ""
+            sweeps.write_sweep_state(paths, state)
 
     def _requests(self, paths: SweepPaths, state: SweepState) -> None:
         """Carry out what was asked of the whole sweep, oldest first."""
@@ -401,6 +441,23 @@ class Sweeps:
             best = study.best_trial
             state.best_trial, state.best_value = best.number, best.value
             state.best_params = dict(best.params)
+
+
+def _storage_in(paths: SweepPaths) -> str | None:
+    """The storage URL the sweep's resolved file names, read without checking the rest."""
+    with contextlib.suppress(Exception):
+        doc = yaml.safe_load(sweeps.read_resolved(paths))
+        return str(doc["sweep"]["storage"])
+    return None
+
+
+def _password(url: str | None) -> str | None:
+    """The password in a storage URL, to keep it out of logs and sweep.json."""
+    if not url:
+        return None
+    with contextlib.suppress(Exception):
+        return make_url(url).password or None
+    return None
 
 
 def _curve(store: RunStore, run_id: str, tag: str) -> dict[int, float]:

@@ -110,6 +110,18 @@ def test_group_key_ignores_seed_and_name_only():
     assert group_key(a) != group_key(c)
 
 
+def test_a_sweep_trials_seeds_form_one_group_and_its_trials_do_not():
+    base = {"algo": "ppo", "env": "CartPole-v1", "n_timesteps": 1000}
+
+    def run(trial: int, k: int) -> object:
+        ref = {"id": "20261202-x-abcd", "trial": trial, "seed_index": k}
+        return resolve({**base, "seed": k, "name": f"x-t{trial}-s{k}", "sweep": ref})
+
+    assert group_key(run(0, 0)) == group_key(run(0, 1)) == group_key(run(0, 2))
+    assert group_key(run(0, 0)) != group_key(run(1, 0))
+    assert group_key(run(0, 0)) != group_key(resolve({**base, "seed": 0}))
+
+
 def test_iqm_drops_the_outer_quarters():
     assert iqm(np.array([1.0, 2.0, 3.0, 100.0])) == pytest.approx(2.5)
     assert iqm(np.arange(8.0)) == pytest.approx(np.mean([2, 3, 4, 5]))

@@ -214,3 +214,30 @@ def test_a_prune_whose_tell_was_lost_to_a_sigkill_is_told_pruned(runs: Runs):
     (trial,) = study_of(paths).get_trials()
     assert trial.state == TrialState.PRUNED, trial.state
     assert (state.pruned, state.failed) == (1, 0)
+
+
+def test_a_sweep_whose_storage_does_not_answer_says_why_and_holds_up_no_other(runs: Runs):
+    """A study in a database that refuses connections: that sweep's sweep.json says why
+    (without the password) and is retried; a journal sweep beside it still runs to the end."""
+    runner = runs.runner("--poll", "0.2", "--max-concurrent", "2")
+    secret = "hunter2-" + "x" * 8
+    storage = f"  storage: postgresql://someone:{secret}@127.0.0.1:1/nowhere\n  space:"
+    bad_text = SWEEP.format(trials=2, seeds=1).replace("  space:", storage)
+    runs.submit(bad_text.replace("name: sweep-cp", "name: a-unreachable"), "a.yaml")
+    bad = sweeps.sweep_paths(runs.store.root, only_sweep(runs).id)
+    runs.submit(SWEEP.format(trials=2, seeds=1).replace("sweep-cp", "b-journal"), "b.yaml")
+    ids = wait_for(lambda: (i := sweeps.sweep_ids(runs.store.root))[1:] and i, 30, "sweep b")
+    assert ids[0] == bad.id
+    good = wait_complete(sweeps.sweep_paths(runs.store.root, ids[1]))
+    assert good.complete == 2
+
+    state = wait_for(
+        lambda: (s := sweeps.read_sweep_state(bad)) and "cannot advance" in s.reason and s,
+        30,
+        "the unreachable sweep's reason",
+    )
+    assert state.state == "running" and state.asked == 0, state
+    assert "OperationalError" in state.reason and "127.0.0.1" in state.reason, state.reason
+    assert secret not in bad.state.read_text()
+    assert secret not in runner.output(), "the runner logged the storage password"
+    assert runner.output().count("sweep " + bad.id + ": cannot advance") == 1, runner.output()

@@ -19,18 +19,23 @@ import numpy as np
 
 #: IQM is shown from this many seeds on; with 4 it is the mean of the middle two.
 IQM_MIN_SEEDS = 4
-#: Keys of a resolved config that do not make runs different experiments.
+#: Keys of a resolved config that do not make runs different experiments (a sweep trial's
+#: seeds differ in ``sweep.seed_index`` too; its id and trial number still tell trials apart).
 SEED_KEYS = ("seed", "name")
+SWEEP_SEED_KEY = "seed_index"
 
 
 def group_key(config: dict[str, Any] | Any) -> str:
-    """A key equal for runs whose resolved configs differ only by seed and name.
+    """A key equal for runs whose resolved configs differ only by seed and name (and, for a
+    sweep trial's runs, the seed's index in the trial).
 
     :param config: a resolved ``RunConfig`` or its dict (``model_dump(mode="json")``).
     """
     doc = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
     for key in SEED_KEYS:
         doc.pop(key, None)
+    if isinstance(doc.get("sweep"), dict):
+        doc["sweep"] = {k: v for k, v in doc["sweep"].items() if k != SWEEP_SEED_KEY}
     return json.dumps(doc, sort_keys=True, default=str)
 
 

@@ -157,6 +157,24 @@ def _check(runs: Runs, paths: sweeps.SweepPaths, seeds: int) -> list[str]:
     return problems
 
 
+def _where(runs: Runs, paths: sweeps.SweepPaths, runner) -> str:
+    """What a sweep that did not end was waiting on, for the failure message."""
+    study = study_of(paths)
+    found = trial_runs(runs, paths.id)
+    lines = [f"sweep.json: {sweeps.read_sweep_state(paths)}"]
+    for trial in study.get_trials():
+        mine = {k: ids for (n, k), ids in found.items() if n == trial.number}
+        said = {
+            k: [(i, getattr(runs.store.read_run(i), "state", None)) for i in ids]
+            for k, ids in mine.items()
+        }
+        lines.append(f"trial {trial.number} {trial.state.name}: {said}")
+    lines.append(f"queue: {sorted(p.name for p in runs.store.queue_dir.iterdir())}")
+    lines.append(f"rejected: {sorted(p.name for p in runs.store.rejected_dir.iterdir())}")
+    lines.append("runner log (last 3,000 characters):\n" + runner.output()[-3000:])
+    return "\n".join(lines)
+
+
 def test_runner_sigkill_mid_sweep_at_random_moments(runs: Runs):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     r = rng("sweep-kill")
@@ -197,7 +215,10 @@ def test_runner_sigkill_mid_sweep_at_random_moments(runs: Runs):
             state = sweeps.read_sweep_state(p)
             return state is not None and state.state in ("complete", "failed")
 
-        wait_for(ended, 240, f"sweep {sweep_n} to end")
+        try:
+            wait_for(ended, 240, f"sweep {sweep_n} to end")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_where(runs, paths, runner)}") from None
         wait_for(
             lambda: all(
                 (rec := runs.store.read_run(i)) is not None and rec.state.is_ended
