@@ -1,13 +1,16 @@
 """Cached reads of the sweeps of the runs folder for the Sweeps page (``runs/sweeps/<id>/``).
 
 Kept apart from dashboard/data.py (the run index) on purpose: a sweep is read from its own
-folder (sweep.json, written by the runner) and from Optuna's journal, which the runner owns.
-Every loader is keyed by the stamps of the files it reads, like the rest of the dashboard, so
-a live sweep is re-read when the runner appends to it and costs a ``stat`` otherwise.
+folder (sweep.json, written by the runner) and from its Optuna study, which the runner owns:
+the journal file in the folder, or the PostgreSQL database the sweep file names as its
+``storage``. Every loader is keyed by the stamps of the files it reads, like the rest of the
+dashboard, so a live sweep is re-read when the runner appends to it and costs a ``stat``
+otherwise (a database has no stamp: see ``study_key``).
 
-The journal is opened through ``ReadOnlyJournal``: the dashboard must never write a byte to
-the study (Optuna's own file backend creates a missing file, and a study object could be
-told things); appending raises instead.
+The dashboard must never write to a study (Optuna's own file backend creates a missing file,
+and a study object could be told things): the journal is opened through ``ReadOnlyJournal``,
+whose appends raise, and a database through a connection PostgreSQL itself keeps read-only,
+with no table created. A database's password is never shown: messages name it masked.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import stat as stat_mod
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +26,25 @@ from typing import Any
 import optuna
 import polars as pl
 import streamlit as st
+from sqlalchemy.engine import make_url
 
 from dashboard import data
 from runstore import sweeps
+from runstore.config import ConfigError
+from runstore.sweep_config import parse_sweep, rdb_url
 from runstore.sweeps import SweepPaths, SweepState
 
 #: Optuna's trial states as the page names them.
 TRIAL_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
+#: A study in a database is re-read at least this often (seconds): see ``study_key``.
+DATABASE_SECONDS = 5
+#: Every connection to a study's database: read-only in the server itself, and a host that
+#: does not answer costs the page seconds, not the minutes of a TCP timeout.
+_READ_ONLY = {
+    "options": "-c default_transaction_read_only=on",
+    "connect_timeout": 5,
+    "application_name": "retro-ml dashboard",
+}
 
 
 class ReadOnlyJournal(optuna.storages.journal.JournalFileBackend):
@@ -88,9 +104,82 @@ def journal_problem(p: SweepPaths) -> str:
     return ""
 
 
+def storage_url(p: SweepPaths) -> str | None:
+    """The database the sweep's study lives in (``postgresql://...``, password and all), or
+    None for its journal: read from resolved.yaml as the runner reads it."""
+    return _storage_url(str(p.dir), data.stamp(p.resolved))
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _storage_url(folder: str, key: data.Stamp) -> str | None:
+    try:
+        return parse_sweep(sweeps.read_resolved(SweepPaths(Path(folder)))).block.storage
+    except (OSError, ConfigError):  # the runner fails such a sweep and sweep.json says why
+        return None
+
+
+def study_key(p: SweepPaths, url: str | None) -> tuple[Any, ...]:
+    """The cache key of what is read from the study. A journal's own stamp; a database has
+    none, so sweep.json's stamp (the runner rewrites it when it tells a trial, so this
+    runner's news shows at once) and a clock bucket of ``DATABASE_SECONDS`` (a study shared
+    by several machines is told things by runners that never touch this sweep.json)."""
+    if url:
+        return (data.stamp(p.state), int(time.time() // DATABASE_SECONDS))
+    return data.stamp(p.journal)
+
+
+@st.cache_resource(show_spinner=False, max_entries=20)
+def database(url: str) -> optuna.storages.RDBStorage:
+    """One read-only storage (engine and connection pool) per database for the server's
+    life, not one per read. It never creates a table (a write) nor refuses a schema made by
+    another Optuna version (the runner's Optuna owns it); a failure to connect raises and is
+    not cached, so the next read tries again."""
+    return optuna.storages.RDBStorage(
+        rdb_url(url),
+        engine_kwargs={"connect_args": _READ_ONLY, "pool_pre_ping": True},
+        skip_table_creation=True,
+        skip_compatibility_check=True,
+    )
+
+
+def database_problem(url: str, exc: BaseException) -> str:
+    """Why a study in a database cannot be read, in words, naming its host with the
+    password masked (in the URL and in the driver's message alike)."""
+    found = make_url(url)
+    shown = found.render_as_string(hide_password=True)
+    root = _root(exc)
+    # KeyError: no study of that name; 42P01 (undefined table): Optuna's tables not made yet.
+    if isinstance(root, KeyError) or getattr(root, "pgcode", None) == "42P01":
+        return (
+            f"The study is not in its database yet (`{shown}`): the runner creates it there "
+            "with the first trial."
+        )
+    reason = " ".join(str(root).split()).rstrip(".")
+    if found.password:
+        reason = reason.replace(str(found.password), "***")
+    return (
+        f"The study is in PostgreSQL at {found.host}:{found.port or 5432} (`{shown}`), where "
+        f"the runner keeps it, and cannot be read: {reason}\n\nCheck that the server is up and "
+        "reachable from this machine, and the user, password and database in the sweep "
+        "file's storage."
+    )
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The driver's own error (psycopg2's, with the server's words): Optuna wraps it in its
+    StorageInternalError and SQLAlchemy in its own, each with words of its own."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return getattr(exc, "orig", None) or exc
+
+
 def load_study(sweep_id: str) -> optuna.Study:
-    """The sweep's study, loaded read-only from its journal (not cached: pass it on)."""
+    """The sweep's study, loaded read-only from its journal or its database (not cached:
+    pass it on)."""
     p = paths(sweep_id)
+    url = storage_url(p)
+    if url:
+        return optuna.load_study(study_name=sweep_id, storage=database(url))
     storage = optuna.storages.JournalStorage(ReadOnlyJournal(str(p.journal)))
     return optuna.load_study(study_name=sweep_id, storage=storage)
 
@@ -107,22 +196,24 @@ class StudyView:
 
 
 def study_view(sweep_id: str) -> StudyView:
-    """The study's trials as a table, re-read when the journal grows."""
+    """The study's trials as a table, re-read when the journal grows (or, in a database,
+    when ``study_key`` says)."""
     p = paths(sweep_id)
-    problem = journal_problem(p)
+    url = storage_url(p)
+    problem = "" if url else journal_problem(p)
     if problem:
         return StudyView(pl.DataFrame(), [], "maximize", problem)
-    return _study_view(sweep_id, str(p.journal), data.stamp(p.journal))
+    return _study_view(sweep_id, str(p.dir), study_key(p, url))
 
 
 @st.cache_data(show_spinner=False, max_entries=100)
-def _study_view(sweep_id: str, journal: str, key: data.Stamp) -> StudyView:
+def _study_view(sweep_id: str, folder: str, key: tuple[Any, ...]) -> StudyView:
     try:
         study = load_study(sweep_id)
         trials = study.get_trials(deepcopy=False)
         direction = study.direction.name.lower()
-    except Exception as exc:  # noqa: BLE001 - a damaged journal is shown, not raised
-        return StudyView(pl.DataFrame(), [], "maximize", f"The study cannot be read: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a damaged journal or a lost server is shown
+        return StudyView(pl.DataFrame(), [], "maximize", _problem(sweep_id, exc))
     names = sorted({k for t in trials for k in t.params})
     rows: dict[str, list[Any]] = {"number": [], "state": [], "value": []}
     for name in names:
@@ -161,16 +252,21 @@ def importances(sweep_id: str) -> tuple[dict[str, float], str]:
     complete = view.trials.filter(pl.col("state") == "complete").height if view.params else 0
     if complete < 2:
         return {}, "Importances need at least 2 complete trials with params."
-    return _importances(sweep_id, str(p.journal), data.stamp(p.journal))
+    return _importances(sweep_id, str(p.dir), study_key(p, storage_url(p)))
 
 
 @st.cache_data(show_spinner=False, max_entries=100)
-def _importances(sweep_id: str, journal: str, key: data.Stamp) -> tuple[dict[str, float], str]:
+def _importances(sweep_id: str, folder: str, key: tuple[Any, ...]) -> tuple[dict[str, float], str]:
     try:
         found = optuna.importance.get_param_importances(load_study(sweep_id))
     except Exception as exc:  # noqa: BLE001 - e.g. every trial took the same value
-        return {}, f"Optuna could not rank the params: {exc}"
+        return {}, f"Optuna could not rank the params: {_problem(sweep_id, exc)}"
     return {k: float(v) for k, v in found.items()}, ""
+
+
+def _problem(sweep_id: str, exc: BaseException) -> str:
+    url = storage_url(paths(sweep_id))
+    return database_problem(url, exc) if url else f"The study cannot be read: {exc}"
 
 
 def seed_spread(state: SweepState, metric: str) -> dict[int, tuple[float, float] | None]:

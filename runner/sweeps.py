@@ -51,6 +51,7 @@ from runstore.sweep_config import (
     Sweep,
     grid_values,
     parse_sweep,
+    rdb_url,
     trial_doc,
 )
 from runstore.sweeps import SweepPaths, SweepState
@@ -108,14 +109,6 @@ def storage_of(sweep: Sweep, paths: SweepPaths) -> optuna.storages.BaseStorage |
         return rdb_url(sweep.block.storage)
     backend = optuna.storages.journal.JournalFileBackend(str(paths.journal))
     return optuna.storages.JournalStorage(backend)
-
-
-def rdb_url(url: str) -> str:
-    """The driver named: a bare ``postgresql://`` means psycopg2 (the dependency) to
-    SQLAlchemy 2.0 but psycopg 3 to 2.1, which is not installed."""
-    if url.startswith("postgresql://"):
-        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
-    return url
 
 
 @dataclass

@@ -182,6 +182,15 @@ class SweepBlock(StrictModel):
         return typed
 
 
+def rdb_url(url: str) -> str:
+    """The SQLAlchemy URL of a ``storage``, with the driver named: a bare ``postgresql://``
+    means psycopg2 (the dependency) to SQLAlchemy 2.0 but psycopg 3 to 2.1, which is not
+    installed. One definition: the runner opens the study with it, the dashboard reads it."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
 def parse_space(raw: dict[str, Any]) -> tuple[dict[str, Space], list[str]]:
     """Each entry's model picked by its one kind key, so a problem names that entry and kind
     only: ``(entries, problems)``, each problem starting with the entry's key."""
