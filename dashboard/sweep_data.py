@@ -26,25 +26,16 @@ from typing import Any
 import optuna
 import polars as pl
 import streamlit as st
-from sqlalchemy.engine import make_url
 
 from dashboard import data
+from dashboard.sweep_database import DATABASE_SECONDS, database, database_problem
 from runstore import sweeps
 from runstore.config import ConfigError
-from runstore.sweep_config import parse_sweep, rdb_url
+from runstore.sweep_config import parse_sweep
 from runstore.sweeps import SweepPaths, SweepState
 
 #: Optuna's trial states as the page names them.
 TRIAL_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
-#: A study in a database is re-read at least this often (seconds): see ``study_key``.
-DATABASE_SECONDS = 5
-#: Every connection to a study's database: read-only in the server itself, and a host that
-#: does not answer costs the page seconds, not the minutes of a TCP timeout.
-_READ_ONLY = {
-    "options": "-c default_transaction_read_only=on",
-    "connect_timeout": 5,
-    "application_name": "retro-ml dashboard",
-}
 
 
 class ReadOnlyJournal(optuna.storages.journal.JournalFileBackend):
@@ -126,51 +117,6 @@ def study_key(p: SweepPaths, url: str | None) -> tuple[Any, ...]:
     if url:
         return (data.stamp(p.state), int(time.time() // DATABASE_SECONDS))
     return data.stamp(p.journal)
-
-
-@st.cache_resource(show_spinner=False, max_entries=20)
-def database(url: str) -> optuna.storages.RDBStorage:
-    """One read-only storage (engine and connection pool) per database for the server's
-    life, not one per read. It never creates a table (a write) nor refuses a schema made by
-    another Optuna version (the runner's Optuna owns it); a failure to connect raises and is
-    not cached, so the next read tries again."""
-    return optuna.storages.RDBStorage(
-        rdb_url(url),
-        engine_kwargs={"connect_args": _READ_ONLY, "pool_pre_ping": True},
-        skip_table_creation=True,
-        skip_compatibility_check=True,
-    )
-
-
-def database_problem(url: str, exc: BaseException) -> str:
-    """Why a study in a database cannot be read, in words, naming its host with the
-    password masked (in the URL and in the driver's message alike)."""
-    found = make_url(url)
-    shown = found.render_as_string(hide_password=True)
-    root = _root(exc)
-    # KeyError: no study of that name; 42P01 (undefined table): Optuna's tables not made yet.
-    if isinstance(root, KeyError) or getattr(root, "pgcode", None) == "42P01":
-        return (
-            f"The study is not in its database yet (`{shown}`): the runner creates it there "
-            "with the first trial."
-        )
-    reason = " ".join(str(root).split()).rstrip(".")
-    if found.password:
-        reason = reason.replace(str(found.password), "***")
-    return (
-        f"The study is in PostgreSQL at {found.host}:{found.port or 5432} (`{shown}`), where "
-        f"the runner keeps it, and cannot be read: {reason}\n\nCheck that the server is up and "
-        "reachable from this machine, and the user, password and database in the sweep "
-        "file's storage."
-    )
-
-
-def _root(exc: BaseException) -> BaseException:
-    """The driver's own error (psycopg2's, with the server's words): Optuna wraps it in its
-    StorageInternalError and SQLAlchemy in its own, each with words of its own."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return getattr(exc, "orig", None) or exc
 
 
 def load_study(sweep_id: str) -> optuna.Study:

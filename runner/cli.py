@@ -222,11 +222,12 @@ def find_sweep(root: Path, query: str) -> str:
 
 def sweeps_table(store: RunStore) -> str:
     """The ``sweeps`` table: one row per sweep, from its sweep.json."""
-    rows = [("ID", "NAME", "STATE", "TRIALS", "DONE", "PRUNED", "FAILED", "BEST", "METRIC")]
+    head = ("ID", "NAME", "STATE", "TRIALS", "DONE", "PRUNED", "FAILED", "BEST", "METRIC", "NOTE")
+    rows = [head]
     for sweep_id in sweeps.sweep_ids(store.root):
         state = sweeps.read_sweep_state(sweeps.sweep_paths(store.root, sweep_id))
         if state is None:
-            rows.append((sweep_id, "?", "unreadable", "", "", "", "", "", "sweep.json is damaged"))
+            rows.append((sweep_id, "?", "unreadable", *[""] * 6, "sweep.json is damaged"))
             continue
         planned = "" if state.n_trials is None else f"/{state.n_trials}"
         best = "" if state.best_value is None else f"{state.best_value:.4g} (t{state.best_trial})"
@@ -241,6 +242,7 @@ def sweeps_table(store: RunStore) -> str:
                 str(state.failed),
                 best,
                 state.metric,
+                state.reason[:80],
             )
         )
     return _aligned(rows, f"(no sweeps in {store.root / sweeps.SWEEPS_DIR})")

@@ -38,7 +38,6 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 from runstore import metrics, sweeps
 from runstore.config import ConfigError
@@ -52,6 +51,7 @@ from runstore.sweep_config import (
     grid_values,
     parse_sweep,
     rdb_url,
+    storage_password,
     trial_doc,
 )
 from runstore.sweeps import SweepPaths, SweepState
@@ -104,9 +104,14 @@ def pruner_of(sweep: Sweep) -> optuna.pruners.BasePruner:
     )
 
 
-def storage_of(sweep: Sweep, paths: SweepPaths) -> optuna.storages.BaseStorage | str:
+def storage_of(sweep: Sweep, paths: SweepPaths) -> optuna.storages.BaseStorage:
+    """The study's storage. A database that does not answer costs a step seconds (the
+    connect timeout), not the minutes of a TCP timeout, and the sweep is retried later."""
     if sweep.block.storage:
-        return rdb_url(sweep.block.storage)
+        return optuna.storages.RDBStorage(
+            rdb_url(sweep.block.storage),
+            engine_kwargs={"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True},
+        )
     backend = optuna.storages.journal.JournalFileBackend(str(paths.journal))
     return optuna.storages.JournalStorage(backend)
 
@@ -181,7 +186,7 @@ class Sweeps:
         that does not answer rather than a sweep silently stuck."""
         self._open.pop(paths.id, None)  # opened afresh next time: a new connection
         said = f"{type(exc).__name__}: {exc}".strip()
-        if secret := _password(_storage_in(paths)):
+        if secret := storage_password(_storage_in(paths)):
             said = said.replace(secret, "***")
         reason = (
             f"cannot advance, retried every {STUCK_RETRY_SECONDS:.0f} s: {printable(said)[:400]}"
@@ -441,15 +446,6 @@ def _storage_in(paths: SweepPaths) -> str | None:
     with contextlib.suppress(Exception):
         doc = yaml.safe_load(sweeps.read_resolved(paths))
         return str(doc["sweep"]["storage"])
-    return None
-
-
-def _password(url: str | None) -> str | None:
-    """The password in a storage URL, to keep it out of logs and sweep.json."""
-    if not url:
-        return None
-    with contextlib.suppress(Exception):
-        return make_url(url).password or None
     return None
 
 

@@ -191,6 +191,19 @@ def rdb_url(url: str) -> str:
     return url
 
 
+def storage_password(url: str | None) -> str | None:
+    """The password in a storage URL, to keep out of logs, sweep.json and pages (the URL
+    itself is shown with ``make_url(url).render_as_string(hide_password=True)``)."""
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url  # only with a storage: the runner starts lighter
+
+    try:
+        return make_url(url).password or None
+    except Exception:  # noqa: BLE001 - not a URL: nothing to hide
+        return None
+
+
 def parse_space(raw: dict[str, Any]) -> tuple[dict[str, Space], list[str]]:
     """Each entry's model picked by its one kind key, so a problem names that entry and kind
     only: ``(entries, problems)``, each problem starting with the entry's key."""

@@ -110,7 +110,8 @@ def test_a_sweep_with_postgresql_storage_keeps_its_study_there(runs: Runs, pg_ur
 
 
 def test_an_unreachable_postgresql_is_logged_without_its_password(runs: Runs, pg_url: str):
-    """A wrong password: the runner says so once, never with the password, and goes on."""
+    """A wrong password: the runner says so once, in its log and sweep.json, never with the
+    password, and goes on."""
     runner = runs.runner("--poll", "0.2")
     wrong = "not-the-password-" + secrets.token_hex(6)
     role = pg_url.split("//")[1].split(":")[0]
@@ -119,7 +120,12 @@ def test_an_unreachable_postgresql_is_logged_without_its_password(runs: Runs, pg
         SWEEP.format(trials=2, seeds=1).replace("  space:", f"  storage: {bad_url}\n  space:")
     )
     paths = only_sweep(runs)
-    wait_for(lambda: "advancing the sweeps failed" in runner.output(), 60, "the storage error")
+    state = wait_for(
+        lambda: (s := sweeps.read_sweep_state(paths)) and "cannot advance" in s.reason and s,
+        60,
+        "the storage error in sweep.json",
+    )
+    assert "password authentication failed" in state.reason, state.reason
     assert "password authentication failed" in runner.output()
     assert wrong not in runner.output(), "the runner logged the storage password"
     assert wrong not in paths.state.read_text()

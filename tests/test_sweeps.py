@@ -241,3 +241,5 @@ def test_a_sweep_whose_storage_does_not_answer_says_why_and_holds_up_no_other(ru
     assert secret not in bad.state.read_text()
     assert secret not in runner.output(), "the runner logged the storage password"
     assert runner.output().count("sweep " + bad.id + ": cannot advance") == 1, runner.output()
+    listed = cli(runs, "sweeps")
+    assert "cannot advance" in listed and secret not in listed, listed
