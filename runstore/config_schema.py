@@ -192,7 +192,8 @@ class RunConfig(StrictModel):
         None,
         ge=0,
         le=MAX_STEPS,
-        description="steps between recorded evaluations; 0 = no clips (default: every evaluation)",
+        description="steps between recorded evaluations, and the run's last one always; "
+        "0 = no clips (default: every evaluation)",
     )
     video_length: Int = Field(3000, ge=10, le=100_000, description="most frames in one clip")
     video_overlay: bool = True

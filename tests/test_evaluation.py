@@ -96,10 +96,11 @@ def test_training_evaluates_writes_scalars_best_model_and_clips(tmp_path: Path) 
     text = """\
 algo: ppo
 env: ALE/SpaceInvaders-v5
-n_timesteps: 128
+n_timesteps: 192
 seed: 4
 backend: sb3
 eval_every: 64
+video_every: 1000
 eval_episodes: 1
 eval_deterministic: false
 video_length: 60
@@ -117,21 +118,23 @@ hyperparams:
     for tag in ("mean_return", "std_return", "min_return", "max_return", "mean_length"):
         assert f"eval/{tag}" in tags
     means = frame.filter(frame["tag"] == "eval/mean_return")
-    assert means["step"].to_list() == [64, 128]
+    assert means["step"].to_list() == [64, 128, 192]
     maxima = frame.filter(frame["tag"] == "eval/max_return")["value"].to_list()
     minima = frame.filter(frame["tag"] == "eval/min_return")["value"].to_list()
     # Real game points: Space Invaders pays in fives; a clipped score would count aliens.
     assert all(v % 5 == 0 for v in maxima + minima) and max(maxima) >= 5
     status = store.read_status(run_dir.name)
     assert status is not None
-    assert status.last_eval_step == 128
+    assert status.last_eval_step == 192
     assert status.last_eval_return == means["value"].to_list()[-1]
     assert status.best_eval_return == max(means["value"].to_list())
     best = checkpoints.read_best(run_dir / "checkpoints")
     assert best is not None and best["eval_return"] == status.best_eval_return
     assert checkpoints.best_model(run_dir / "checkpoints") is not None
     clips = list_clips(run_dir / "videos")
-    assert [c.step for c in clips] == [64, 128]  # video_every defaults to every evaluation
+    # The first evaluation films, the next is not due (video_every 1000), and the run's last
+    # evaluation always films: the final agent is on video whatever video_every says.
+    assert [c.step for c in clips] == [64, 192]
     assert clips[0].meta is not None and clips[0].meta.frames == 60
     assert clips[0].meta.eval_mean_return == means["value"].to_list()[0]
 

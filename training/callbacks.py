@@ -48,7 +48,7 @@ class RunCallback(BaseCallback):
         checkpoint_every: int,
         start_step: int,
         time_budget: float | None,
-        evaluate: Callable[[BaseAlgorithm, int, Any], object] | None = None,
+        evaluate: Callable[[BaseAlgorithm, int, Any, bool], object] | None = None,
         eval_every: int = 0,
     ):
         super().__init__()
@@ -118,17 +118,18 @@ class RunCallback(BaseCallback):
         if self.evaluate is not None and n >= self.next_eval:
             self.next_eval = (n // self.eval_every + 1) * self.eval_every
             self.last_eval_step = n
-            self.evaluate(self.model, n, self.writer)
+            self.evaluate(self.model, n, self.writer, n >= self.model._total_timesteps)
         if self.time_budget is not None and self.status.train_seconds >= self.time_budget:
             self.stop.request("time_budget")
         return self.stop.reason is None
 
     def final_evaluation(self) -> None:
-        """Evaluate the final model too, unless an evaluation just ran at this step."""
+        """Evaluate the final model too, unless an evaluation just ran at this step (the
+        last rollout's, which filmed as final: see ``_track_step``)."""
         n = self.model.num_timesteps
         if self.evaluate is not None and self.last_eval_step != n:
             self.last_eval_step = n
-            self.evaluate(self.model, n, self.writer)
+            self.evaluate(self.model, n, self.writer, True)
 
     def _episodes(self, n: int, dones: np.ndarray) -> None:
         infos = self.locals.get("infos") or ()

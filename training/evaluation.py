@@ -205,12 +205,17 @@ class Evaluator:
         self.next_video = (step // every + 1) * every
         return True
 
-    def __call__(self, model: BaseAlgorithm, step: int, tb: Any | None) -> EvalResult | None:
+    def __call__(
+        self, model: BaseAlgorithm, step: int, tb: Any | None, final: bool = False
+    ) -> EvalResult | None:
+        """Evaluate at ``step``; film it when a clip is due, and always when ``final`` (the
+        run's last evaluation) with clips on: the best and last agent is always on video."""
         started = time.monotonic()
         self.status.write(step, phase="evaluating")
         if isinstance(self.env, VecNormalize) and isinstance(self.train_env, VecNormalize):
             self.env.obs_rms = copy.deepcopy(self.train_env.obs_rms)
-        writer = self._writer(step) if self.video_due(step) else None
+        film = self.video_due(step) or (final and (self.config.video_every or 0) > 0)
+        writer = self._writer(step) if film else None
 
         def progress() -> bool:
             self.status.tick(step)
