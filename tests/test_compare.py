@@ -140,6 +140,15 @@ def test_compare_page_shows_real_runs_and_groups_their_seeds(app: AppTest, compa
     )
     assert f"{logged:,} points in the selection" in at.caption[0].value
     assert _chart_rows(at) == logged  # few points: all drawn
+    # The two runs' configs (the same file but its seed) differ in seed only: the diff says so.
+    (expander,) = [e for e in at.expander if e.label.startswith("Config diff")]
+    assert expander.label == "Config diff: 1 key differs"
+    diff = next(d.value for d in at.dataframe if "key" in d.value.columns)
+    configs = [compare_runs.read_config(c) for c in chosen]
+    assert list(diff["key"]) == ["seed"]
+    row = diff[diff["key"] == "seed"].iloc[0]
+    labels = [c for c in diff.columns if c != "key"]
+    assert sorted(row[labels]) == sorted(str(c.seed) for c in configs)
 
     at.selectbox(key="cmp_metric").select(cd.EPISODES_METRIC).run()
     at.checkbox(key="cmp_group").check().run()

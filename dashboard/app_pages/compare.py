@@ -1,5 +1,6 @@
 """Compare: several runs on one chart, smoothed like TensorBoard, seeds grouped into a mean
-with a 95% bootstrap band, Atari scores human-normalised; export; TensorBoard beside it."""
+with a 95% bootstrap band, Atari scores human-normalised; the keys their configs differ in;
+export; TensorBoard beside it."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from dashboard.charts.compare_data import (
     to_csv,
     to_parquet,
 )
+from dashboard.charts.config_diff import config_diff
 from dashboard.charts.downsample import DEFAULT_POINTS
 from dashboard.charts.seeds import group_key
 from dashboard.charts.smoothing import MAX_SMOOTHING
@@ -185,6 +187,17 @@ st.caption(
 )
 if group and groups is not None and groups.height == 0:
     st.caption("No two chosen runs differ only by seed, so nothing is grouped.")
+
+# -- how their configs differ -----------------------------------------------------------------
+if len(chosen) >= 2:
+    configs = {i.label: c.model_dump(mode="json") for i in chosen if (c := data.read_config(i.id))}
+    diff = config_diff(configs)
+    differ = f"{diff.height} key differs" if diff.height == 1 else f"{diff.height} keys differ"
+    with st.expander(f"Config diff: {differ}", expanded=False):
+        if diff.height:
+            st.dataframe(diff, hide_index=True, width="stretch", key="cmp_config_diff")
+        else:
+            st.caption("The chosen runs' resolved configs are the same.")
 
 # -- export -----------------------------------------------------------------------------------
 stem = "compare-" + metric.replace("/", "_").replace(" ", "_")
