@@ -10,6 +10,8 @@ Every ``import`` counts: at module level, inside a function, under ``try``/``exc
 - ``runner`` and ``dashboard`` never import ``training`` nor torch, SB3, gymnasium, ale-py,
   OpenCV or imageio: they run what needs those as a subprocess, and never hold a CUDA context.
 - ``training`` never imports ``runner`` or ``dashboard``.
+- ``reports`` (statistics and reports, built by the runner and shown by the dashboard) imports
+  only ``runstore`` of ours, and never torch, SB3 or the other libraries above.
 - ``training.diagnostics`` imports torch only inside a function: a missing or broken torch is
   a finding of the report, not a crash of the command.
 
@@ -26,7 +28,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("runstore", "machine", "runner", "dashboard", "training")
+PACKAGES = ("runstore", "machine", "runner", "dashboard", "training", "reports")
 OURS = frozenset(PACKAGES)
 HEAVY = frozenset({"torch", "stable_baselines3", "gymnasium", "ale_py", "cv2", "imageio"})
 MACHINE_THIRD_PARTY = frozenset({"psutil", "pynvml", "pydantic"})
@@ -97,6 +99,8 @@ def broken_rule(imp: Import) -> str | None:
         allowed = root in OURS or root in MACHINE_THIRD_PARTY or root in sys.stdlib_module_names
         if not allowed:
             return f"machine imports only the standard library, psutil, pynvml, pydantic ({root})"
+    if package == "reports" and (root in OURS - {"runstore", "reports"} or root in HEAVY):
+        return f"reports imports only runstore of ours, and no torch or SB3 ({imp.module})"
     if package in ("runner", "dashboard") and (root == "training" or root in HEAVY):
         return f"{package} never imports {root} (run it as a subprocess)"
     if package == "training" and root in ("runner", "dashboard"):
@@ -147,6 +151,8 @@ def test_the_import_rules_hold() -> None:
         ("machine/bad.py", "import numpy\n", "machine imports only the standard library"),
         ("training/bad.py", "from dashboard import data\n", "training never imports dashboard"),
         ("training/diagnostics/bad.py", "import torch\n", "imports torch only inside a function"),
+        ("reports/bad.py", "from runner import cli\n", "reports imports only runstore"),
+        ("reports/bad.py", "import torch\n", "reports imports only runstore"),
     ],
 )
 def test_the_checker_fails_on_a_deliberate_bad_import(
@@ -168,6 +174,8 @@ def test_the_checker_accepts_what_the_rules_allow(tmp_path: Path) -> None:
         "dashboard/ok.py": "import streamlit\nfrom machine.report import DiagnosticsReport\n",
         "training/diagnostics/ok.py": "def probe():\n    import torch\n",
         "training/ok.py": "import torch\nfrom machine.failures import explain\n",
+        "reports/ok.py": "import scipy\nfrom runstore.models import RunRecord\n",
+        "dashboard/ok2.py": "from reports.stats import iqm\n",
     }
     for package in PACKAGES:
         (tmp_path / package).mkdir()

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from reports.stats import iqm
+
 #: IQM is shown from this many seeds on; with 4 it is the mean of the middle two.
 IQM_MIN_SEEDS = 4
 #: Keys of a resolved config that do not make runs different experiments (a sweep trial's
@@ -49,15 +51,6 @@ class GroupCurve:
     high: np.ndarray
     iqm: np.ndarray | None  # None below IQM_MIN_SEEDS seeds
     n_seeds: int
-
-
-def iqm(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Interquartile mean along ``axis``: drop the lowest and highest 25% (rounded down, as
-    ``scipy.stats.trim_mean(values, 0.25)`` and rliable do), average the rest."""
-    v = np.sort(np.asarray(values, dtype=np.float64), axis=axis)
-    n = v.shape[axis]
-    cut = int(0.25 * n)
-    return np.take(v, np.arange(cut, n - cut), axis=axis).mean(axis=axis)
 
 
 def bootstrap_mean_ci(
