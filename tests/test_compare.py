@@ -187,6 +187,43 @@ def test_compare_page_filters_by_game_and_normalises_atari_scores(app: AppTest):
     assert len(_runs_widget(at).value) == 2
 
 
+def test_final_scores_by_group_compare_two_seed_groups_with_their_statistics(
+    app: AppTest, compare_runs: RunStore
+):
+    at = app.run()
+    at.selectbox(key="cmp_metric").select(cd.EPISODES_METRIC).run()
+    _runs_widget(at).set_value(compare_runs.run_ids()).run()  # CartPole's two first
+    assert len(_runs_widget(at).value) == 6
+    assert not [e for e in at.expander if e.label == "Final scores by group"]  # not grouped yet
+    at.checkbox(key="cmp_group").check().run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "IQM" in d.value.columns)
+    rows = {r["group"]: r for r in table.to_dict("records")}
+    # Pong (synthetic events): episode i of seed s returns -21 + 0.1 i + s, 300 episodes; the
+    # final score is the mean of the last 100: 3.95 + s, for seeds 1 to 4.
+    (pong,) = [r for label, r in rows.items() if "4 runs" in label]
+    assert pong["runs"] == 4
+    assert pong["mean"] == pytest.approx(6.45) and pong["median"] == pytest.approx(6.45)
+    assert pong["IQM"] == pytest.approx(6.45)  # the middle two of 4.95 .. 7.95
+    assert pong["mean 95% low"] < 6.45 < pong["mean 95% high"]
+    # CartPole (real runs): the same from the run store's episodes.
+    (cart,) = [r for label, r in rows.items() if "2 runs" in label]
+    finals = []
+    for run_id in compare_runs.run_ids():
+        if "CartPole" in compare_runs.read_config(run_id).env:
+            episodes = load_episodes(compare_runs.paths(run_id).dir)
+            returns = episodes.sort("step", maintain_order=True)["episode_return"].to_list()
+            finals.append(float(np.mean(returns[-100:])))
+    assert cart["mean"] == pytest.approx(np.mean(finals))
+    # Group A (the first picked: CartPole) against B (Pong): CartPole's short runs end near
+    # 20-40 a game, Pong's on 5-8, so every CartPole run ends above every Pong run.
+    text = " ".join(m.value for m in at.markdown)
+    assert "P(A > B) = 1.00" in text and "Welch's t-test p = " in text
+    assert "2 and 4 runs" in at.warning[0].value  # too few seeds to conclude: said
+    at.selectbox(key="cmp_vs_a").set_value(at.selectbox(key="cmp_vs_b").value).run()
+    assert "Pick two different groups" in " ".join(c.value for c in at.caption)
+
+
 def test_selection_export_round_trips_as_csv_and_parquet(compare_runs: RunStore):
     infos = _infos(compare_runs, "Pong")
     series = {

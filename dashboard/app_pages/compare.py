@@ -27,8 +27,10 @@ from dashboard.charts.compare_data import (
 )
 from dashboard.charts.config_diff import config_diff
 from dashboard.charts.downsample import DEFAULT_POINTS
+from dashboard.charts.group_stats import final_scores, groups_of
 from dashboard.charts.seeds import group_key
 from dashboard.charts.smoothing import MAX_SMOOTHING
+from dashboard.components.group_stats import final_scores_section
 from dashboard.components.tensorboard import tensorboard_panel
 from runstore.metrics import EPISODE_RETURN_TAG, load_episodes, load_scalars
 
@@ -120,6 +122,7 @@ for r in with_data:
         algo=r.algo,
         seed=seed,
         group=group_key(config) if config else r.id,
+        name=r.name,
     )
 chosen_ids = st.multiselect(
     "Runs",
@@ -187,6 +190,13 @@ st.caption(
 )
 if group and groups is not None and groups.height == 0:
     st.caption("No two chosen runs differ only by seed, so nothing is grouped.")
+
+# -- final scores by seed group ---------------------------------------------------------------
+if group:
+    scored = groups_of(chosen, final_scores(table, episodes=metric == EPISODES_METRIC))
+    if len(scored) >= 2:
+        with st.expander("Final scores by group", expanded=True):
+            final_scores_section(scored, metric)
 
 # -- how their configs differ -----------------------------------------------------------------
 if len(chosen) >= 2:

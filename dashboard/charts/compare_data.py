@@ -58,6 +58,7 @@ class RunInfo:
     algo: str
     seed: int | None
     group: str  # runs with equal group keys differ only by seed (seeds.group_key)
+    name: str = ""  # the run's display name (a seed group is labelled by it)
 
 
 def metric_series(metric: str, scalars: pl.DataFrame, episodes: pl.DataFrame) -> pl.DataFrame:
