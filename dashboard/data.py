@@ -234,6 +234,7 @@ class IndexEntry:
     env: str
     algo: str
     sweep_id: str = ""  # the sweep this run is a trial of (issue 15; filter by sweep)
+    parent: str = ""  # the run its init_from started it from (lineage), else ""
 
 
 #: root -> run id -> ((run.json stamp, config.yaml stamp), entry or None when unreadable).
@@ -291,7 +292,15 @@ def _index_entry(rs: RunStore, run_id: str) -> IndexEntry | None:
         env=(listing.env if listing else None) or "?",
         algo=(listing.algo if listing else None) or "?",
         sweep_id=sweeps.sweep_of_queue_file(record.source_file) or "",
+        parent=(listing.parent if listing else None) or "",
     )
+
+
+def children_of(run_id: str) -> list[IndexEntry]:
+    """The runs started from this one's weights (``init_from``), newest first: from the run
+    index, so finding them costs no read of their configs."""
+    entries, _ = run_index()
+    return [e for e in entries if e.parent == run_id]
 
 
 def rows_of(ids: list[str]) -> list[RunRow]:

@@ -309,7 +309,7 @@ def read_run_config(path: Path) -> StoredConfig:
 
 
 #: The keys of config.yaml a listing of runs shows (``read_config_listing``).
-LISTING_KEYS = frozenset({"algo", "env"})
+LISTING_KEYS = frozenset({"algo", "env", "init_from"})
 _ALGOS = frozenset(get_args(RunConfig.model_fields["algo"].annotation))
 
 
@@ -320,13 +320,15 @@ class ConfigListing:
 
     env: str | None
     algo: str | None
+    parent: str | None = None  # the run its init_from names (lineage), None without one
 
 
 def read_config_listing(path: Path) -> ConfigListing:
-    """The game and algorithm of a run folder's ``config.yaml``, for a listing of thousands of
-    runs: only the top-level ``env`` and ``algo`` are read (``yamlsafe.top_level_text``, with
-    the same bounds and refusals as ``read_run_config``), each checked as the schema checks it
-    (a registered environment, a known algorithm); the rest of the file is neither built nor
+    """The game, algorithm and parent run (``init_from``) of a run folder's ``config.yaml``,
+    for a listing of thousands of runs: only those top-level keys are read
+    (``yamlsafe.top_level_text``, with the same bounds and refusals as ``read_run_config``),
+    each checked as the schema checks it (a registered environment, a known algorithm, a run
+    id); the rest of the file is neither built nor
     validated, so a run whose config is wrong elsewhere still lists its game (its own page
     reads the whole file and names the problem). ``safeio.UnsafeFileError`` (an OSError) for a
     link, a FIFO or a file over 64 KiB; ConfigError for a file that is not a YAML mapping.
@@ -338,10 +340,12 @@ def read_config_listing(path: Path) -> ConfigListing:
         found = top_level_text(data, LISTING_KEYS)
     except ConfigSyntaxError as exc:
         raise ConfigError([str(exc)]) from None
-    env, algo = found.get("env"), found.get("algo")
+    env, algo, init_from = found.get("env"), found.get("algo"), found.get("init_from")
+    parent = init_from if init_from and INIT_FROM_PATTERN.match(init_from) else None
     return ConfigListing(
         env=env if env is not None and env in registered_env_ids() else None,
         algo=algo if algo in _ALGOS else None,
+        parent=parent.split("/")[0] if parent else None,
     )
 
 

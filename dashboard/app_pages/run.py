@@ -1,4 +1,5 @@
-"""Run: one run's live curves, timeline, config, checkpoints, log and failure diagnosis."""
+"""Run: one run's live curves, timeline, config and lineage, checkpoints, log and failure
+diagnosis."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dashboard.charts import run as run_charts
 from dashboard.components import controls
 from dashboard.components.clips import render_run_clips
 from dashboard.components.diagnosis import render_diagnosis
+from dashboard.components.lineage import render_lineage
 from dashboard.components.resources import render_resources
 from dashboard.components.trust import render_trust
 from runstore.config import read_stored_config
@@ -157,6 +159,8 @@ with config_tab:
     for warning in stored_config_warnings(config.text):
         st.warning(warning)
     st.code(config.text or "(no config.yaml)", language="yaml")
+    st.subheader("Lineage")
+    render_lineage(run_id)
 with ckpt_tab:
     ckpts = data.list_checkpoints(run_id)
     if not ckpts:
