@@ -1,6 +1,6 @@
 """Compare: several runs on one chart, smoothed like TensorBoard, seeds grouped into a mean
-with a 95% bootstrap band, Atari scores human-normalised; the keys their configs differ in;
-export; TensorBoard beside it."""
+with a 95% bootstrap band, Atari scores human-normalised; the groups' final scores and their
+statistics; the keys their configs differ in; export; TensorBoard beside it."""
 
 from __future__ import annotations
 
