@@ -91,10 +91,14 @@ def estimate(
     """An aggregate of the scores with its stratified-bootstrap percentile interval."""
     scores = scores_matrix(values)
     fn = AGGREGATES[aggregate]
-    boot = fn(stratified_resamples(scores, reps, seed))
+    return _interval(fn(scores), fn(stratified_resamples(scores, reps, seed)), confidence)
+
+
+def _interval(point: object, boot: np.ndarray, confidence: float) -> Interval:
+    """The point with the percentile interval of its bootstrap replicates."""
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(boot, [alpha, 1.0 - alpha])
-    return Interval(float(fn(scores)), float(low), float(high))
+    return Interval(float(point), float(low), float(high))
 
 
 def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -117,9 +121,7 @@ def probability_of_improvement(
     boot = _improvement(
         stratified_resamples(a, reps, seed), stratified_resamples(b, reps, seed + 1)
     )
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
-    return Interval(float(_improvement(a, b)), float(low), float(high))
+    return _interval(_improvement(a, b), boot, confidence)
 
 
 @dataclass(frozen=True)
