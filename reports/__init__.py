@@ -1,6 +1,7 @@
-"""Reports and the statistics behind them (issue 17): what a run, a comparison of runs or seed
-groups, or a sweep can hand to someone without a dashboard.
+"""Reports (issue 17): one self-contained HTML file (and its PDF) for a run or a comparison of
+runs or seed groups, to hand to someone without a dashboard.
 
-Imports ``runstore`` of ours and never torch, SB3 or the trainer: the runner builds reports
-on request and the dashboard shows the same numbers (tests/test_layering.py).
+Imports ``runstore`` and ``analysis`` of ours and never torch, SB3, the trainer or Streamlit:
+the runner builds reports as a job on request, and ``python -m runner report`` in the
+foreground (tests/test_layering.py).
 """

@@ -8,15 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from dashboard.charts.atari_scores import (
+from analysis.atari_scores import (
     REFERENCE_SCORES,
     game_name,
     human_normalized,
     reference_scores,
 )
-from dashboard.charts.downsample import lttb_indices
-from dashboard.charts.seeds import aggregate_seeds, bootstrap_mean_ci, group_key, iqm
-from dashboard.charts.smoothing import ema_smooth
+from analysis.downsample import lttb_indices
+from analysis.seeds import aggregate_seeds, bootstrap_mean_ci, group_key, iqm
+from analysis.smoothing import ema_smooth
 from runstore.config import resolve
 from runstore.envs import atari_games
 

@@ -21,10 +21,10 @@ import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.charts import compare_data as cd
-from dashboard.charts.atari_scores import human_normalized
-from dashboard.charts.compare import chart_png, chart_svg, compare_chart
-from dashboard.charts.seeds import group_key
+from analysis import compare_data as cd
+from analysis.atari_scores import human_normalized
+from analysis.compare_charts import chart_png, chart_svg, compare_chart
+from analysis.seeds import group_key
 from dashboard.tensorboard_launcher import TensorBoardLauncher, answers_http
 from runstore import RunState, RunStore, parse_config
 from runstore.metrics import load_episodes, load_scalars

@@ -3,7 +3,7 @@ is in tests/test_compare.py against real runs)."""
 
 from __future__ import annotations
 
-from dashboard.charts.config_diff import ABSENT, config_diff, flatten
+from analysis.config_diff import ABSENT, config_diff, flatten
 from runstore.config import resolve
 
 

@@ -10,8 +10,10 @@ Every ``import`` counts: at module level, inside a function, under ``try``/``exc
 - ``runner`` and ``dashboard`` never import ``training`` nor torch, SB3, gymnasium, ale-py,
   OpenCV or imageio: they run what needs those as a subprocess, and never hold a CUDA context.
 - ``training`` never imports ``runner`` or ``dashboard``.
-- ``reports`` (statistics and reports, built by the runner and shown by the dashboard) imports
-  only ``runstore`` of ours, and never torch, SB3 or the other libraries above.
+- ``analysis`` (the numbers and charts behind pages and reports) imports only ``runstore`` of
+  ours, and never Streamlit, torch, SB3 or the other libraries above.
+- ``reports`` (built by the runner and shown by the dashboard) imports only ``runstore`` and
+  ``analysis`` of ours, and never Streamlit, torch, SB3 or the other libraries above.
 - ``training.diagnostics`` imports torch only inside a function: a missing or broken torch is
   a finding of the report, not a crash of the command.
 
@@ -28,9 +30,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("runstore", "machine", "runner", "dashboard", "training", "reports")
+PACKAGES = ("runstore", "machine", "runner", "dashboard", "training", "analysis", "reports")
 OURS = frozenset(PACKAGES)
 HEAVY = frozenset({"torch", "stable_baselines3", "gymnasium", "ale_py", "cv2", "imageio"})
+LIGHT_ONLY = HEAVY | {"streamlit"}
 MACHINE_THIRD_PARTY = frozenset({"psutil", "pynvml", "pydantic"})
 
 
@@ -99,8 +102,12 @@ def broken_rule(imp: Import) -> str | None:
         allowed = root in OURS or root in MACHINE_THIRD_PARTY or root in sys.stdlib_module_names
         if not allowed:
             return f"machine imports only the standard library, psutil, pynvml, pydantic ({root})"
-    if package == "reports" and (root in OURS - {"runstore", "reports"} or root in HEAVY):
-        return f"reports imports only runstore of ours, and no torch or SB3 ({imp.module})"
+    if package == "analysis" and (root in OURS - {"runstore", "analysis"} or root in LIGHT_ONLY):
+        return f"analysis imports only runstore of ours, no Streamlit, torch or SB3 ({imp.module})"
+    if package == "reports" and (
+        root in OURS - {"runstore", "analysis", "reports"} or root in LIGHT_ONLY
+    ):
+        return f"reports imports only runstore and analysis of ours, no torch ({imp.module})"
     if package in ("runner", "dashboard") and (root == "training" or root in HEAVY):
         return f"{package} never imports {root} (run it as a subprocess)"
     if package == "training" and root in ("runner", "dashboard"):
@@ -151,8 +158,12 @@ def test_the_import_rules_hold() -> None:
         ("machine/bad.py", "import numpy\n", "machine imports only the standard library"),
         ("training/bad.py", "from dashboard import data\n", "training never imports dashboard"),
         ("training/diagnostics/bad.py", "import torch\n", "imports torch only inside a function"),
-        ("reports/bad.py", "from runner import cli\n", "reports imports only runstore"),
-        ("reports/bad.py", "import torch\n", "reports imports only runstore"),
+        ("reports/bad.py", "from runner import cli\n", "reports imports only runstore and"),
+        ("reports/bad.py", "import torch\n", "reports imports only runstore and"),
+        ("reports/bad.py", "import streamlit\n", "reports imports only runstore and"),
+        ("analysis/bad.py", "from reports import html\n", "analysis imports only runstore"),
+        ("analysis/bad.py", "from dashboard import data\n", "analysis imports only runstore"),
+        ("analysis/bad.py", "import streamlit\n", "analysis imports only runstore"),
     ],
 )
 def test_the_checker_fails_on_a_deliberate_bad_import(
@@ -175,7 +186,9 @@ def test_the_checker_accepts_what_the_rules_allow(tmp_path: Path) -> None:
         "training/diagnostics/ok.py": "def probe():\n    import torch\n",
         "training/ok.py": "import torch\nfrom machine.failures import explain\n",
         "reports/ok.py": "import scipy\nfrom runstore.models import RunRecord\n",
-        "dashboard/ok2.py": "from reports.stats import iqm\n",
+        "reports/ok2.py": "import altair\nfrom analysis.stats import iqm\n",
+        "analysis/ok.py": "import altair\nimport scipy\nfrom runstore.tags import EPISODE_RETURN\n",
+        "dashboard/ok2.py": "from analysis.stats import iqm\n",
     }
     for package in PACKAGES:
         (tmp_path / package).mkdir()

@@ -1,5 +1,5 @@
-"""reports.stats on fixed data, against SciPy and against figures rliable 1.2.0 computed on
-the same data (rliable itself is not installed: see reports/stats.py)."""
+"""analysis.stats on fixed data, against SciPy and against figures rliable 1.2.0 computed on
+the same data (rliable itself is not installed: see analysis/stats.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from reports import stats
+from analysis import stats
 
 # 7 and 6 runs on 3 tasks: np.random.default_rng(17) normals, rounded to 2 places.
 X = [

@@ -9,9 +9,8 @@ import hashlib
 import polars as pl
 import streamlit as st
 
-from dashboard import data
-from dashboard.charts.compare import chart_png, chart_svg, compare_chart
-from dashboard.charts.compare_data import (
+from analysis.compare_charts import chart_png, chart_svg, compare_chart
+from analysis.compare_data import (
     DEFAULT_METRICS,
     EPISODES_METRIC,
     X_MODES,
@@ -25,11 +24,12 @@ from dashboard.charts.compare_data import (
     to_csv,
     to_parquet,
 )
-from dashboard.charts.config_diff import config_diff
-from dashboard.charts.downsample import DEFAULT_POINTS
-from dashboard.charts.group_stats import final_scores, groups_of
-from dashboard.charts.seeds import group_key
-from dashboard.charts.smoothing import MAX_SMOOTHING
+from analysis.config_diff import config_diff
+from analysis.downsample import DEFAULT_POINTS
+from analysis.group_stats import final_scores, groups_of
+from analysis.seeds import group_key
+from analysis.smoothing import MAX_SMOOTHING
+from dashboard import data
 from dashboard.components.group_stats import final_scores_section
 from dashboard.components.tensorboard import tensorboard_panel
 from runstore.metrics import EPISODE_RETURN_TAG, load_episodes, load_scalars

@@ -7,8 +7,8 @@ import time
 
 import streamlit as st
 
+from analysis import run_charts
 from dashboard import data, fmt
-from dashboard.charts import run as run_charts
 from dashboard.components import controls
 from dashboard.components.clips import render_run_clips
 from dashboard.components.diagnosis import render_diagnosis

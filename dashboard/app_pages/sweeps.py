@@ -14,8 +14,8 @@ import polars as pl
 import streamlit as st
 import yaml
 
+from analysis import sweep_charts as charts
 from dashboard import actions, auth, fmt, sweep_data
-from dashboard.charts import sweeps as charts
 from dashboard.components import controls
 from dashboard.presets import CLONE_CHOICE, PRESETS
 from runstore import sweeps

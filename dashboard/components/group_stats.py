@@ -1,5 +1,5 @@
 """The Compare page's final scores by seed group: a table per group and two groups side by
-side (dashboard/charts/group_stats.py computes; this draws)."""
+side (analysis/group_stats.py computes; this draws)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from dashboard.charts.group_stats import EPISODE_WINDOW, Group, group_table, versus
+from analysis.group_stats import EPISODE_WINDOW, Group, group_table, versus
 
 
 def final_scores_section(groups: Sequence[Group], metric: str) -> None:

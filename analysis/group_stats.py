@@ -3,7 +3,7 @@
 A run's final score is what it ended on for the metric drawn: its last logged value (for an
 evaluation metric, the last evaluation), except for every finished episode's return, where
 one episode says little: there it is the mean of the last ``EPISODE_WINDOW`` episodes, SB3's
-own window for ``rollout/ep_rew_mean``. The statistics are reports.stats': a mean with its
+own window for ``rollout/ep_rew_mean``. The statistics are analysis.stats': a mean with its
 stratified-bootstrap interval, the IQM and the median per group; for two groups, the
 probability of improvement, Welch's t-test and the Mann-Whitney U test.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dashboard.charts.compare_data import RunInfo
-from reports import stats
+from analysis import stats
+from analysis.compare_data import RunInfo
 
 #: Episodes averaged into the final score of the every-episode return (SB3's window).
 EPISODE_WINDOW = 100

@@ -6,8 +6,8 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from dashboard.charts.downsample import DEFAULT_POINTS, lttb_indices
-from dashboard.charts.smoothing import ema_smooth
+from analysis.downsample import DEFAULT_POINTS, lttb_indices
+from analysis.smoothing import ema_smooth
 
 X_STEPS = "steps"
 X_TIME = "wall time"

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from reports.stats import iqm
+from analysis.stats import iqm
 
 #: IQM is shown from this many seeds on; with 4 it is the mean of the middle two.
 IQM_MIN_SEEDS = 4

@@ -7,7 +7,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from dashboard.charts.compare_data import X_RELATIVE, X_STEPS, X_WALL, x_column
+from analysis.compare_data import X_RELATIVE, X_STEPS, X_WALL, x_column
 
 _X_TITLES = {X_STEPS: "steps", X_WALL: "wall time", X_RELATIVE: "hours since the run's start"}
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dashboard.charts.atari_scores import human_normalized, reference_scores
-from dashboard.charts.downsample import lttb_indices
-from dashboard.charts.seeds import aggregate_seeds
-from dashboard.charts.smoothing import ema_smooth
+from analysis.atari_scores import human_normalized, reference_scores
+from analysis.downsample import lttb_indices
+from analysis.seeds import aggregate_seeds
+from analysis.smoothing import ema_smooth
 from runstore.metrics import EPISODE_RETURN_TAG
 
 X_STEPS = "steps"
