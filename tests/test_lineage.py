@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.components.lineage import MAX_ANCESTORS, ancestors
 from runstore.config import parse_config, read_config_listing
+from runstore.lineage import MAX_ANCESTORS, ancestors
 from runstore.store import RunStore
 from tests.conftest import cartpole, dashboard_on
 

@@ -4,26 +4,11 @@ followed back), and the runs started from its own (issue 17)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import streamlit as st
 
 from dashboard import data
-
-#: At most this many ancestors are followed (a chain is short; a loop made by hand is cut).
-MAX_ANCESTORS = 50
-
-
-def ancestors(run_id: str, parent_of: Callable[[str], str | None]) -> list[str]:
-    """The run's parents, nearest first, until a run with none, a loop or MAX_ANCESTORS."""
-    found: list[str] = []
-    seen = {run_id}
-    current = parent_of(run_id)
-    while current and current not in seen and len(found) < MAX_ANCESTORS:
-        found.append(current)
-        seen.add(current)
-        current = parent_of(current)
-    return found
+from runstore.lineage import ancestors
 
 
 def _parent_of(run_id: str) -> str | None:
