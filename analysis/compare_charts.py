@@ -4,6 +4,8 @@ browser, no Node)."""
 
 from __future__ import annotations
 
+import json
+
 import altair as alt
 import polars as pl
 
@@ -80,17 +82,20 @@ def compare_chart(
     return alt.layer(*layers).properties(height=height)
 
 
-def chart_spec(chart: alt.TopLevelMixin) -> str:
+def chart_spec(chart: alt.TopLevelMixin, width: int = 800) -> str:
     """The Vega-Lite JSON of a chart with all its rows inline (Altair's 5,000-row guard off:
-    the data was already downsampled)."""
+    the data was already downsampled). A NaN in the rows (a group's IQM below four seeds)
+    becomes null: Altair writes it as the bare word NaN, which is not JSON, and vl-convert
+    refuses the whole spec."""
     with alt.data_transformers.disable_max_rows():
-        return chart.properties(width=800).to_json()
+        text = chart.properties(width=width).to_json()
+    return json.dumps(json.loads(text, parse_constant=lambda _: None))
 
 
-def chart_svg(chart: alt.TopLevelMixin) -> bytes:
+def chart_svg(chart: alt.TopLevelMixin, width: int = 800) -> bytes:
     import vl_convert
 
-    return vl_convert.vegalite_to_svg(chart_spec(chart)).encode("utf-8")
+    return vl_convert.vegalite_to_svg(chart_spec(chart, width)).encode("utf-8")
 
 
 def chart_png(chart: alt.TopLevelMixin, scale: float = 2.0) -> bytes:

@@ -16,7 +16,7 @@ import polars as pl
 
 from analysis.atari_scores import human_normalized, reference_scores
 from analysis.downsample import lttb_indices
-from analysis.seeds import aggregate_seeds
+from analysis.seeds import aggregate_seeds, unique_label
 from analysis.smoothing import ema_smooth
 from runstore.metrics import EPISODE_RETURN_TAG
 
@@ -150,8 +150,8 @@ def seed_groups(
     for run in runs:
         if run.id in present:
             members.setdefault(run.group, []).append(run)
-    frames = []
-    for number, group in enumerate((g for g in members.values() if len(g) >= 2), start=1):
+    frames, seen = [], set()
+    for group in (g for g in members.values() if len(g) >= 2):
         curves = []
         for run in group:
             df = table.filter(pl.col("run_id") == run.id).sort(x, maintain_order=True)
@@ -159,7 +159,8 @@ def seed_groups(
         agg = aggregate_seeds(curves, n_points=n_points)
         if len(agg.x) == 0:
             continue
-        label = f"group {number}: {group[0].algo} {group[0].env} ({agg.n_seeds} seeds)"
+        # Named like groups_of's groups (the first run's name), so a legend and a table agree
+        label = unique_label(f"{group[0].name or group[0].label} ({agg.n_seeds} seeds)", seen)
         frames.append(
             pl.DataFrame(
                 {

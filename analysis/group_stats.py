@@ -18,6 +18,7 @@ import polars as pl
 
 from analysis import stats
 from analysis.compare_data import RunInfo
+from analysis.seeds import unique_label
 
 #: Episodes averaged into the final score of the every-episode return (SB3's window).
 EPISODE_WINDOW = 100
@@ -57,11 +58,7 @@ def groups_of(chosen: Sequence[RunInfo], finals: dict[str, float]) -> list[Group
     groups, seen = [], set()
     for runs in members.values():
         base = runs[0].name or runs[0].label
-        label = f"{base} ({len(runs)} run{'s' if len(runs) != 1 else ''})"
-        k = 2
-        while label in seen:
-            label, k = f"{base} ({len(runs)} runs) #{k}", k + 1
-        seen.add(label)
+        label = unique_label(f"{base} ({len(runs)} run{'s' if len(runs) != 1 else ''})", seen)
         ids = tuple(r.id for r in runs)
         groups.append(Group(label, ids, tuple(finals[i] for i in ids)))
     return groups

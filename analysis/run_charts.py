@@ -80,3 +80,27 @@ def available_tags(scalars: pl.DataFrame) -> list[tuple[str, str]]:
     """The TRAINING_TAGS present in a run, in display order."""
     present = set(scalars["tag"].unique().to_list()) if scalars.height else set()
     return [(tag, title) for tag, title in TRAINING_TAGS if tag in present]
+
+
+def eval_chart(curve: pl.DataFrame, x: str = X_STEPS) -> alt.Chart:
+    """Evaluations (``analysis.learning.eval_curve``): the mean return of each as a point on a
+    line, the band from its worst to its best episode behind it."""
+    df, title = with_x(curve.sort("step"), x)
+    df = df.select("x", "mean", "std", "min", "max")
+    base = alt.Chart(df).encode(x=alt.X("x:Q", title=title))
+    band = base.mark_area(opacity=0.2).encode(
+        y=alt.Y("min:Q", title="evaluation return"), y2="max:Q"
+    )
+    line = base.mark_line(point=True, strokeWidth=2.5).encode(
+        y="mean:Q",
+        tooltip=[
+            alt.Tooltip("x:Q", title=title),
+            alt.Tooltip("mean:Q", title="mean return"),
+            alt.Tooltip("std:Q", title="std"),
+            alt.Tooltip("min:Q", title="worst episode"),
+            alt.Tooltip("max:Q", title="best episode"),
+        ],
+    )
+    return (band + line).properties(
+        title="Evaluation return (mean, worst to best episode)", height=260
+    )

@@ -27,6 +27,16 @@ SEED_KEYS = ("seed", "name")
 SWEEP_SEED_KEY = "seed_index"
 
 
+def unique_label(label: str, seen: set[str]) -> str:
+    """``label``, or ``label #2``, ``#3``... when an earlier group took it (two groups of
+    runs with one name); the label returned is added to ``seen``."""
+    found, k = label, 2
+    while found in seen:
+        found, k = f"{label} #{k}", k + 1
+    seen.add(found)
+    return found
+
+
 def group_key(config: dict[str, Any] | Any) -> str:
     """A key equal for runs whose resolved configs differ only by seed and name (and, for a
     sweep trial's runs, the seed's index in the trial).

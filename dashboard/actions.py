@@ -26,6 +26,7 @@ from runstore.config import (
     to_yaml,
 )
 from runstore.paths import slugify
+from runstore.reports import write_report_request
 from runstore.settings import RunnerSettings, SettingsError
 from runstore.settings import save_settings as _save
 from runstore.sweep_config import check_sweep
@@ -60,6 +61,12 @@ def request(run_id: str, action: str, params: dict[str, Any] | None = None) -> P
     """Write one request file for the runner (it checks the action against the run's state)."""
     auth.require_control()
     return data.store().write_request(run_id, action, source=SOURCE, params=params)
+
+
+def report(run_ids: list[str], group_seeds: bool = False, pdf: bool = False) -> Path:
+    """Ask the runner for a report of these runs (it runs ``python -m reports`` as a job)."""
+    auth.require_control()
+    return write_report_request(data.store().root, run_ids, group_seeds, pdf, SOURCE)
 
 
 def stop(run_id: str) -> Path:

@@ -38,6 +38,7 @@ PAGES = [
     st.Page(PAGE_DIR / "compare.py", title="Compare", icon=":material/stacked_line_chart:"),
     st.Page(PAGE_DIR / "sweeps.py", title="Sweeps", icon=":material/tune:"),
     st.Page(PAGE_DIR / "videos.py", title="Videos", icon=":material/movie:"),
+    st.Page(PAGE_DIR / "reports.py", title="Reports", icon=":material/description:"),
     st.Page(PAGE_DIR / "leaderboard.py", title="Leaderboard", icon=":material/trophy:"),
     st.Page(PAGE_DIR / "system.py", title="System", icon=":material/memory:"),
     st.Page(PAGE_DIR / "settings.py", title="Settings", icon=":material/settings:"),

@@ -21,7 +21,7 @@ import polars as pl
 import streamlit as st
 
 from runstore import checkpoints as ckpts
-from runstore import safeio, sweeps
+from runstore import reports, safeio, sweeps
 from runstore.config import ConfigError, RunConfig
 from runstore.metrics import load_episodes, load_scalars, load_scalars_with_report, settled
 from runstore.models import LIVE_STATES, RunRecord, RunState, TrainStatus
@@ -589,3 +589,39 @@ def runner_settings() -> tuple[RunnerSettings, str]:
 def stat_is_file(st: os.stat_result) -> bool:
     """A regular file by its lstat (not a link, FIFO or folder)."""
     return stat_mod.S_ISREG(st.st_mode)
+
+
+# -- reports (runs/reports/: runstore.reports) ------------------------------------------------
+
+#: The largest report the Reports page offers for download (a report of 40 runs is ~2 MB).
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
+def report_files() -> list[reports.ReportFile]:
+    """The reports, newest first (one scandir: cheap enough for every rerun)."""
+    return reports.list_reports(store().root)
+
+
+def report_jobs() -> list[reports.ReportJob]:
+    """The runner's report jobs, newest first, read again only when the jobs folder changed
+    (a job record is renamed into it, which moves the folder's mtime)."""
+    folder = reports.report_paths(store().root).jobs
+    return _report_jobs(str(store().root), stamp(folder))
+
+
+@st.cache_data(show_spinner=False, max_entries=20)
+def _report_jobs(root: str, key: Stamp) -> list[reports.ReportJob]:
+    return reports.read_jobs(Path(root), limit=20)
+
+
+def report_bytes(path: str) -> bytes:
+    """A report file's bytes for a download button (bounded, link-free: runstore.safeio)."""
+    return _report_bytes(path, stamp(Path(path)))
+
+
+@st.cache_data(show_spinner=False, max_entries=20)
+def _report_bytes(path: str, key: Stamp) -> bytes:
+    try:
+        return safeio.read_bytes(path, limit=MAX_REPORT_BYTES)
+    except OSError as exc:
+        return f"this report cannot be read: {safeio.problem(exc)}".encode()

@@ -117,6 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
         "where it came from)",
     )
     p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
+    p = sub.add_parser(
+        "report",
+        parents=[common],
+        help="write a self-contained HTML report (and --pdf) of a run, or a comparison of runs",
+    )
+    p.add_argument(
+        "runs", nargs="+", help="run ids, unique prefixes (4 characters or more) or names"
+    )
+    p.add_argument(
+        "--group-seeds",
+        action="store_true",
+        help="compare seed groups (runs whose configs differ only by seed), not single runs",
+    )
+    p.add_argument("--pdf", action="store_true", help="also print it to PDF (needs Chromium)")
+    p.add_argument("--out", type=Path, help="the .html file to write (default: runs/reports/)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        action="append",
+        help="a return to time (steps and wall time to reach it); repeat for more "
+        "(default: 50%%, 90%% and 100%% of the best evaluation)",
+    )
     return parser
 
 
@@ -142,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         sweep_id = _sweep_named(store, args.sweep if args.command == "promote" else args.run)
         if sweep_id is not None or args.command == "promote":
             return _sweep_request(store, args, sweep_id)
+    if args.command == "report":
+        return report(store, args)
     try:
         run_id = find_run(store, args.run)
         if args.command == "timelapse":
@@ -170,6 +194,37 @@ def main(argv: list[str] | None = None) -> int:
             "starts (python -m runner)",
             file=sys.stderr,
         )
+    return 0
+
+
+def report(store: RunStore, args: argparse.Namespace) -> int:
+    """Make a report in the foreground and print where it is (``reports.build``)."""
+    from reports.build import make_report  # here: the supervisor never needs Altair or Jinja
+    from reports.facts import ReportError
+    from reports.pdf import PdfError
+
+    try:
+        run_ids = [find_run(store, query) for query in args.runs]
+        made = make_report(
+            store,
+            run_ids,
+            group_seeds=args.group_seeds,
+            pdf=args.pdf,
+            out=args.out,
+            thresholds=args.threshold,
+        )
+    except (LookupError, UnsafePathError, ReportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PdfError as exc:
+        print(f"error: no PDF: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: could not write the report: {exc}", file=sys.stderr)
+        return 1
+    print(made.html)
+    if made.pdf is not None:
+        print(made.pdf)
     return 0
 
 

@@ -32,6 +32,7 @@ from runner.media import MediaJobs
 from runner.outcome import _tail
 from runner.process import Handle
 from runner.records import DAMAGE_GRACE_SECONDS, RunRecords, _unreadable_why
+from runner.reports import ReportJobs
 from runner.requests import MAX_REQUESTS_PER_STEP, Requests
 from runner.trainers import Trainers
 from runstore.atomic import remove_stale_temp_files
@@ -115,6 +116,7 @@ class Supervisor:
     ):
         self.store = store
         self.media = MediaJobs(store)  # clip/time-lapse jobs, beside training (runner/media.py)
+        self.reports = ReportJobs(store)  # report jobs on request (runner/reports.py)
         handles: dict[str, Handle] = {}
         self.records = RunRecords(store, held=handles)
         self.trainers = Trainers(store, self.records, self.media, handles)
@@ -201,6 +203,7 @@ class Supervisor:
             )
         self.adopt()
         self.media.adopt()
+        self._contained("reports", "adopting report jobs", self.reports.adopt)
         self.heartbeat(force=True)
         self._dirwatch = DirWatch(self._on_file_event)
         self._dirwatch.add(_ROOT_KEY, str(self.store.root))
@@ -276,6 +279,7 @@ class Supervisor:
             self.records.adopt_again = False
             self.adopt()
         self.media.check()
+        self._contained("reports", "making reports", self.reports.step)
         self.schedule()
         self.heartbeat()
 

@@ -198,6 +198,8 @@ class TrainStatus(_Doc):
     gpu_util: MaybeFloat = None  # % of the busiest GPU the run uses; None without NVML
     gpu_mem_mb: MaybeFloat = None
     processes: Int64 | None = None
+    #: The versions of Python and the RL packages this session trains with (reports name them)
+    versions: dict[str, str] = Field(default_factory=dict)
 
     def heartbeat_age(self, now: float | None = None) -> float | None:
         if self.heartbeat_at is None:

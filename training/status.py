@@ -6,15 +6,30 @@ from the training loop (a few hundred microseconds each), so tracking stays off 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
 import time
 from collections import deque
+from importlib import metadata
 
 import psutil
 
 from runstore.models import TrainStatus
 from runstore.paths import RunPaths
 from runstore.store import read_status_file, write_status_file
+
+#: The distributions whose versions status.json names (what a result depends on).
+VERSIONED = ("stable-baselines3", "torch", "gymnasium", "ale-py", "numpy")
+
+
+def versions() -> dict[str, str]:
+    """Python's version and each installed VERSIONED distribution's."""
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
 
 
 class StatusWriter:
@@ -28,6 +43,7 @@ class StatusWriter:
             started_at=time.time(),
             best_episode_return=previous.best_episode_return if previous else None,
             episodes=previous.episodes if previous else 0,
+            versions=versions(),
         )
         self.train_seconds_before = previous.train_seconds if previous else 0.0
         self._session_start = time.monotonic()

@@ -31,6 +31,7 @@ from analysis.seeds import group_key
 from analysis.smoothing import MAX_SMOOTHING
 from dashboard import data
 from dashboard.components.group_stats import final_scores_section
+from dashboard.components.report_button import report_button
 from dashboard.components.tensorboard import tensorboard_panel
 from runstore.metrics import EPISODE_RETURN_TAG, load_episodes, load_scalars
 
@@ -208,6 +209,9 @@ if len(chosen) >= 2:
             st.dataframe(diff, hide_index=True, width="stretch", key="cmp_config_diff")
         else:
             st.caption("The chosen runs' resolved configs are the same.")
+
+# -- a report to hand on ----------------------------------------------------------------------
+report_button([i.id for i in chosen], key="cmp_report", group_seeds=group)
 
 # -- export -----------------------------------------------------------------------------------
 stem = "compare-" + metric.replace("/", "_").replace(" ", "_")

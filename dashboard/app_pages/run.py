@@ -13,6 +13,7 @@ from dashboard.components import controls
 from dashboard.components.clips import render_run_clips
 from dashboard.components.diagnosis import render_diagnosis
 from dashboard.components.lineage import render_lineage
+from dashboard.components.report_button import report_button
 from dashboard.components.resources import render_resources
 from dashboard.components.trust import render_trust
 from runstore.config import read_stored_config
@@ -131,6 +132,7 @@ smoothing = c2.slider(
     help="TensorBoard's exponential moving average: 0 shows the raw values.",
 )
 curves(x, smoothing)
+report_button([run_id], key="run_report")
 
 timeline_tab, clips_tab, system_tab, config_tab, ckpt_tab, log_tab = st.tabs(
     ["Timeline", "Clips", "System", "Config", "Checkpoints", "Log"]
