@@ -35,8 +35,13 @@ def annotate(record: RunRecord, request: Request) -> bool:
     try:
         done = apply_change(record, parse_change(request.params), source)
     except AnnotationError as exc:
-        record.record("annotate-refused", f"annotate requested ({source}): {exc}")
-        log.warning("%s: annotate refused: %s", record.id, printable(str(exc)))
+        detail = f"annotate requested ({source}): {exc}"
+        last = record.events[-1] if record.events else None
+        if last is not None and (last.kind, last.detail) == ("annotate-refused", detail):
+            last.count += 1  # a flood of the same bad request is one event, counted
+        else:
+            record.record("annotate-refused", detail)
+            log.warning("%s: annotate refused: %s", record.id, printable(str(exc)))
         return True
     for detail in done:
         log.info("%s: %s", record.id, detail)

@@ -70,7 +70,7 @@ def normalise_tag(tag: str) -> str:
     shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) > MAX_TAG_LENGTH:
         raise AnnotationError(
-            f"tag {shown[:40]!r}... is {len(text)} characters long; "
+            f"tag {shown[:MAX_TAG_LENGTH] + '…'!r} is {len(text)} characters long; "
             f"use at most {MAX_TAG_LENGTH} (put longer text in the note)"
         )
     if "," in text:

@@ -34,6 +34,13 @@ def tags_text(tags: tuple[str, ...] | list[str]) -> str:
     return ", ".join(printable(t)[:MAX_TAG_LENGTH] for t in tags)
 
 
+def tags_markdown(tags: tuple[str, ...] | list[str]) -> str:
+    """Tags for a caption, each a code span, so a tag is shown as typed and never read as
+    Markdown (a link, emphasis)."""
+    shown = (printable(t)[:MAX_TAG_LENGTH].replace("`", "'") for t in tags)
+    return " ".join(f"`{t}`" for t in shown)
+
+
 def short_note(note: str) -> str:
     """The note's first line, cut to SHORT_NOTE characters, for a table cell."""
     first = printable(note.strip().split("\n", 1)[0])
@@ -89,7 +96,7 @@ def render_annotations(run_id: str) -> None:
     if record.archived:
         st.caption("Archived: hidden from the Runs page unless Show archived is on.")
     if record.tags:
-        st.caption(f"Tags: {tags_text(record.tags)}")
+        st.caption("Tags: " + tags_markdown(record.tags))
     if record.note:
         st.text("\n".join(printable(line) for line in record.note.split("\n")))
     if not auth.control_allowed():
