@@ -43,8 +43,8 @@ def annotate(record: RunRecord, request: Request) -> bool:
             record.record("annotate-refused", detail)
             log.warning("%s: annotate refused: %s", record.id, printable(str(exc)))
         return True
-    for detail in done:
-        log.info("%s: %s", record.id, detail)
+    for kind, detail in done:
+        log.info("%s: %s %s", record.id, kind, detail)
     return bool(done)
 
 

@@ -159,9 +159,9 @@ def write_annotate_request(
     return store.write_request(run_id, ACTION, source=source, params=checked.params())
 
 
-def apply_change(record: RunRecord, change: Change, source: str) -> list[str]:
-    """Apply a checked change to run.json's copy; what changed, in words (one event each),
-    empty when the run already was as asked (a request applied again). AnnotationError when
+def apply_change(record: RunRecord, change: Change, source: str) -> list[tuple[str, str]]:
+    """Apply a checked change to run.json's copy; the events it recorded (kind, detail),
+    none when the run already was as asked (a request applied again). AnnotationError when
     the tags it adds would pass MAX_TAGS; nothing is changed then."""
     tags = list(record.tags if change.tags is None else change.tags)
     tags += [t for t in change.add_tags if t not in tags]
@@ -173,18 +173,18 @@ def apply_change(record: RunRecord, change: Change, source: str) -> list[str]:
     done = []
     if tags != record.tags:
         record.tags = tags
-        done.append(("tagged", f"tags: {', '.join(tags) or '(none)'} ({source})"))
+        done.append(("tagged", f"{', '.join(tags) or 'none'} (by {source})"))
     if change.note is not None and change.note != record.note:
         record.note = change.note
         what = f"{len(change.note):,} characters" if change.note else "cleared"
-        done.append(("note", f"note {what} ({source})"))
+        done.append(("note", f"{what} (by {source})"))
     if change.archived is not None and change.archived != record.archived:
         record.archived = change.archived
         kind = "archived" if change.archived else "unarchived"
-        done.append((kind, f"{kind} ({source})"))
+        done.append((kind, f"by {source}"))
     for kind, detail in done:
         record.record(kind, detail)
-    return [detail for _, detail in done]
+    return done
 
 
 __all__ = [

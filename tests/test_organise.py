@@ -28,6 +28,7 @@ from runstore.annotations import (
     parse_tags,
     write_annotate_request,
 )
+from runstore.timeline import lifecycle_events
 from tests.conftest import ROOT, Runs, cartpole, dashboard_on, wait_for
 from tests.test_dashboard import LAN_PEER, make_run
 
@@ -87,6 +88,11 @@ def test_a_change_applied_twice_is_applied_once_and_old_run_json_still_reads():
     assert apply_change(old, change, "test") == []  # again: nothing changes, no event
     assert (old.tags, old.note, old.archived) == (["a", "b"], "hello", True)
     assert [e.kind for e in old.events] == ["tagged", "note", "archived"]
+    assert [e.text for e in lifecycle_events(old)] == [  # the Run page's timeline
+        "Tags changed — a, b (by test)",
+        "Note changed — 5 characters (by test)",
+        "Archived — by test",
+    ]
     apply_change(old, parse_change({"remove_tags": ["a"], "archived": False}), "test")
     assert (old.tags, old.archived) == (["b"], False)
     with pytest.raises(AnnotationError, match="at most 20"):
