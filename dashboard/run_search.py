@@ -26,7 +26,7 @@ def index_text(entry: IndexEntry) -> str:
             entry.algo,
             entry.sweep_id,
             entry.parent,
-        )  # fmt: skip
+        )
     ).lower()
 
 

@@ -13,6 +13,7 @@ import argparse
 import logging
 
 from runstore.annotations import (
+    MAX_NOTE_LENGTH,
     AnnotationError,
     Change,
     apply_change,
@@ -69,7 +70,9 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         if command in ("tag", "untag"):
             p.add_argument("tags", nargs="+", metavar="TAG", help="a tag (or several, by commas)")
         elif command == "note":
-            p.add_argument("text", help="the note (quote it); at most 2000 characters")
+            p.add_argument(
+                "text", help=f"the note (quote it); at most {MAX_NOTE_LENGTH:,} characters"
+            )
 
 
 def change_from_args(args: argparse.Namespace) -> Change:
