@@ -23,6 +23,7 @@ import streamlit as st
 from runstore import checkpoints as ckpts
 from runstore import reports, safeio, sweeps
 from runstore.config import ConfigError, RunConfig
+from runstore.config_words import config_words as read_config_words
 from runstore.metrics import load_episodes, load_scalars, load_scalars_with_report, settled
 from runstore.models import LIVE_STATES, RunRecord, RunState, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir, file_stamp
@@ -110,6 +111,10 @@ class RunRow:
     # -- sweeps (issue 15): added fields only, so the index work elsewhere merges cleanly --
     sweep: str = ""  # "<sweep id>/t<trial>" for a sweep's trial, else ""
     pruned_at: int | None = None  # the step its sweep's pruner stopped it at
+    # -- organising (issue 17): from run.json, set by annotate requests --
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    archived: bool = False
 
     @property
     def state_text(self) -> str:
@@ -177,6 +182,9 @@ def build_row(
         time_budget=config.time_budget if config else None,
         sweep=sweep_label(config),
         pruned_at=record.pruned_at,
+        tags=tuple(record.tags),
+        note=record.note,
+        archived=record.archived,
     )
 
 
@@ -235,6 +243,10 @@ class IndexEntry:
     algo: str
     sweep_id: str = ""  # the sweep this run is a trial of (issue 15; filter by sweep)
     parent: str = ""  # the run its init_from started it from (lineage), else ""
+    # -- organising (issue 17): what the Runs page searches and filters on, from run.json --
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    archived: bool = False
 
 
 #: root -> run id -> ((run.json stamp, config.yaml stamp), entry or None when unreadable).
@@ -293,7 +305,38 @@ def _index_entry(rs: RunStore, run_id: str) -> IndexEntry | None:
         algo=(listing.algo if listing else None) or "?",
         sweep_id=sweeps.sweep_of_queue_file(record.source_file) or "",
         parent=(listing.parent if listing else None) or "",
+        tags=tuple(record.tags),
+        note=record.note,
+        archived=record.archived,
     )
+
+
+#: root -> run id -> (config.yaml stamp, its words): the search's part of each config, read
+#: the first time a search needs it and again only when the file changed (its stamp is the one
+#: the run index took, so a search costs no stat of its own).
+_CONFIG_WORDS: dict[str, dict[str, tuple[Stamp, str]]] = {}
+
+
+def config_words(run_id: str) -> str:
+    """Every value of the run's config.yaml with its key path, lower case
+    (``runstore.config_words``), for the Runs page's search; "" when it cannot be read."""
+    rs = store()
+    root = str(rs.root)
+    with _INDEX_LOCK:
+        indexed = _INDEX.get(root, {}).get(run_id)
+        known = _CONFIG_WORDS.setdefault(root, {})
+        cached = known.get(run_id)
+    try:
+        path = rs.paths(run_id).config
+    except UnsafePathError:
+        return ""
+    key = indexed[0][1] if indexed is not None else stamp(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    words = read_config_words(path)
+    with _INDEX_LOCK:
+        known[run_id] = (key, words)
+    return words
 
 
 def children_of(run_id: str) -> list[IndexEntry]:

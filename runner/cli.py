@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from runner import media, process
+from runner import annotations, media, process
 from runner.supervisor import AlreadyRunningError, Supervisor
 from runstore import sweeps
+from runstore.annotations import AnnotationError
 from runstore.models import RunRecord, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir
 from runstore.store import MAX_RECORD_EPISODES, RunStore, printable
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a return to time (steps and wall time to reach it); repeat for more "
         "(default: 50%%, 90%% and 100%% of the best evaluation)",
     )
+    annotations.add_commands(sub, common)
     return parser
 
 
@@ -168,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         return report(store, args)
     try:
         run_id = find_run(store, args.run)
+        if args.command in annotations.COMMANDS:  # tag, untag, note, archive, unarchive
+            print(f"{annotations.request_from_args(store, run_id, args)} requested for {run_id}")
+            return _note_if_no_runner(store)
         if args.command == "timelapse":
             return timelapse(store, run_id)
         params, source = None, "cli"
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "trust":  # run.json logs who trusted the run, and from where
             source = f"cli {getpass.getuser()}@{socket.gethostname()}"[:40]
         store.write_request(run_id, args.command, source=source, params=params)
-    except (LookupError, UnsafePathError) as exc:
+    except (LookupError, UnsafePathError, AnnotationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a read-only runs folder, or something in the request's way
@@ -188,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             "the runner signs its checkpoints with this runs folder's key (refused while it "
             "runs), and notes it in run.json"
         )
+    return _note_if_no_runner(store)
+
+
+def _note_if_no_runner(store: RunStore) -> int:
+    """Say on stderr that a request waits when no runner holds the folder; exit status 0."""
     if not store.runner_is_alive():
         print(
             f"note: no runner is supervising {store.root}; the request waits until one "

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from runner import process
+from runner.annotations import annotate
 from runner.media import MediaJobs
 from runner.process import Handle
 from runner.records import RunRecords
@@ -113,6 +114,9 @@ class Requests:
                 self.records.set_state(record, RunState.STOPPING, note)
         elif action == "trust":
             self._trust(record, handle, note)
+        elif action == "annotate":  # tags, note, archived: any state
+            if annotate(record, request):
+                self.records.write(record)
         elif action == "stop" and state == RunState.QUEUED:
             if isinstance(pruned := request.params.get("pruned_at"), int):
                 record.pruned_at = pruned

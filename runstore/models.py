@@ -159,6 +159,11 @@ class RunRecord(_Doc):
     #: the step at which its sweep's pruner stopped it: the run ends ``stopped`` and is shown
     #: as pruned (a stop request with ``params: {pruned_at: STEP}``, from ``runner.sweeps``)
     pruned_at: Int64 | None = None
+    #: Organising (issue 17; ``runstore.annotations`` holds the rules): set by an ``annotate``
+    #: request. An archived run is hidden from the Runs page's default view, kept on disk.
+    tags: list[str] = Field(default_factory=list)
+    note: str = ""
+    archived: bool = False
 
     def record(self, kind: str, detail: str = "", at: float | None = None) -> None:
         self.events.append(RunEvent(at=time.time() if at is None else at, kind=kind, detail=detail))

@@ -31,6 +31,12 @@ NOTICES = {
     "trust-refused": "Trust refused",
     "trust-failed": "Trust failed",
     "request-ignored": "Request ignored",
+    # organising (issue 17: runstore.annotations)
+    "tagged": "Tags changed",
+    "note": "Note changed",
+    "archived": "Archived",
+    "unarchived": "Unarchived",
+    "annotate-refused": "Tags or note refused",
 }
 MAX_BEST_EVENTS = 8
 

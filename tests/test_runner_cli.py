@@ -85,7 +85,10 @@ def test_request_commands_take_runs_dir_in_either_place(two_folders, where: str)
         ("--poll", "0.25", "poll", 0.25),
     ],
 )
-@pytest.mark.parametrize("command", [[], ["ls"], ["stop", "abcd"], ["record", "abcd"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["ls"], ["stop", "abcd"], ["record", "abcd"], ["tag", "abcd", "x"], ["archive", "abcd"]],
+)
 def test_every_global_flag_parses_before_and_after_every_command(
     flag: str, value: str, attr: str, expected: object, command: list[str]
 ):

@@ -10,6 +10,7 @@ import streamlit as st
 from analysis import run_charts
 from dashboard import data, fmt
 from dashboard.components import controls
+from dashboard.components.annotations import render_annotations
 from dashboard.components.clips import render_run_clips
 from dashboard.components.diagnosis import render_diagnosis
 from dashboard.components.lineage import render_lineage
@@ -120,6 +121,7 @@ def curves(x: str, smoothing: float) -> None:
 
 header()
 render_trust(run_id)
+render_annotations(run_id)  # tags, note, archive (issue 17)
 c1, c2 = st.columns([1, 2])
 x = c1.radio("x axis", [run_charts.X_STEPS, run_charts.X_TIME], horizontal=True, key="run_x")
 smoothing = c2.slider(

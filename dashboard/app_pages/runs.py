@@ -1,15 +1,21 @@
-"""Runs: every run with its state and progress, the queue, and per-run controls."""
+"""Runs: every run with its state and progress, the queue, and per-run controls; search,
+filters (tags among them) and the archive view (issue 17).
+
+Sorting is the table's own: click a column's header. Each column holds a typed value (steps
+and returns as numbers, the ETA in seconds, the start as a time), so it sorts by value; it
+sorts the page shown (``PAGE_SIZE`` runs), so narrow a long list with the search first."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import polars as pl
 import streamlit as st
 
-from dashboard import data, fmt
-from dashboard.components import controls
+from dashboard import data, fmt, run_search
+from dashboard.components import annotations, controls
 from dashboard.presets import PRESETS
 from runstore.models import RunState
-from runstore.units import format_steps
 
 REFRESH_SECONDS = 2.0
 PAGE_SIZE = data.PAGE_SIZE
@@ -17,31 +23,52 @@ PAGE_SIZE = data.PAGE_SIZE
 st.title("Runs")
 
 
-def table(rows: list[data.RunRow]) -> pl.DataFrame:
+def table(rows: list[data.RunRow], show_archived: bool = False) -> pl.DataFrame:
+    """The table's columns, each typed so that sorting by it sorts by value."""
+    columns = {
+        "name": [r.name for r in rows],
+        "state": [r.state_text for r in rows],
+        "tags": [annotations.tags_text(r.tags) for r in rows],
+        "game": [r.env for r in rows],
+        "algo": [r.algo.upper() for r in rows],
+        "progress": [r.progress for r in rows],
+        "steps": [r.timesteps for r in rows],
+        "of steps": [r.total_timesteps for r in rows],
+        "steps/s": [r.fps for r in rows],
+        "ETA": [r.eta_seconds for r in rows],
+        "latest return": [r.last_return for r in rows],
+        "best return": [r.best_return for r in rows],
+        "started": [datetime.fromtimestamp(r.started_at) if r.started_at else None for r in rows],
+        "note": [annotations.short_note(r.note) for r in rows],
+        "sweep": [r.sweep for r in rows],
+        "id": [r.id for r in rows],
+    }
+    if show_archived:
+        columns["archived"] = [r.archived for r in rows]
     return pl.DataFrame(
-        {
-            "name": [r.name for r in rows],
-            "state": [r.state_text for r in rows],
-            "game": [r.env for r in rows],
-            "algo": [r.algo.upper() for r in rows],
-            "progress": [r.progress for r in rows],
-            "steps": [
-                f"{format_steps(r.timesteps)} / {format_steps(r.total_timesteps)}" for r in rows
-            ],
-            "steps/s": [r.fps for r in rows],
-            "ETA": [fmt.duration(r.eta_seconds) for r in rows],
-            "latest return": [r.last_return for r in rows],
-            "best return": [r.best_return for r in rows],
-            "started": [fmt.clock(r.started_at) for r in rows],
-            "sweep": [r.sweep for r in rows],
-            "id": [r.id for r in rows],
-        },
+        columns,
         schema_overrides={
+            "steps": pl.Int64,
+            "of steps": pl.Int64,
             "steps/s": pl.Float64,
+            "ETA": pl.Float64,
             "latest return": pl.Float64,
             "best return": pl.Float64,
+            "started": pl.Datetime("us"),
         },
     )
+
+
+COLUMNS = {
+    "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+    "steps": st.column_config.NumberColumn("steps", format="compact"),
+    "of steps": st.column_config.NumberColumn("of steps", format="compact"),
+    "steps/s": st.column_config.NumberColumn("steps/s", format="%.0f"),
+    "ETA": st.column_config.NumberColumn("ETA", format="duration"),
+    "latest return": st.column_config.NumberColumn(format="%.1f"),
+    "best return": st.column_config.NumberColumn(format="%.1f"),
+    "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),
+}
 
 
 def empty_state() -> None:
@@ -59,6 +86,20 @@ def empty_state() -> None:
 
 
 def filters(rows: list[data.IndexEntry]) -> list[data.IndexEntry]:
+    s1, s2, s3 = st.columns([3, 2, 1])
+    query = s1.text_input(
+        "Search",
+        key="runs_search",
+        placeholder="words in a name, tag, note or config value (all must match)",
+    )
+    # A chosen tag no run carries any more stays a choice (the widget keeps its value).
+    chosen_tags = st.session_state.get("runs_filter_tag") or []
+    tag_choices = sorted({*run_search.all_tags(rows), *chosen_tags})
+    tags = s2.multiselect("Tag", tag_choices, key="runs_filter_tag", placeholder="all")
+    show_archived = s3.toggle("Show archived", key="runs_show_archived")
+    shown = run_search.visible(rows, show_archived)
+    if hidden := len(rows) - len(shown):
+        s3.caption(f"{hidden} archived hidden")
     c1, c2, c3, c4 = st.columns(4)
     states = c1.multiselect(
         "State", [s.value for s in RunState], key="runs_filter_state", placeholder="all"
@@ -75,14 +116,16 @@ def filters(rows: list[data.IndexEntry]) -> list[data.IndexEntry]:
         key="runs_filter_sweep",
         placeholder="all",
     )
-    return [
+    # The search last, on what the other filters left: it may read configs (once per file).
+    chosen = [
         r
-        for r in rows
+        for r in run_search.with_tags(shown, tags)
         if (not states or r.state.value in states)
         and (not games or r.env in games)
         and (not algos or r.algo in algos)
         and (not sweep_ids or r.sweep_id in sweep_ids)
     ]
+    return run_search.search(chosen, query, data.config_words)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -110,18 +153,14 @@ def live_runs() -> None:
     if len(matching) > PAGE_SIZE:
         st.caption(
             f"Runs {first + 1}-{first + len(shown)} of {len(matching)} (newest first); "
-            "filter by state, game or algorithm, or turn the page."
+            "search, filter, or turn the page (a column's header sorts the page shown)."
         )
+    show_archived = bool(st.session_state.get("runs_show_archived"))
     st.dataframe(
-        table(shown).to_pandas().style.map(fmt.state_css, subset=["state"]),
+        table(shown, show_archived).to_pandas().style.map(fmt.state_css, subset=["state"]),
         hide_index=True,
         width="stretch",
-        column_config={
-            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
-            "steps/s": st.column_config.NumberColumn("steps/s", format="%.0f"),
-            "latest return": st.column_config.NumberColumn(format="%.1f"),
-            "best return": st.column_config.NumberColumn(format="%.1f"),
-        },
+        column_config=COLUMNS,
         key="runs_table",
     )
     if not shown:
@@ -134,7 +173,9 @@ def live_runs() -> None:
     selected = st.selectbox(
         "Run", ids, format_func=labels.__getitem__, key="runs_selected", label_visibility="hidden"
     )
-    controls.run_controls(next(r for r in shown if r.id == selected), "runs")
+    row = next(r for r in shown if r.id == selected)
+    controls.run_controls(row, "runs")
+    annotations.archive_button(row, "runs")
 
 
 @st.fragment(run_every=REFRESH_SECONDS * 2)
