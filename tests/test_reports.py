@@ -156,16 +156,18 @@ def test_a_run_report_opens_offline_with_drawn_charts_and_the_stores_numbers(
     record = store.read_run(run_id)
     assert record is not None
     record.name = HOSTILE  # as an imported run folder's run.json may say
+    record.tags, record.note = ["baseline", "small-lr"], "first try\n<b>not bold</b>"
     store.write_run(record)
     try:
         made = make_report(store, [run_id], out=tmp_path / "run.html")
     finally:
-        record.name = "lr-small"
+        record.name, record.tags, record.note = "lr-small", [], ""
         store.write_run(record)
     page = _open_offline(made.html)
     # the eval curve, the episodes, SB3's training scalars, the system samples
     _assert_offline_and_drawn(page, at_least=4)
     assert HOSTILE in page["text"]  # shown as text, not run
+    assert "baseline, small-lr" in page["text"] and "<b>not bold</b>" in page["text"]
 
     run_dir = store.paths(run_id).dir
     scalars = load_scalars(run_dir)
