@@ -63,10 +63,13 @@ def request(run_id: str, action: str, params: dict[str, Any] | None = None) -> P
     return data.store().write_request(run_id, action, source=SOURCE, params=params)
 
 
-def report(run_ids: list[str], group_seeds: bool = False, pdf: bool = False) -> Path:
-    """Ask the runner for a report of these runs (it runs ``python -m reports`` as a job)."""
+def report(
+    run_ids: list[str], group_seeds: bool = False, pdf: bool = False, sweep: str | None = None
+) -> Path:
+    """Ask the runner for a report of these runs, or of a sweep (it runs ``python -m
+    reports`` as a job)."""
     auth.require_control()
-    return write_report_request(data.store().root, run_ids, group_seeds, pdf, SOURCE)
+    return write_report_request(data.store().root, run_ids, group_seeds, pdf, SOURCE, sweep)
 
 
 def stop(run_id: str) -> Path:

@@ -7,17 +7,13 @@ the journal file in the folder, or the PostgreSQL database the sweep file names 
 dashboard, so a live sweep is re-read when the runner appends to it and costs a ``stat``
 otherwise (a database has no stamp: see ``study_key``).
 
-The dashboard must never write to a study (Optuna's own file backend creates a missing file,
-and a study object could be told things): the journal is opened through ``ReadOnlyJournal``,
-whose appends raise, and a database through a connection PostgreSQL itself keeps read-only,
-with no table created. A database's password is never shown: messages name it masked.
+The dashboard never writes to a study: it opens it through ``analysis.sweep_study`` (a
+journal whose appends raise, a database connection PostgreSQL keeps read-only), which also
+builds the tables and messages shown here, uncached, for the reports too.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import stat as stat_mod
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,28 +23,12 @@ import optuna
 import polars as pl
 import streamlit as st
 
+from analysis import sweep_study as study
+from analysis.sweep_study import StudyView
 from dashboard import data
-from dashboard.sweep_database import DATABASE_SECONDS, database, database_problem
+from dashboard.sweep_database import DATABASE_SECONDS, database
 from runstore import sweeps
-from runstore.config import ConfigError
-from runstore.sweep_config import parse_sweep
 from runstore.sweeps import SweepPaths, SweepState
-
-#: Optuna's trial states as the page names them.
-TRIAL_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
-
-
-class ReadOnlyJournal(optuna.storages.journal.JournalFileBackend):
-    """Optuna's journal file, read and never written: no file is created for a missing
-    journal and any append (a ``tell``, a ``report``) raises."""
-
-    def __init__(self, file_path: str) -> None:  # no super(): it would create the file
-        self._file_path = file_path
-        self._lock = None  # type: ignore[assignment]
-        self._log_number_offset = {0: 0}
-
-    def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        raise PermissionError("the dashboard reads the study; only the runner writes it")
 
 
 @dataclass(frozen=True)
@@ -84,17 +64,6 @@ def _state(folder: str, key: data.Stamp) -> SweepState | None:
     return sweeps.read_sweep_state(SweepPaths(Path(folder)))
 
 
-def journal_problem(p: SweepPaths) -> str:
-    """Why the study cannot be read from this sweep's folder, in words ("" when it can)."""
-    try:
-        st_ = os.lstat(p.journal)
-    except FileNotFoundError:
-        return "The study has no journal yet (the runner creates it with the first trial)."
-    if not stat_mod.S_ISREG(st_.st_mode):
-        return "study.journal is not a plain file (a link?): it is not read."
-    return ""
-
-
 def storage_url(p: SweepPaths) -> str | None:
     """The database the sweep's study lives in (``postgresql://...``, password and all), or
     None for its journal: read from resolved.yaml as the runner reads it."""
@@ -103,10 +72,7 @@ def storage_url(p: SweepPaths) -> str | None:
 
 @st.cache_data(show_spinner=False, max_entries=500)
 def _storage_url(folder: str, key: data.Stamp) -> str | None:
-    try:
-        return parse_sweep(sweeps.read_resolved(SweepPaths(Path(folder)))).block.storage
-    except (OSError, ConfigError):  # the runner fails such a sweep and sweep.json says why
-        return None
+    return study.storage_url(SweepPaths(Path(folder)))
 
 
 def study_key(p: SweepPaths, url: str | None) -> tuple[Any, ...]:
@@ -123,22 +89,7 @@ def load_study(sweep_id: str) -> optuna.Study:
     """The sweep's study, loaded read-only from its journal or its database (not cached:
     pass it on)."""
     p = paths(sweep_id)
-    url = storage_url(p)
-    if url:
-        return optuna.load_study(study_name=sweep_id, storage=database(url))
-    storage = optuna.storages.JournalStorage(ReadOnlyJournal(str(p.journal)))
-    return optuna.load_study(study_name=sweep_id, storage=storage)
-
-
-@dataclass(frozen=True)
-class StudyView:
-    """What the page draws from one study: a plain table (cached), the param names, and
-    why it could not be read."""
-
-    trials: pl.DataFrame  # number, state, value, <param columns>, start, end
-    params: list[str]
-    direction: str
-    problem: str = ""
+    return study.load_study(sweep_id, p, storage_url(p), database)
 
 
 def study_view(sweep_id: str) -> StudyView:
@@ -146,7 +97,7 @@ def study_view(sweep_id: str) -> StudyView:
     when ``study_key`` says)."""
     p = paths(sweep_id)
     url = storage_url(p)
-    problem = "" if url else journal_problem(p)
+    problem = "" if url else study.journal_problem(p)
     if problem:
         return StudyView(pl.DataFrame(), [], "maximize", problem)
     return _study_view(sweep_id, str(p.dir), study_key(p, url))
@@ -155,64 +106,32 @@ def study_view(sweep_id: str) -> StudyView:
 @st.cache_data(show_spinner=False, max_entries=100)
 def _study_view(sweep_id: str, folder: str, key: tuple[Any, ...]) -> StudyView:
     try:
-        study = load_study(sweep_id)
-        trials = study.get_trials(deepcopy=False)
-        direction = study.direction.name.lower()
+        return study.study_view(load_study(sweep_id))
     except Exception as exc:  # noqa: BLE001 - a damaged journal or a lost server is shown
         return StudyView(pl.DataFrame(), [], "maximize", _problem(sweep_id, exc))
-    names = sorted({k for t in trials for k in t.params})
-    rows: dict[str, list[Any]] = {"number": [], "state": [], "value": []}
-    for name in names:
-        rows[name] = []
-    for t in trials:
-        rows["number"].append(t.number)
-        rows["state"].append(TRIAL_STATES.get(t.state.name, t.state.name.lower()))
-        value = t.value if t.value is not None and math.isfinite(t.value) else None
-        rows["value"].append(value)
-        for name in names:
-            rows[name].append(t.params.get(name))
-    frame = pl.DataFrame(
-        rows,
-        schema_overrides={"number": pl.Int64, "value": pl.Float64, "state": pl.Utf8},
-        strict=False,
-    )
-    return StudyView(frame, names, direction)
-
-
-def best_so_far(view: StudyView) -> pl.DataFrame:
-    """Complete trials in order with the best value reached so far (the history chart)."""
-    done = view.trials.filter(pl.col("state") == "complete").sort("number")
-    if done.is_empty():
-        return done.select("number", "value").with_columns(best=pl.col("value"))
-    best = pl.col("value").cum_max() if view.direction == "maximize" else pl.col("value").cum_min()
-    return done.select("number", "value").with_columns(best=best)
 
 
 def importances(sweep_id: str) -> tuple[dict[str, float], str]:
-    """Optuna's parameter importances, or why there are none: they need two complete trials
-    and a param that varies (Optuna raises otherwise, which is shown as a message)."""
+    """Optuna's parameter importances, or why there are none."""
     p = paths(sweep_id)
     view = study_view(sweep_id)
     if view.problem:
         return {}, view.problem
-    complete = view.trials.filter(pl.col("state") == "complete").height if view.params else 0
-    if complete < 2:
-        return {}, "Importances need at least 2 complete trials with params."
+    if why := study.enough_for_importances(view):
+        return {}, why
     return _importances(sweep_id, str(p.dir), study_key(p, storage_url(p)))
 
 
 @st.cache_data(show_spinner=False, max_entries=100)
 def _importances(sweep_id: str, folder: str, key: tuple[Any, ...]) -> tuple[dict[str, float], str]:
     try:
-        found = optuna.importance.get_param_importances(load_study(sweep_id))
-    except Exception as exc:  # noqa: BLE001 - e.g. every trial took the same value
-        return {}, f"Optuna could not rank the params: {_problem(sweep_id, exc)}"
-    return {k: float(v) for k, v in found.items()}, ""
+        return study.importances(load_study(sweep_id))
+    except Exception as exc:  # noqa: BLE001 - the study cannot be read
+        return {}, _problem(sweep_id, exc)
 
 
 def _problem(sweep_id: str, exc: BaseException) -> str:
-    url = storage_url(paths(sweep_id))
-    return database_problem(url, exc) if url else f"The study cannot be read: {exc}"
+    return study.study_problem(storage_url(paths(sweep_id)), exc)
 
 
 def seed_spread(state: SweepState, metric: str) -> dict[int, tuple[float, float] | None]:

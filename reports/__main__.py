@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports.build import make_report
+from reports.build import make_report, make_sweep_report
 from reports.facts import ReportError
 from reports.pdf import PdfError
 from runstore.store import RunStore
@@ -23,13 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the .html file to write")
     parser.add_argument("--group-seeds", action="store_true")
     parser.add_argument("--pdf", action="store_true")
-    parser.add_argument("runs", nargs="+", help="run ids")
+    parser.add_argument("--sweep", help="a sweep id: the sweep's report (no runs)")
+    parser.add_argument("runs", nargs="*", help="run ids")
     args = parser.parse_args(argv)
     store = RunStore(args.runs_dir)
     try:
-        made = make_report(
-            store, args.runs, group_seeds=args.group_seeds, pdf=args.pdf, out=args.out
-        )
+        if args.sweep:
+            made = make_sweep_report(store, args.sweep, pdf=args.pdf, out=args.out)
+        else:
+            made = make_report(
+                store, args.runs, group_seeds=args.group_seeds, pdf=args.pdf, out=args.out
+            )
     except ReportError as exc:
         print(f"no report: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ import altair as alt
 import jinja2
 from markupsafe import Markup
 
-from analysis import run_charts
+from analysis import run_charts, sweep_charts
 from analysis.compare_charts import chart_svg, compare_chart
 from analysis.compare_data import EPISODES_METRIC, X_STEPS, downsample
 from analysis.downsample import DEFAULT_POINTS
@@ -28,6 +28,7 @@ from analysis.group_stats import EPISODE_WINDOW
 from reports import posters
 from reports.comparison import Comparison
 from reports.facts import RECENT_EPISODES, RunFacts
+from reports.sweep import MAX_TRIALS_SHOWN, SweepFacts
 from runstore import tags
 from runstore.units import format_steps
 from runstore.videos import Clip
@@ -42,7 +43,9 @@ SYSTEM_CHARTS = (
 )
 
 _env = jinja2.Environment(
-    loader=jinja2.PackageLoader("reports", "templates"),
+    # beside this file, found without importlib (a folder named "reports" in the working
+    # directory, as in a runs folder, must not stand in for the package)
+    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
@@ -213,4 +216,34 @@ def compare_html(comparison: Comparison, root: Path, title: str) -> str:
         charts={"compare": chart},
         final_rule=final_rule,
         episodes=episodes,
+    )
+
+
+def sweep_html(sweep: SweepFacts, root: Path) -> str:
+    """The report of a sweep: its study, best trials, history, importances, every trial."""
+    metric = sweep.state.metric
+    parallel = None
+    if sweep.view.params and sweep.view.trials.height:
+        frame = sweep_charts.parallel_frame(sweep.view.trials, sweep.view.params)
+        if not frame.is_empty():
+            parallel = _svg(sweep_charts.parallel_chart(frame, sweep.view.params, metric))
+    charts = {
+        "history": _svg(sweep_charts.history_chart(sweep.history, metric))
+        if sweep.history.height
+        else None,
+        "importances": _svg(sweep_charts.importance_chart(sweep.importances))
+        if sweep.importances
+        else None,
+        "parallel": parallel,
+    }
+    trials = (
+        sweep.view.trials.sort("number").tail(MAX_TRIALS_SHOWN)
+        if sweep.view.trials.height
+        else None
+    )
+    return _env.get_template("sweep.html.j2").render(
+        **_common(f"Sweep {sweep.state.name}: {sweep.state.direction} {metric}", root),
+        sweep=sweep,
+        charts=charts,
+        trials=trials.iter_rows(named=True) if trials is not None else [],
     )

@@ -121,10 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "report",
         parents=[common],
-        help="write a self-contained HTML report (and --pdf) of a run, or a comparison of runs",
+        help="write a self-contained HTML report (and --pdf) of a run, a comparison of runs, "
+        "or a sweep",
     )
     p.add_argument(
-        "runs", nargs="+", help="run ids, unique prefixes (4 characters or more) or names"
+        "runs",
+        nargs="+",
+        help="run ids, unique prefixes (4 characters or more) or names; or one sweep's",
     )
     p.add_argument(
         "--group-seeds",
@@ -209,20 +212,24 @@ def _note_if_no_runner(store: RunStore) -> int:
 
 def report(store: RunStore, args: argparse.Namespace) -> int:
     """Make a report in the foreground and print where it is (``reports.build``)."""
-    from reports.build import make_report  # here: the supervisor never needs Altair or Jinja
+    # here: the supervisor never needs Altair, Jinja or Optuna
+    from reports.build import make_report, make_sweep_report
     from reports.facts import ReportError
     from reports.pdf import PdfError
 
     try:
-        run_ids = [find_run(store, query) for query in args.runs]
-        made = make_report(
-            store,
-            run_ids,
-            group_seeds=args.group_seeds,
-            pdf=args.pdf,
-            out=args.out,
-            thresholds=args.threshold,
-        )
+        sweep_id = _sweep_named(store, args.runs[0]) if len(args.runs) == 1 else None
+        if sweep_id is not None:
+            made = make_sweep_report(store, sweep_id, pdf=args.pdf, out=args.out)
+        else:
+            made = make_report(
+                store,
+                [find_run(store, query) for query in args.runs],
+                group_seeds=args.group_seeds,
+                pdf=args.pdf,
+                out=args.out,
+                thresholds=args.threshold,
+            )
     except (LookupError, UnsafePathError, ReportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

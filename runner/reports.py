@@ -16,7 +16,7 @@ from pathlib import Path
 
 from runner import process
 from runner.process import Handle
-from runstore import reports, safeio
+from runstore import reports, safeio, sweeps
 from runstore.store import RunStore, printable
 
 log = logging.getLogger("runner")
@@ -51,18 +51,24 @@ class ReportJobs:
     def start(self, path: Path, request: reports.ReportRequest) -> None:
         job_id = path.name[: -len(reports.REQUEST_SUFFIX)]
         job = reports.ReportJob(id=job_id, **request.model_dump(), started_at=time.time())
-        missing = [r for r in request.runs if not self.store.paths(r).run_json.exists()]
+        missing = [f"run {r}" for r in request.runs if not self.store.paths(r).run_json.exists()]
+        if request.sweep and not sweeps.sweep_paths(self.store.root, request.sweep).dir.is_dir():
+            missing.append(f"sweep {request.sweep}")
         if missing:
             job.state, job.ended_at = "failed", time.time()
-            job.error = f"no run {', '.join(missing[:3])} in this runs folder (deleted?)"
+            job.error = f"no {', '.join(missing[:3])} in this runs folder (deleted?)"
         else:
-            job.html = reports.report_name(request.runs)
+            job.html = reports.report_name(request.runs, sweep=request.sweep)
             args = ["--runs-dir", str(self.store.root), "--out", str(self.paths.dir / job.html)]
             args += ["--group-seeds"] * request.group_seeds + ["--pdf"] * request.pdf
+            args += ["--sweep", request.sweep] if request.sweep else []
             self.paths.jobs.mkdir(parents=True, exist_ok=True)
             try:
+                # cwd: the jobs folder, never the runs folder (its "reports" folder would
+                # stand in for the package on the job's import path)
+                log_path = self.paths.job_log(job_id)
                 handle = process.spawn_module(
-                    "reports", [*args, *request.runs], self.store.root, self.paths.job_log(job_id)
+                    "reports", [*args, *request.runs], self.paths.jobs, log_path
                 )
             except OSError as exc:
                 job.state, job.ended_at, job.error = "failed", time.time(), str(exc)

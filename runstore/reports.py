@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runstore import safeio
 from runstore.atomic import atomic_write_json
+from runstore.config_schema import SWEEP_ID_PATTERN
 from runstore.models import Int64, MaybeTimestamp, Timestamp
 from runstore.paths import is_run_id, member
 
@@ -35,7 +36,8 @@ class ReportRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
-    runs: list[str] = Field(min_length=1, max_length=MAX_REPORT_RUNS)
+    runs: list[str] = Field(default_factory=list, max_length=MAX_REPORT_RUNS)
+    sweep: str | None = None  # a sweep's report instead of runs'
     group_seeds: bool = False
     pdf: bool = False
     source: str = Field("?", max_length=40)
@@ -75,35 +77,47 @@ def report_paths(runs_root: Path) -> ReportPaths:
     return ReportPaths(Path(runs_root) / "reports")
 
 
-def report_name(run_ids: list[str], when: float | None = None) -> str:
-    """``<date>-<time>-run-<run id>.html`` or ``<date>-<time>-compare-<n>-runs-<first>.html``:
-    sorted by time, named by what it shows (a run id carries the run's name)."""
+def report_name(run_ids: list[str], when: float | None = None, sweep: str | None = None) -> str:
+    """``<date>-<time>-run-<run id>.html``, ``<date>-<time>-compare-<n>-runs-<first>.html``
+    or ``<date>-<time>-sweep-<sweep id>.html``: sorted by time, named by what it shows (an
+    id carries the run's or sweep's name)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    if sweep is not None:
+        return f"{stamp}-sweep-{sweep}.html"
     if len(run_ids) == 1:
         return f"{stamp}-run-{run_ids[0]}.html"
     return f"{stamp}-compare-{len(run_ids)}-runs-{run_ids[0]}.html"
 
 
-def check_request(runs: list[str], group_seeds: bool, pdf: bool, source: str) -> ReportRequest:
+def check_request(
+    runs: list[str], group_seeds: bool, pdf: bool, source: str, sweep: str | None = None
+) -> ReportRequest:
     """A valid request, or ValueError naming what is wrong."""
+    if sweep is not None:
+        if runs or not SWEEP_ID_PATTERN.match(sweep):
+            raise ValueError(f"a sweep's report names one sweep id and no run (got {sweep!r})")
+    elif not 1 <= len(runs) <= MAX_REPORT_RUNS:
+        raise ValueError(f"a report names 1 to {MAX_REPORT_RUNS} runs (got {len(runs)})")
     if len(set(runs)) != len(runs):
         raise ValueError("a run is named twice: name each run once")
     bad = [r for r in runs if not is_run_id(r)]
     if bad:
         raise ValueError(f"not run ids: {', '.join(map(repr, bad[:3]))}")
-    try:
-        return ReportRequest(
-            runs=runs, group_seeds=group_seeds, pdf=pdf, source=source[:40], at=time.time()
-        )
-    except ValidationError as exc:
-        raise ValueError(f"a report names 1 to {MAX_REPORT_RUNS} runs: {exc}") from None
+    return ReportRequest(
+        runs=runs, sweep=sweep, group_seeds=group_seeds, pdf=pdf, source=source[:40], at=time.time()
+    )
 
 
 def write_report_request(
-    runs_root: Path, runs: list[str], group_seeds: bool, pdf: bool, source: str
+    runs_root: Path,
+    runs: list[str],
+    group_seeds: bool,
+    pdf: bool,
+    source: str,
+    sweep: str | None = None,
 ) -> Path:
     """Ask the runner for a report (the dashboard's Report buttons)."""
-    request = check_request(runs, group_seeds, pdf, source)
+    request = check_request(runs, group_seeds, pdf, source, sweep)
     folder = report_paths(runs_root).requests
     if folder.is_symlink():
         raise OSError(f"{folder} is a symlink; refusing to write through it")
@@ -128,7 +142,9 @@ def pending_report_requests(
         data = safeio.read_json(path) if name.endswith(REQUEST_SUFFIX) else None
         try:
             request = ReportRequest.model_validate(data)
-            check_request(request.runs, request.group_seeds, request.pdf, request.source)
+            check_request(
+                request.runs, request.group_seeds, request.pdf, request.source, request.sweep
+            )
         except (ValidationError, ValueError):
             invalid.append(path)
         else:

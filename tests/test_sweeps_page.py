@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analysis import sweep_study
 from dashboard import actions, auth, sweep_data
 from runstore import RunState, RunStore, sweeps
 from runstore.sweep_config import parse_sweep
@@ -93,11 +94,11 @@ def test_trials_table_equals_the_study_and_the_charts_are_drawn(swept: sweeps.Sw
 
 
 def test_the_journal_is_opened_read_only(swept: sweeps.SweepPaths):
-    backend = sweep_data.ReadOnlyJournal(str(swept.journal))
+    backend = sweep_study.ReadOnlyJournal(str(swept.journal))
     with pytest.raises(PermissionError):
         backend.append_logs([{"op_code": 0}])
     missing = swept.dir / "nothing.journal"
-    sweep_data.ReadOnlyJournal(str(missing))
+    sweep_study.ReadOnlyJournal(str(missing))
     assert not missing.exists(), "a missing journal is not created"
 
 
@@ -317,3 +318,37 @@ def test_a_cloned_run_is_offered_as_the_base_of_a_sweep(empty: RunStore):
     (queued,) = empty.queue_files()
     sweep = parse_sweep(queued.read_bytes())
     assert sweep.base.name == "from-a-clone" and sweep.base.n_timesteps == 3000
+
+
+def test_a_sweeps_report_shows_its_study_offline_and_leaves_it_untouched(
+    swept: sweeps.SweepPaths, tmp_path: Path
+):
+    """The sweep's report (issue 17): the best trials and every trial equal the study's, the
+    history, importances and parallel coordinates are drawn, nothing is fetched, and the
+    journal is neither written nor touched."""
+    from reports.build import make_sweep_report
+    from tests.test_reports import _assert_offline_and_drawn, _open_offline
+
+    before = (swept.journal.read_bytes(), os.stat(swept.journal).st_mtime_ns)
+    made = make_sweep_report(RunStore(swept.dir.parent.parent), swept.id, out=tmp_path / "s.html")
+    page = _open_offline(made.html)
+    _assert_offline_and_drawn(page, at_least=2)  # history, parallel (importances: 3 trials)
+    complete = [t for t in study_of(swept).get_trials() if t.state.name == "COMPLETE"]
+    best = sorted(complete, key=lambda t: (-t.value, t.number))
+    shown = [(int(r[0]), float(r[1])) for r in page["cells"]["best"] if r]
+    assert shown == [(t.number, t.value) for t in best[:5]]
+    every = [int(r[0]) for r in page["cells"]["trials"] if r]
+    assert every == sorted(t.number for t in study_of(swept).get_trials())
+    assert (swept.journal.read_bytes(), os.stat(swept.journal).st_mtime_ns) == before
+
+
+def test_the_sweeps_report_button_asks_the_runner(swept: sweeps.SweepPaths):
+    from runstore import reports
+
+    at = sweeps_page()
+    at.button(key=f"sweep_report_{swept.id}").click().run()
+    assert not at.exception
+    root = swept.dir.parent.parent
+    (pending,), invalid = reports.pending_report_requests(root, 10)
+    assert invalid == [] and (pending[1].sweep, pending[1].runs) == (swept.id, [])
+    pending[0].unlink()

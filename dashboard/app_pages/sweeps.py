@@ -15,8 +15,10 @@ import streamlit as st
 import yaml
 
 from analysis import sweep_charts as charts
+from analysis.sweep_study import StudyView, best_so_far
 from dashboard import actions, auth, fmt, sweep_data
 from dashboard.components import controls
+from dashboard.components.report_button import report_button
 from dashboard.presets import CLONE_CHOICE, PRESETS
 from runstore import sweeps
 from runstore.config import ConfigError
@@ -38,7 +40,7 @@ def progress_line(state: sweep_data.SweepState) -> str:
     )
 
 
-def trials_table(view: sweep_data.StudyView, state: sweep_data.SweepState) -> pl.DataFrame:
+def trials_table(view: StudyView, state: sweep_data.SweepState) -> pl.DataFrame:
     """The study's trials with the runs of each (from sweep.json) and their seed spread."""
     spread = sweep_data.seed_spread(state, state.metric)
     runs = {int(n): ids for n, ids in state.trial_runs.items()}
@@ -135,6 +137,7 @@ def show_sweep(summary: sweep_data.SweepSummary) -> None:
                 query_params={"run": run_id},
             )
     sweep_controls(summary)
+    report_button([], key=f"sweep_report_{summary.id}", sweep=summary.id)
     if view.trials.is_empty():
         st.caption("No trials yet: the runner asks the sampler for the first ones.")
         return
@@ -151,7 +154,7 @@ def show_sweep(summary: sweep_data.SweepSummary) -> None:
         },
         key=f"sweep_trials_{summary.id}",
     )
-    history = sweep_data.best_so_far(view)
+    history = best_so_far(view)
     left, right = st.columns(2)
     with left.container(key="sweep_history"):
         if history.is_empty():

@@ -11,19 +11,24 @@ from dashboard import actions, auth
 REPORTS_PAGE = "app_pages/reports.py"
 
 
-def report_button(run_ids: list[str], key: str, group_seeds: bool = False) -> None:
-    """ "Make a report" (with a PDF on request) for a user who may act; a link to the Reports
-    page for everyone."""
+def report_button(
+    run_ids: list[str], key: str, group_seeds: bool = False, sweep: str | None = None
+) -> None:
+    """ "Make a report" (with a PDF on request) of these runs or of a sweep, for a user who
+    may act; a link to the Reports page for everyone."""
     left, mid, right = st.columns([1.2, 1, 2])
     right.page_link(REPORTS_PAGE, label="Reports", icon=":material/description:")
     if not auth.control_allowed():
         mid.caption("Reports are asked for from this machine or with the password.")
         return
     pdf = mid.checkbox("with PDF", key=f"{key}_pdf")
-    what = "a report" if len(run_ids) == 1 else f"a report of these {len(run_ids)} runs"
-    if left.button(f"Make {what}", key=key, disabled=not run_ids):
+    if sweep is not None:
+        what = "a report of this sweep"
+    else:
+        what = "a report" if len(run_ids) == 1 else f"a report of these {len(run_ids)} runs"
+    if left.button(f"Make {what}", key=key, disabled=not (run_ids or sweep)):
         try:
-            actions.report(run_ids, group_seeds=group_seeds, pdf=pdf)
+            actions.report(run_ids, group_seeds=group_seeds, pdf=pdf, sweep=sweep)
         except (ValueError, OSError) as exc:
             st.error(f"Could not ask for the report: {exc}")
         else:
