@@ -352,7 +352,7 @@ def test_real_run_page_shows_curves_timeline_and_checkpoints(runs, monkeypatch) 
     runs.runner()
     runs.submit(cartpole(steps=2_000, ckpt=500, n_envs=2), "curves.yaml")
     run_id = runs.only_run()
-    runs.wait_state(run_id, RunState.COMPLETED, timeout=180)
+    runs.wait_state(run_id, RunState.COMPLETED, timeout=600)  # a ceiling: ~20 s unloaded
     at = app()
     at.query_params["run"] = run_id
     open_page(at, "app_pages/run.py")
