@@ -1,0 +1,249 @@
+"""Disk use and clean-up (issue 17, "Organising runs", Disk): sizes by kind measured without
+following links, a clean-up plan that keeps what resume, best and other runs' init_from need,
+and the runner as the one process that deletes (a ``cleanup`` request it checks itself).
+
+The store's side runs on folders built through ``runstore`` (checkpoints committed and signed
+by ``runstore.checkpoints``, clips by name); the runner's side through ``Supervisor.apply``
+here and a real runner process with real CartPole training in ``test_disk_runner.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from runstore import checkpoints
+from runstore.cleanup import CHECKPOINT, CLIP, LEFTOVER, carry_out, plan_cleanup
+from runstore.disk import run_size
+from runstore.models import MediaJob, RunRecord, RunState
+from runstore.store import Request, RunStore
+from runstore.videos import clip_name
+
+from .conftest import cartpole
+
+
+def write(path: Path, size: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * size)
+    return path
+
+
+def checkpoint(folder: Path, step: int, model_bytes: int = 1000) -> checkpoints.Checkpoint:
+    """A signed checkpoint as the trainer commits one (a real zip, a manifest, a buffer)."""
+    staging = checkpoints.staging_dir(folder, step)
+    with zipfile.ZipFile(staging / checkpoints.MODEL, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("data", "x" * model_bytes)
+    (staging / checkpoints.REPLAY_BUFFER).write_bytes(b"b" * 500)
+    return checkpoints.commit(staging, step)
+
+
+def best(folder: Path, step: int) -> None:
+    staging = checkpoints.best_staging(folder)
+    with zipfile.ZipFile(staging, "w") as zf:
+        zf.writestr("data", "best")
+    checkpoints.commit_best(staging, step, 42.0)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    store = RunStore(tmp_path / "runs")
+    store.ensure_layout()
+    return store
+
+
+def new_run(store: RunStore, extra: str = "", name: str = "a.yaml") -> RunRecord:
+    path = store.submit(cartpole(steps=64, extra=extra), name)
+    record = store.accept(path, store.read_queue_file(path))
+    assert record is not None
+    record.state = RunState.STOPPED
+    store.write_run(record)
+    return record
+
+
+def test_sizes_by_kind_count_a_link_as_itself_and_never_follow_it(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    write(run / "checkpoints" / "step-000000000064" / "model.zip", 1000)
+    write(run / "checkpoints" / "best.zip", 300)
+    write(run / "videos" / "step-000000064.mp4", 2000)
+    write(run / "videos" / "step-000000064.json", 100)
+    write(run / "tb" / "train_1" / "events.out.tfevents.1", 400)
+    write(run / "logs" / "trainer.log", 50)
+    write(run / "run.json", 10)
+    write(run / "requests" / "1-stop.json", 5)
+    # Links: to a big file outside, to a big folder outside (never descended), to a folder
+    # in place of tb/'s subfolder; and a hard link (the same bytes counted once).
+    outside = write(tmp_path / "elsewhere" / "huge.bin", 1_000_000)
+    (run / "videos" / "step-000000128.mp4").symlink_to(outside)
+    (run / "checkpoints" / "step-000000000128").symlink_to(outside.parent, target_is_directory=True)
+    os.link(run / "logs" / "trainer.log", run / "logs" / "trainer.log.1")
+    link_sizes = {
+        "videos": len(str(outside)),
+        "checkpoints": len(str(outside.parent)),
+    }
+
+    size = run_size(run)
+
+    assert size.by_category() == {
+        "checkpoints": 1300 + link_sizes["checkpoints"],
+        "videos": 2100 + link_sizes["videos"],
+        "events": 400,
+        "logs": 50,
+        "other": 15,
+    }
+    assert size.total == sum(size.by_category().values()) and size.unreadable == 0
+    assert run_size(tmp_path / "gone") == run_size(tmp_path / "gone")  # missing: zeros
+    assert run_size(tmp_path / "gone").total == 0
+
+
+def test_a_folder_that_cannot_be_listed_is_counted_as_unreadable(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root lists every folder")
+    run = tmp_path / "run"
+    write(run / "logs" / "trainer.log", 50)
+    locked = run / "videos"
+    write(locked / "step-000000064.mp4", 2000)
+    locked.chmod(0)
+    try:
+        size = run_size(run)
+    finally:
+        locked.chmod(0o755)
+    assert size.logs == 50 and size.videos == 0 and size.unreadable == 1
+
+
+def test_plan_keeps_best_the_latest_complete_and_what_init_from_names(store: RunStore) -> None:
+    record = new_run(store)
+    paths = store.paths(record.id)
+    old = [checkpoint(paths.checkpoints, step) for step in (64, 128, 192)]
+    latest = checkpoint(paths.checkpoints, 256)
+    broken = checkpoint(paths.checkpoints, 320)  # newer, but torn: resume skips it
+    (broken.dir / checkpoints.MODEL).write_bytes(b"torn")
+    best(paths.checkpoints, 128)
+    write(paths.checkpoints / ".staging-step-000000000384" / "model.zip", 70)
+    os.symlink("/", paths.checkpoints / ".trash-planted")  # a link: never in a plan
+    write(paths.videos / clip_name(64), 2000)
+    write(paths.videos / "step-000000064.json", 100)
+    write(paths.videos / clip_name(128, "record"), 3000)
+    write(paths.videos / "timelapse.mp4", 4000)
+    os.symlink("/etc/hostname", paths.videos / clip_name(192))
+
+    plan = plan_cleanup(paths.dir, checkpoints=True, clips=True, referenced={old[1].dir.name})
+
+    by_kind = {
+        kind: sorted(d.name for d in plan.deletions if d.kind == kind)
+        for kind in (CHECKPOINT, LEFTOVER, CLIP)
+    }
+    assert by_kind == {
+        CHECKPOINT: sorted(f"checkpoints/{c.dir.name}" for c in (old[0], old[2], broken)),
+        LEFTOVER: ["checkpoints/.staging-step-000000000384"],
+        CLIP: [
+            "videos/step-000000064.mp4",
+            "videos/step-000000128-record.mp4",
+            "videos/timelapse.mp4",
+        ],
+    }
+    assert plan.frees == sum(d.size for d in plan.deletions)
+    assert sum(d.size for d in plan.deletions if d.kind == CLIP) == 9000
+    kept = " ".join(plan.kept)
+    assert latest.dir.name in kept and "best.zip" in kept and old[1].dir.name in kept
+    assert "2 checkpoints" not in plan.summary() and "3 checkpoints" in plan.summary()
+    # Only what was asked for.
+    assert {d.kind for d in plan_cleanup(paths.dir, checkpoints=False, clips=True).deletions} == {
+        CLIP
+    }
+    assert plan_cleanup(paths.dir, checkpoints=False, clips=False).deletions == ()
+
+    freed, problems = carry_out(plan)
+
+    assert (freed, problems) == (plan.frees, [])
+    assert [c.dir.name for c in checkpoints.list_checkpoints(paths.checkpoints)] == [
+        latest.dir.name,
+        old[1].dir.name,
+    ]
+    assert checkpoints.latest_complete(paths.checkpoints)[0] == latest  # resume is unchanged
+    assert checkpoints.run_trust(paths.dir).trusted  # every manifest left is still signed
+    assert checkpoints.resolve_model(paths.checkpoints, checkpoints.BEST)[1] == 128
+    assert checkpoints.resolve_model(paths.checkpoints, None)[1] == 256
+    assert sorted(p.name for p in paths.videos.iterdir()) == [
+        "step-000000064.json",  # the sidecar stays
+        clip_name(192),  # the link: neither followed nor removed
+    ]
+    assert (paths.checkpoints / ".trash-planted").is_symlink()
+    assert Path("/etc/hostname").exists()
+    # Planned twice (a second request): the second finds nothing more to delete.
+    again = plan_cleanup(paths.dir, checkpoints=True, clips=True, referenced={old[1].dir.name})
+    assert again.deletions == () and carry_out(again) == (0, [])
+
+
+def test_carry_out_leaves_a_path_that_became_a_link(store: RunStore, tmp_path: Path) -> None:
+    record = new_run(store)
+    paths = store.paths(record.id)
+    clip = write(paths.videos / clip_name(64), 2000)
+    plan = plan_cleanup(paths.dir, checkpoints=False, clips=True)
+    victim = write(tmp_path / "victim.mp4", 10)
+    clip.unlink()
+    clip.symlink_to(victim)  # swapped between the plan and the act
+    freed, problems = carry_out(plan)
+    assert freed == 0 and "left alone" in problems[0]
+    assert victim.exists() and clip.is_symlink()
+
+
+def apply(store: RunStore, record: RunRecord, params: dict) -> RunRecord:
+    """A cleanup request applied by the runner's own request handling (no process needed)."""
+    from runner.supervisor import Supervisor
+
+    request = Request(path=Path("x"), action="cleanup", at=0.0, source="dashboard", params=params)
+    Supervisor(store).apply(record, request)
+    done = store.read_run(record.id)
+    assert done is not None
+    return done
+
+
+def test_runner_refuses_a_live_run_and_says_why(store: RunStore) -> None:
+    record = new_run(store)
+    paths = store.paths(record.id)
+    for step in (64, 128):
+        checkpoint(paths.checkpoints, step)
+    for state in (RunState.RUNNING, RunState.PAUSED, RunState.STARTING, RunState.STOPPING):
+        record.state = state
+        done = apply(store, record, {"checkpoints": True, "clips": True})
+        event = done.events[-1]
+        assert event.kind == "cleanup-refused", event
+        assert f"the run is {state.value}" in event.detail and "stop it first" in event.detail
+    assert len(checkpoints.list_checkpoints(paths.checkpoints)) == 2  # nothing deleted
+
+
+def test_runner_refuses_while_a_clip_job_runs_and_bad_params(store: RunStore) -> None:
+    record = new_run(store)
+    paths = store.paths(record.id)
+    write(paths.videos / clip_name(64), 2000)
+    record.media_job = MediaJob(action="record", pid=1, pgid=1, create_time=1.0, started_at=1.0)
+    assert "clip job" in apply(store, record, {"clips": True}).events[-1].detail
+    record.media_job = None
+    for params in ({}, {"clips": "yes"}, {"checkpoints": False, "clips": False}):
+        event = apply(store, record, params).events[-1]
+        assert event.kind == "cleanup-refused" and "say what to delete" in event.detail
+    assert (paths.videos / clip_name(64)).exists()
+
+
+def test_runner_recomputes_the_plan_and_ignores_paths_in_the_request(store: RunStore) -> None:
+    parent = new_run(store, name="parent.yaml")
+    paths = store.paths(parent.id)
+    kept_for_child = checkpoint(paths.checkpoints, 64)
+    doomed = checkpoint(paths.checkpoints, 128)
+    checkpoint(paths.checkpoints, 192)
+    new_run(store, extra=f"init_from: {parent.id}/{kept_for_child.dir.name}\n", name="child.yaml")
+    done = apply(
+        store,
+        parent,
+        {"checkpoints": True, "paths": ["../../elsewhere", "config.yaml"]},  # never read
+    )
+    event = done.events[-1]
+    assert event.kind == "cleaned-up", event
+    assert "freed" in event.detail and "1 checkpoint:" in event.detail
+    assert "another run's init_from" in event.detail
+    names = [c.dir.name for c in checkpoints.list_checkpoints(paths.checkpoints)]
+    assert doomed.dir.name not in names and kept_for_child.dir.name in names
+    assert paths.config.exists()
