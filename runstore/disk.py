@@ -17,6 +17,8 @@ import stat as stat_mod
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from runstore.paths import is_run_id
+
 #: The kinds a run's room is split into, in the order the pages show them.
 CATEGORIES = ("checkpoints", "videos", "events", "logs", "other")
 #: A run folder's top-level entry -> its kind (``runstore.paths.RunPaths``); anything else,
@@ -76,6 +78,29 @@ def run_size(run_dir: Path) -> RunSize:
         return RunSize(other=st.st_size)
     unreadable = _walk(str(run_dir), None, totals, seen)
     return RunSize(**totals, unreadable=unreadable)
+
+
+def runs_folder_size(root: Path) -> tuple[dict[str, RunSize], int]:
+    """Every run folder's size by kind (run id -> ``RunSize``), and the bytes of the rest of
+    the runs folder (queue, sweeps, logs of the runner...): one walk of the whole folder."""
+    runs: dict[str, RunSize] = {}
+    rest = {"rest": 0}
+    seen: set[tuple[int, int]] = set()
+    try:
+        listing = list(os.scandir(root))
+    except OSError:
+        return runs, 0
+    for entry in listing:
+        if is_run_id(entry.name) and entry.is_dir(follow_symlinks=False):
+            runs[entry.name] = run_size(Path(entry.path))
+        elif entry.is_dir(follow_symlinks=False):
+            _walk(entry.path, "rest", rest, seen)
+        else:
+            try:
+                rest["rest"] += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return runs, rest["rest"]
 
 
 def _walk(top: str, kind: str | None, totals: dict[str, int], seen: set[tuple[int, int]]) -> int:
