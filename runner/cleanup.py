@@ -11,10 +11,11 @@ to the run, and says why, or what it freed, in run.json's events.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
-from runstore.cleanup import OPTIONS, InitFromReferences, carry_out, plan_cleanup
+from runstore.cleanup import OPTIONS, CleanupPlan, InitFromReferences, carry_out, plan_cleanup
 from runstore.models import RunRecord
 from runstore.store import Request, RunStore
 from runstore.units import format_bytes
@@ -38,6 +39,39 @@ def options(params: dict) -> dict[str, bool]:
             f"{ {k: params.get(k) for k in OPTIONS} }"
         )
     return chosen
+
+
+def _plan(store: RunStore, run_id: str, chosen: dict[str, bool]) -> CleanupPlan:
+    """The plan for ``run_id`` now, by the rules the runner applies."""
+    references = _REFERENCES.setdefault(store.root, InitFromReferences())
+    referenced = references.of(store.root, store.run_ids()).get(run_id, frozenset())
+    return plan_cleanup(store.paths(run_id).dir, referenced=referenced, **chosen)
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """``python -m runner cleanup RUN checkpoints clips [--dry-run]``."""
+    p = sub.add_parser(
+        "cleanup",
+        parents=[common],
+        help="delete a run's old checkpoints (best.zip and the latest complete one stay) "
+        "and/or its clips (the runner does it; refused while the run trains)",
+    )
+    p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
+    p.add_argument("what", nargs="+", choices=OPTIONS, help="what to delete")
+    p.add_argument(
+        "--dry-run", action="store_true", help="only print what it would delete and free"
+    )
+
+
+def preview(store: RunStore, run_id: str, chosen: dict[str, bool]) -> int:
+    """Print what a clean-up would delete now (``--dry-run``); nothing is asked for."""
+    plan = _plan(store, run_id, chosen)
+    for item in plan.deletions:
+        print(f"{format_bytes(item.size):>8}  {item.name}")
+    print(f"would free {format_bytes(plan.frees)} ({plan.summary()})")
+    for kept in plan.kept:
+        print(f"keeps {kept}")
+    return 0
 
 
 def apply(
@@ -64,9 +98,7 @@ def apply(
         record.record("cleanup-refused", f"{note}: {exc}")
         log.info("%s: cleanup refused: %s", record.id, exc)
         return
-    references = _REFERENCES.setdefault(store.root, InitFromReferences())
-    referenced = references.of(store.root, store.run_ids()).get(record.id, frozenset())
-    plan = plan_cleanup(store.paths(record.id).dir, referenced=referenced, **chosen)
+    plan = _plan(store, record.id, chosen)
     freed, problems = carry_out(plan)
     kept = f"; kept {', '.join(plan.kept)}" if plan.kept else ""
     detail = f"{note}: freed {format_bytes(freed)} ({plan.summary()}){kept}"

@@ -98,19 +98,40 @@ def test_sizes_by_kind_count_a_link_as_itself_and_never_follow_it(tmp_path: Path
     assert run_size(tmp_path / "gone").total == 0
 
 
-def test_a_folder_that_cannot_be_listed_is_counted_as_unreadable(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root lists every folder")
+def test_vanishing_files_are_skipped_and_unlistable_folders_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trainer pruning while the walk runs, and a folder this user may not list."""
     run = tmp_path / "run"
     write(run / "logs" / "trainer.log", 50)
-    locked = run / "videos"
-    write(locked / "step-000000064.mp4", 2000)
-    locked.chmod(0)
-    try:
-        size = run_size(run)
-    finally:
-        locked.chmod(0o755)
-    assert size.logs == 50 and size.videos == 0 and size.unreadable == 1
+    pruned = write(run / "checkpoints" / "step-000000000064" / "model.zip", 1000)
+    write(run / "videos" / "step-000000064.mp4", 2000)
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if Path(path).name == "videos":
+            raise PermissionError(13, "Permission denied", str(path))
+        listing = real_scandir(path)
+        if Path(path) == pruned.parent:  # listed, then deleted before its stat
+            entries = list(listing)
+            pruned.unlink()
+            listing.close()
+            return _Listing(entries)
+        return listing
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    size = run_size(run)
+    assert (size.logs, size.checkpoints, size.videos, size.unreadable) == (50, 0, 0, 1)
+
+
+class _Listing(list):
+    """A finished ``os.scandir`` listing (a context manager, as the walk uses it)."""
+
+    def __enter__(self) -> _Listing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def test_plan_keeps_best_the_latest_complete_and_what_init_from_names(store: RunStore) -> None:
@@ -247,3 +268,28 @@ def test_runner_recomputes_the_plan_and_ignores_paths_in_the_request(store: RunS
     names = [c.dir.name for c in checkpoints.list_checkpoints(paths.checkpoints)]
     assert doomed.dir.name not in names and kept_for_child.dir.name in names
     assert paths.config.exists()
+
+
+def test_cli_previews_with_dry_run_and_otherwise_asks_the_runner(
+    store: RunStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner import cli
+
+    record = new_run(store)
+    paths = store.paths(record.id)
+    for step in (64, 128):
+        checkpoint(paths.checkpoints, step)
+    root = str(store.root)
+    assert cli.main(["cleanup", record.id, "checkpoints", "--dry-run", "--runs-dir", root]) == 0
+    out = capsys.readouterr().out
+    assert "checkpoints/step-000000000064" in out and "would free" in out
+    assert "keeps step-000000000128 (the latest complete checkpoint" in out
+    assert store.pending_requests(record.id) == ([], [])
+    assert len(checkpoints.list_checkpoints(paths.checkpoints)) == 2
+    assert cli.main(["cleanup", record.id, "clips", "checkpoints", "--runs-dir", root]) == 0
+    requests, _ = store.pending_requests(record.id)
+    assert [(r.action, r.source, r.params) for r in requests] == [
+        ("cleanup", "cli", {"checkpoints": True, "clips": True})
+    ]
+    with pytest.raises(SystemExit):  # nothing to delete named: a usage error
+        cli.main(["cleanup", record.id, "--runs-dir", root])
