@@ -96,6 +96,8 @@ def plan_cleanup(
 
 
 def _checkpoint_deletions(folder: Path, referenced: set[str], kept: list[str]) -> list[Deletion]:
+    if not _is_real_dir(folder):  # checkpoints/ linked out of the run: nothing through it
+        return []
     latest, _broken = checkpoints.latest_complete(folder)
     best = checkpoints.read_best(folder)
     if best is not None:
@@ -127,12 +129,20 @@ def _clip_deletions(folder: Path) -> list[Deletion]:
     return sorted(found, key=lambda d: d.path.name)
 
 
+def _is_real_dir(folder: Path) -> bool:
+    """``folder`` is a folder itself, not a link to one (nor missing)."""
+    try:
+        return stat_mod.S_ISDIR(os.lstat(folder).st_mode)
+    except OSError:
+        return False
+
+
 def _plain_entries(folder: Path) -> list[os.DirEntry[str]]:
     """Entries of ``folder`` that are plain files or folders (no links, FIFOs, devices);
     none when ``folder`` itself is a link or missing."""
+    if not _is_real_dir(folder):
+        return []
     try:
-        if stat_mod.S_ISLNK(os.lstat(folder).st_mode):
-            return []
         with os.scandir(folder) as listing:
             return [
                 e
@@ -149,6 +159,9 @@ def carry_out(plan: CleanupPlan) -> tuple[int, list[str]]:
     since the plan was made is left alone; one already gone frees nothing."""
     freed, problems = 0, []
     for item in plan.deletions:
+        if not _is_real_dir(item.path.parent):
+            problems.append(f"{item.name}: its folder is no longer a plain folder; left alone")
+            continue
         try:
             mode = os.lstat(item.path).st_mode
             if item.kind != CLIP and stat_mod.S_ISDIR(mode):

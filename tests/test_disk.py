@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from runstore import checkpoints
-from runstore.cleanup import CHECKPOINT, CLIP, LEFTOVER, carry_out, plan_cleanup
+from runstore.cleanup import (
+    CHECKPOINT,
+    CLIP,
+    LEFTOVER,
+    CleanupPlan,
+    Deletion,
+    carry_out,
+    plan_cleanup,
+)
 from runstore.disk import run_size
 from runstore.models import MediaJob, RunRecord, RunState
 from runstore.store import Request, RunStore
@@ -209,6 +217,29 @@ def test_carry_out_leaves_a_path_that_became_a_link(store: RunStore, tmp_path: P
     freed, problems = carry_out(plan)
     assert freed == 0 and "left alone" in problems[0]
     assert victim.exists() and clip.is_symlink()
+
+
+def test_folders_linked_out_of_the_run_are_never_planned_or_deleted_through(
+    store: RunStore, tmp_path: Path
+) -> None:
+    record = new_run(store)
+    paths = store.paths(record.id)
+    outside = tmp_path / "outside"
+    for step in (64, 128):
+        checkpoint(outside / "checkpoints", step)
+    write(outside / "videos" / clip_name(64), 100)
+    for name in ("checkpoints", "videos"):
+        getattr(paths, name).rmdir()
+        getattr(paths, name).symlink_to(outside / name, target_is_directory=True)
+    plan = plan_cleanup(paths.dir, checkpoints=True, clips=True)
+    assert plan.deletions == ()
+    # A plan made before the swap: its folder is a link now, so nothing goes.
+    doomed = checkpoints.list_checkpoints(outside / "checkpoints")[-1]
+    stale = CleanupPlan(record.id, (Deletion(paths.checkpoints / doomed.dir.name, CHECKPOINT, 1),))
+    freed, problems = carry_out(stale)
+    assert freed == 0 and "no longer a plain folder" in problems[0]
+    assert len(checkpoints.list_checkpoints(outside / "checkpoints")) == 2
+    assert (outside / "videos" / clip_name(64)).exists()
 
 
 def apply(store: RunStore, record: RunRecord, params: dict) -> RunRecord:
