@@ -18,6 +18,7 @@ from dashboard import data
 from runstore.cleanup import CleanupPlan, InitFromReferences, plan_cleanup
 from runstore.disk import RunSize, run_size, runs_folder_size
 from runstore.models import RunState
+from runstore.paths import UnsafePathError
 
 #: How long a measurement is shown before the folder is walked again.
 SIZE_TTL_SECONDS = 30
@@ -67,8 +68,12 @@ def _folder_sizes(root: str) -> FolderSizes:
 
 
 def size_of(run_id: str) -> RunSize:
-    """One run's size by kind (kept ``SIZE_TTL_SECONDS``): the Run page's line."""
-    return _size_of(str(data.store().paths(run_id).dir))
+    """One run's size by kind (kept ``SIZE_TTL_SECONDS``): the Run page's line; nothing for
+    an id that is not a run folder of ours (a link out, a hostile name)."""
+    try:
+        return _size_of(str(data.store().paths(run_id).dir))
+    except UnsafePathError:
+        return RunSize()
 
 
 @st.cache_data(ttl=SIZE_TTL_SECONDS, show_spinner=False, max_entries=200)
