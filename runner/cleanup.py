@@ -17,7 +17,7 @@ from pathlib import Path
 
 from runstore.cleanup import OPTIONS, CleanupPlan, InitFromReferences, carry_out, plan_cleanup
 from runstore.models import RunRecord
-from runstore.store import Request, RunStore
+from runstore.store import Request, RunStore, printable
 from runstore.units import format_bytes
 
 log = logging.getLogger("runner")
@@ -34,9 +34,9 @@ def options(params: dict) -> dict[str, bool]:
     """The request's choices, checked: each of ``OPTIONS`` true or false, at least one true."""
     chosen = {name: params.get(name, False) for name in OPTIONS}
     if any(not isinstance(v, bool) for v in chosen.values()) or not any(chosen.values()):
+        got = printable(repr({k: params.get(k) for k in OPTIONS})[:200])
         raise CleanupRefused(
-            f"say what to delete: {' and/or '.join(OPTIONS)} (each true or false); got "
-            f"{ {k: params.get(k) for k in OPTIONS} }"
+            f"say what to delete: {' and/or '.join(OPTIONS)} (each true or false); got {got}"
         )
     return chosen
 
@@ -98,8 +98,13 @@ def apply(
         record.record("cleanup-refused", f"{note}: {exc}")
         log.info("%s: cleanup refused: %s", record.id, exc)
         return
-    plan = _plan(store, record.id, chosen)
-    freed, problems = carry_out(plan)
+    try:
+        plan = _plan(store, record.id, chosen)
+        freed, problems = carry_out(plan)
+    except (OSError, ValueError) as exc:  # a folder that cannot be listed, a link planted
+        record.record("cleanup-failed", f"{note}: {printable(str(exc))[:300]}")
+        log.warning("%s: cleanup failed: %s", record.id, exc)
+        return
     kept = f"; kept {', '.join(plan.kept)}" if plan.kept else ""
     detail = f"{note}: freed {format_bytes(freed)} ({plan.summary()}){kept}"
     if problems:
