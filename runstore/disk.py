@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from runstore.paths import is_run_id
+from runstore.paths import RunPaths, is_run_id
 
 #: The kinds a run's room is split into, in the order the pages show them.
 CATEGORIES = ("checkpoints", "videos", "events", "logs", "other")
-#: A run folder's top-level entry -> its kind (``runstore.paths.RunPaths``); anything else,
-#: run.json, config.yaml, status.json, requests/, is "other".
-_KIND_OF_ENTRY = {"checkpoints": "checkpoints", "videos": "videos", "tb": "events", "logs": "logs"}
+_LAYOUT = RunPaths(Path("run"))
+#: A run folder's top-level entry -> its kind; anything else (run.json, config.yaml,
+#: status.json, requests/) is "other".
+_KIND_OF_ENTRY = {
+    _LAYOUT.checkpoints.name: "checkpoints",
+    _LAYOUT.videos.name: "videos",
+    _LAYOUT.tb.name: "events",
+    _LAYOUT.logs.name: "logs",
+}
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,6 @@ class RunSize:
 
     def by_category(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in CATEGORIES}
-
-    def __add__(self, other: RunSize) -> RunSize:
-        names = [f.name for f in fields(self)]
-        return RunSize(**{name: getattr(self, name) + getattr(other, name) for name in names})
 
 
 def tree_bytes(top: Path) -> int:

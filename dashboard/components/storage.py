@@ -67,6 +67,12 @@ def render_storage() -> None:
         f"Measured every {storage_data.SIZE_TTL_SECONDS} s at most; click a column to sort. "
         "Links are counted as links, never followed."
     )
+    short = [r.name for r in sizes.rows if r.size.unreadable]
+    if short:
+        st.warning(
+            "Some folders could not be listed (permissions), so these sizes are short: "
+            + ", ".join(short[:10])
+        )
     render_cleanup(sizes.rows)
 
 
