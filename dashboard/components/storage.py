@@ -38,8 +38,10 @@ def render_run_size(run_id: str) -> None:
     st.caption(size_line(storage_data.size_of(run_id)))
 
 
+@st.fragment
 def render_storage() -> None:
-    """The System page's Storage section."""
+    """The System page's Storage section; a fragment, so choosing runs or kinds reruns this
+    section only, not the page (whose machine report may be due again)."""
     sizes = storage_data.folder_sizes()
     st.metric("Runs folder", fmt.size(sizes.total), help=f"{fmt.size(sizes.rest)} outside runs")
     if not sizes.rows:
