@@ -28,6 +28,7 @@ from runstore.cleanup import (
 from runstore.disk import run_size
 from runstore.models import MediaJob, RunRecord, RunState
 from runstore.store import Request, RunStore
+from runstore.timeline import lifecycle_events
 from runstore.videos import clip_name
 
 from .conftest import cartpole
@@ -295,6 +296,8 @@ def test_runner_recomputes_the_plan_and_ignores_paths_in_the_request(store: RunS
     event = done.events[-1]
     assert event.kind == "cleaned-up", event
     assert "freed" in event.detail and "1 checkpoint:" in event.detail
+    shown = lifecycle_events(done)[-1].text  # the Run page's timeline says what it freed
+    assert shown.startswith("Cleaned up — cleanup requested (dashboard): freed ")
     assert "another run's init_from" in event.detail
     names = [c.dir.name for c in checkpoints.list_checkpoints(paths.checkpoints)]
     assert doomed.dir.name not in names and kept_for_child.dir.name in names
