@@ -32,6 +32,7 @@ class SizeRow:
     name: str
     state: RunState | None  # None: run.json is damaged
     size: RunSize
+    archived: bool = False  # hidden from the Runs page's default view (issue 17)
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,13 @@ def _folder_sizes(root: str) -> FolderSizes:
     sizes, rest = runs_folder_size(Path(root))
     entries, _damaged = data.run_index()
     known = {e.id: e for e in entries}
-    rows = [
-        SizeRow(
-            run_id,
-            known[run_id].name if run_id in known else run_id,
-            known[run_id].state if run_id in known else None,
-            size,
-        )
-        for run_id, size in sizes.items()
-    ]
+    rows = []
+    for run_id, size in sizes.items():
+        entry = known.get(run_id)
+        if entry is None:  # run.json damaged or missing: its size is still shown
+            rows.append(SizeRow(run_id, run_id, None, size))
+        else:
+            rows.append(SizeRow(run_id, entry.name, entry.state, size, entry.archived))
     rows.sort(key=lambda r: r.size.total, reverse=True)
     return FolderSizes(tuple(rows), rest)
 

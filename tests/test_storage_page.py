@@ -122,3 +122,30 @@ def test_run_page_line_shows_the_size_by_kind(
     for kind in ("checkpoints", "clips", "events", "logs", "other"):
         assert f"{kind} " in line
     assert "clips 293 KB" in line  # the one clip (300,000 bytes); its sidecar is 100 B more
+
+
+def test_all_archived_runs_is_one_choice(
+    folder: tuple[RunStore, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Delete clips of archived runs" (issue 17): one tick chooses every archived run."""
+    store, stopped, running = folder
+    write(store.paths(running).videos / clip_name(64), 1000)
+    record = store.read_run(stopped)
+    assert record is not None
+    record.archived = True
+    store.write_run(record)
+    at = run_storage(monkeypatch)
+    table = at.dataframe[0].value
+    assert dict(zip(table["id"], table["archived"], strict=True)) == {
+        stopped: True,
+        running: False,
+    }
+    at.checkbox(key="storage_archived").check()
+    at.checkbox(key="storage_clips").check().run()
+    assert not at.exception, at.exception
+    assert list(at.dataframe[1].value["deletes"]) == [f"videos/{clip_name(64)}"]
+    assert set(at.dataframe[1].value["run"]) == {stopped}
+    at.button(key="storage_cleanup").click().run()
+    requests, _ = store.pending_requests(stopped)
+    assert [r.params for r in requests] == [{"checkpoints": False, "clips": True}]
+    assert store.pending_requests(running) == ([], [])

@@ -52,6 +52,7 @@ def render_storage() -> None:
             {
                 "run": r.name,
                 "state": r.state.value if r.state else "damaged",
+                "archived": r.archived,
                 "total": r.size.total / MB,
                 **{LABELS[k]: v / MB for k, v in r.size.by_category().items()},
                 "id": r.id,
@@ -81,9 +82,23 @@ def render_storage() -> None:
 def render_cleanup(rows: tuple[storage_data.SizeRow, ...]) -> None:
     """Choose runs and what to delete, see what it frees, then ask the runner."""
     st.markdown("**Clean up**")
-    # Where the archived filter plugs in (issue 17): offer, or preselect, archived runs.
     names = {r.id: f"{r.name} ({fmt.size(r.size.total)}, {r.id})" for r in rows}
-    chosen = st.multiselect("Runs", list(names), format_func=names.__getitem__, key="storage_runs")
+    archived = [r.id for r in rows if r.archived]
+    every_archived = st.checkbox(
+        f"All archived runs ({len(archived)})",
+        key="storage_archived",
+        disabled=not archived,
+        help="The runs archived on the Runs or Run page: kept on disk, hidden from the list.",
+    )
+    chosen = st.multiselect(
+        "Runs",
+        list(names),
+        format_func=names.__getitem__,
+        key="storage_runs",
+        disabled=every_archived,
+    )
+    if every_archived:
+        chosen = archived
     c1, c2 = st.columns(2)
     old = c1.checkbox(
         "Old checkpoints",
