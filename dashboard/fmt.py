@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from runstore.models import RunState
+from runstore.units import format_bytes
 
 STATE_COLOURS = {
     RunState.QUEUED: "gray",
@@ -78,8 +79,5 @@ def number(value: float | None, digits: int = 1) -> str:
 
 
 def size(nbytes: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if nbytes < 1024:
-            return f"{nbytes:.0f} {unit}"
-        nbytes /= 1024  # type: ignore[assignment]
-    return f"{nbytes:.1f} TB"
+    """A size in bytes in words (``runstore.units.format_bytes``, shared with the runner)."""
+    return format_bytes(nbytes)

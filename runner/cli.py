@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from runner import annotations, media, process
+from runner import annotations, cleanup, media, process
 from runner.supervisor import AlreadyRunningError, Supervisor
 from runstore import sweeps
 from runstore.annotations import AnnotationError
@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 50%%, 90%% and 100%% of the best evaluation)",
     )
     annotations.add_commands(sub, common)
+    cleanup.add_parser(sub, common)
     return parser
 
 
@@ -179,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "timelapse":
             return timelapse(store, run_id)
         params, source = None, "cli"
+        if args.command == "cleanup":
+            params = {name: name in args.what for name in cleanup.OPTIONS}
+            if args.dry_run:
+                return cleanup.preview(store, run_id, params)
         if args.command == "record":
             params = {"checkpoint": args.checkpoint, "episodes": args.episodes}
         if args.command == "trust":  # run.json logs who trusted the run, and from where

@@ -12,7 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from runner import process
+from runner import cleanup, process
 from runner.annotations import annotate
 from runner.media import MediaJobs
 from runner.process import Handle
@@ -117,6 +117,10 @@ class Requests:
         elif action == "annotate":  # tags, note, archived: any state
             if annotate(record, request):
                 self.records.write(record)
+        elif action == "cleanup":
+            busy = {"trainer": handle is not None, "clip_job": record.id in self.media.handles}
+            cleanup.apply(self.store, record, request, **busy)
+            self.records.write(record)
         elif action == "stop" and state == RunState.QUEUED:
             if isinstance(pruned := request.params.get("pruned_at"), int):
                 record.pruned_at = pruned

@@ -106,12 +106,12 @@ def commit(
     atomic_write_json(staging / MANIFEST, trust.sign(doc, key))
     final = staging.parent / checkpoint_name(step)
     if final.exists():  # the same step saved twice (e.g. stop right after a periodic save)
-        _discard(final)
+        discard(final)
     staging.rename(final)
     return Checkpoint(final, step)
 
 
-def _discard(ckpt_dir: Path) -> None:
+def discard(ckpt_dir: Path) -> None:
     """Delete a published checkpoint: renamed aside first, then removed. An rmtree in place,
     killed halfway, would leave a half-deleted checkpoint under its published name."""
     trash = ckpt_dir.parent / f".trash-{ckpt_dir.name}-{time.time_ns()}"
@@ -157,7 +157,7 @@ def prune(checkpoints_dir: Path, keep: int) -> list[Path]:
     removed = []
     complete = [c for c in list_checkpoints(checkpoints_dir) if is_complete(c.dir)]
     for ckpt in complete[keep:]:
-        _discard(ckpt.dir)
+        discard(ckpt.dir)
         removed.append(ckpt.dir)
     for stale in [*checkpoints_dir.glob(".staging-*"), *checkpoints_dir.glob(".trash-*")]:
         shutil.rmtree(stale, ignore_errors=True)

@@ -52,7 +52,17 @@ _Model = TypeVar("_Model", bound=BaseModel)
 QUEUE_SUFFIXES = (".yaml", ".yml")
 # Editors and copy tools write these while a file is still being written; never claim them.
 _IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".swp", ".crdownload", "~")
-REQUEST_ACTIONS = ("stop", "pause", "resume", "delete", "record", "timelapse", "trust", "annotate")
+REQUEST_ACTIONS = (
+    "stop",
+    "pause",
+    "resume",
+    "delete",
+    "record",
+    "timelapse",
+    "trust",
+    "annotate",
+    "cleanup",
+)
 #: Games a ``record`` request may ask for (1 to this): the dashboard's field, the runner's
 #: check of the request and ``python -m training.record`` all hold to this one number.
 MAX_RECORD_EPISODES = 20

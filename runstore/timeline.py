@@ -37,6 +37,10 @@ NOTICES = {
     "archived": "Archived",
     "unarchived": "Unarchived",
     "annotate-refused": "Tags or note refused",
+    # disk (issue 17: runner/cleanup.py)
+    "cleaned-up": "Cleaned up",
+    "cleanup-refused": "Clean-up refused",
+    "cleanup-failed": "Clean-up failed",
 }
 MAX_BEST_EVENTS = 8
 

@@ -1,5 +1,6 @@
 """Numbers in words that more than one process shows: a step count as the pages and the clip
-overlays write it (the dashboard and the trainer draw the same "1.25 M")."""
+overlays write it (the dashboard and the trainer draw the same "1.25 M"), and a size in bytes
+as the pages and the runner's run.json events write it."""
 
 from __future__ import annotations
 
@@ -11,3 +12,13 @@ def format_steps(step: int) -> str:
     if step >= 10_000:
         return f"{step / 1e3:.0f} k"
     return str(step)
+
+
+def format_bytes(nbytes: int | float) -> str:
+    """512 B, 12 KB, 3 MB, 1.5 TB: binary units, whole numbers below a terabyte."""
+    size = float(nbytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"

@@ -364,6 +364,7 @@ def test_real_run_page_shows_curves_timeline_and_checkpoints(runs, monkeypatch) 
     assert any("100% of the steps" in t for t in texts)
     assert any("New best return" in t for t in texts)
     assert any("step-" in t and "complete" in t for t in texts)
+    assert any(c.value.startswith("On disk: ") for c in at.caption)  # issue 17, Disk
     at = open_page(at, "app_pages/runs.py")
     assert list(at.dataframe[0].value["state"]) == ["completed"]
 

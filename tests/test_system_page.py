@@ -53,6 +53,7 @@ def test_system_page_without_a_gpu_is_calm(page: tuple[AppTest, RunStore]):
     assert "DQN buffer_size:" in markdown and "CPU-only" in markdown  # the torch build
     labels = {m.label for m in at.metric}
     assert {"CPU", "Memory free", "Disk free (runs folder)", "Training runs"} <= labels
+    assert "Runs folder" in labels and "Storage" in _texts(at, "subheader")  # issue 17, Disk
     assert any("No runner is supervising" in t for t in _texts(at, "warning"))
 
 

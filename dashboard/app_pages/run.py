@@ -16,6 +16,7 @@ from dashboard.components.diagnosis import render_diagnosis
 from dashboard.components.lineage import render_lineage
 from dashboard.components.report_button import report_button
 from dashboard.components.resources import render_resources
+from dashboard.components.storage import render_run_size
 from dashboard.components.trust import render_trust
 from runstore.config import read_stored_config
 from runstore.models import RunState
@@ -166,6 +167,7 @@ with config_tab:
     st.subheader("Lineage")
     render_lineage(run_id)
 with ckpt_tab:
+    render_run_size(run_id)
     ckpts = data.list_checkpoints(run_id)
     if not ckpts:
         st.caption("No checkpoint yet.")

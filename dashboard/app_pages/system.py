@@ -1,5 +1,6 @@
 """System: this machine for training — CPU, memory, disk, GPUs, the PyTorch build, findings
-with steps to fix them, recommended settings, and the health of the runner.
+with steps to fix them, recommended settings, the health of the runner, and the runs folder's
+storage (each run's size, a bulk clean-up: ``dashboard/components/storage.py``).
 
 The web server never imports torch nor holds a CUDA context (tests/test_layering.py): the
 PyTorch half of the report comes from ``python -m training.diagnostics --json`` run as a
@@ -20,6 +21,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from dashboard import data, fmt
+from dashboard.components.storage import render_storage
 from machine.nvml import probe_gpus
 from machine.probes import probe_disk, probe_memory
 from machine.report import DiagnosticsReport, Finding, Recommendations
@@ -206,6 +208,9 @@ level, message = runner_health()
 
 st.subheader("Now")
 live()
+
+st.subheader("Storage")
+render_storage()
 
 report = diagnostics_report(str(data.store().root))
 if isinstance(report, str):
