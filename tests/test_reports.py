@@ -213,7 +213,8 @@ def test_a_comparison_of_two_seed_groups_matches_scipy_and_prints_to_pdf(
         for i in ids
     }
     by_group = {name: [finals[i] for i in _ids(store, name)] for name in GROUPS}
-    runs = {r[1]: float(r[-1]) for r in page["cells"]["runs"] if r}
+    # each row: the run's label with its id under it, ..., its final score
+    runs = {next(i for i in ids if i in r[0]): float(r[-1]) for r in page["cells"]["runs"] if r}
     assert runs == {i: finals[i] for i in ids}
 
     groups = [r for r in page["cells"]["groups"] if r]
