@@ -144,6 +144,7 @@ class Usage:
     peak_rss_mb: float | None
     gpu_hours: float | None  # the integral of the GPU's utilisation / 100; None without NVML
     peak_gpu_mem_mb: float | None
+    gpu_energy_wh: float | None  # the integral of the GPU board power; None without it
 
 
 def _series(scalars: pl.DataFrame, tag: str) -> tuple[np.ndarray, np.ndarray]:
@@ -173,10 +174,12 @@ def usage(scalars: pl.DataFrame) -> Usage | None:
     _, rss = _series(scalars, tags.SYSTEM_RSS_MB)
     tg, gpu = _series(scalars, tags.SYSTEM_GPU_UTIL)
     _, gpu_mem = _series(scalars, tags.SYSTEM_GPU_MEM_MB)
+    tp, power = _series(scalars, tags.SYSTEM_GPU_POWER_W)
     return Usage(
         wall_hours=float(t[-1] - t[0]) / 3600,
         cpu_hours=_hours(t, cpu.astype(np.float64), 100.0),
         peak_rss_mb=float(rss.max()) if rss.size else None,
         gpu_hours=_hours(tg, gpu.astype(np.float64), 100.0) if tg.size else None,
         peak_gpu_mem_mb=float(gpu_mem.max()) if gpu_mem.size else None,
+        gpu_energy_wh=_hours(tp, power.astype(np.float64), 1.0) if tp.size else None,
     )

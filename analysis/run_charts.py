@@ -8,6 +8,7 @@ import polars as pl
 
 from analysis.downsample import DEFAULT_POINTS, lttb_indices
 from analysis.smoothing import ema_smooth
+from runstore import tags
 
 X_STEPS = "steps"
 X_TIME = "wall time"
@@ -25,6 +26,16 @@ TRAINING_TAGS = [
     ("train/learning_rate", "Learning rate"),
     ("rollout/exploration_rate", "Exploration rate"),
     ("time/fps", "Steps per second (fps)"),
+]
+
+# (tag, title) of the run's own resource use (training/system_sampler.py); GPU ones only where
+# there is a GPU.
+SYSTEM_TAGS = [
+    (tags.SYSTEM_CPU_PERCENT, "CPU % (100 = one core)"),
+    (tags.SYSTEM_RSS_MB, "Memory (RSS, MB)"),
+    (tags.SYSTEM_GPU_UTIL, "GPU utilisation %"),
+    (tags.SYSTEM_GPU_MEM_MB, "GPU memory (MB)"),
+    (tags.SYSTEM_GPU_POWER_W, "GPU board power (W)"),
 ]
 
 

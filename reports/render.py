@@ -29,18 +29,11 @@ from reports import posters
 from reports.comparison import Comparison
 from reports.facts import RECENT_EPISODES, RunFacts
 from reports.sweep import MAX_TRIALS_SHOWN, SweepFacts
-from runstore import tags
 from runstore.units import format_steps
 from runstore.videos import Clip
 
 #: Clips shown with a poster (evenly spaced over the run, the first and last among them).
 MAX_CLIPS = 12
-SYSTEM_CHARTS = (
-    (tags.SYSTEM_CPU_PERCENT, "CPU (% of one core, summed over its processes)"),
-    (tags.SYSTEM_RSS_MB, "Memory (RSS, MB)"),
-    (tags.SYSTEM_GPU_UTIL, "GPU utilisation (%)"),
-    (tags.SYSTEM_GPU_MEM_MB, "GPU memory (MB)"),
-)
 
 _env = jinja2.Environment(
     # beside this file, found without importlib (a folder named "reports" in the working
@@ -175,7 +168,7 @@ def run_html(facts: RunFacts, root: Path, out_dir: Path, log_tail: str = "") -> 
         ],
         "system": [
             (tag, _svg(run_charts.scalar_chart(facts.scalars, tag, title), SMALL_WIDTH))
-            for tag, title in SYSTEM_CHARTS
+            for tag, title in run_charts.SYSTEM_TAGS
             if facts.scalars.height and (facts.scalars["tag"] == tag).any()
         ],
     }

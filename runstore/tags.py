@@ -32,3 +32,4 @@ SYSTEM_RSS_MB = "system/rss_mb"
 SYSTEM_GPU_PREFIX = "system/gpu"
 SYSTEM_GPU_UTIL = "system/gpu_util"
 SYSTEM_GPU_MEM_MB = "system/gpu_mem_mb"
+SYSTEM_GPU_POWER_W = "system/gpu_power_w"  # board power of the GPUs the run uses (NVML)

@@ -77,5 +77,11 @@ def test_usage_integrates_cpu_and_skips_a_pause():
     assert found.wall_hours == pytest.approx(3640 / 3600)
     assert found.peak_rss_mb == 105.0
     assert found.gpu_hours is None and found.peak_gpu_mem_mb is None
+    assert found.gpu_energy_wh is None
+    # a GPU's board power at 300 W for the same samples: 50 s counted, so 300 * 50 / 3600 Wh
+    powered = learning.usage(
+        _scalars(rows + [(tags.SYSTEM_GPU_POWER_W, i, w, 300.0) for i, w in enumerate(t)])
+    )
+    assert powered is not None and powered.gpu_energy_wh == pytest.approx(300 * 50 / 3600)
     assert learning.usage(_scalars([("train/loss", 1, 1.0, 1.0)])) is None
     assert not math.isnan(found.cpu_hours)

@@ -44,6 +44,7 @@ class Sample:
     processes: int
     gpu_util: float | None = None
     gpu_mem_mb: float | None = None
+    gpu_power_w: float | None = None
 
     def scalars(self) -> dict[str, float]:
         """The TensorBoard tags under ``system/`` (GPU ones only where there is a GPU)."""
@@ -52,6 +53,8 @@ class Sample:
             out[tags.SYSTEM_GPU_UTIL] = self.gpu_util
         if self.gpu_mem_mb is not None:
             out[tags.SYSTEM_GPU_MEM_MB] = self.gpu_mem_mb
+        if self.gpu_power_w is not None:
+            out[tags.SYSTEM_GPU_POWER_W] = self.gpu_power_w
         return out
 
 
@@ -84,11 +87,13 @@ class _Nvml:
     def available(self) -> bool:
         return self.nvml is not None
 
-    def usage(self, pids: set[int]) -> tuple[float | None, float | None]:
-        """(utilisation % of the busiest GPU our pids use, our GPU memory in MB)."""
+    def usage(self, pids: set[int]) -> tuple[float | None, float | None, float | None]:
+        """(utilisation % of the busiest GPU our pids use, our GPU memory in MB, the board
+        power in W of the GPUs our pids use: the whole board's, shared with anything else on
+        it; None where NVML reports no power)."""
         if self.nvml is None:
-            return None, None
-        nvml, used, util = self.nvml, 0, None
+            return None, None, None
+        nvml, used, util, power = self.nvml, 0, None, None
         for handle in self.handles:
             mine = [mem for pid, mem in gpu_processes(nvml, handle) if pid in pids]
             if mine:
@@ -96,7 +101,10 @@ class _Nvml:
                 with contextlib.suppress(Exception):
                     rate = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
                     util = rate if util is None else max(util, rate)
-        return (util if util is not None else 0.0), round(used / MB, 1)
+                with contextlib.suppress(Exception):
+                    watts = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+                    power = watts if power is None else power + watts
+        return (util if util is not None else 0.0), round(used / MB, 1), power
 
     def close(self) -> None:
         if self.nvml is not None:
@@ -182,8 +190,8 @@ class SystemSampler:
 
     def take(self) -> Sample:
         cpu, rss, pids = self.tree.sample()
-        gpu_util, gpu_mem = self.gpu.usage(pids)
-        return Sample(cpu, rss, len(pids), gpu_util, gpu_mem)
+        gpu_util, gpu_mem, gpu_power = self.gpu.usage(pids)
+        return Sample(cpu, rss, len(pids), gpu_util, gpu_mem, gpu_power)
 
     def record(self, sample: Sample) -> None:
         self.latest = sample

@@ -11,15 +11,10 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from analysis.run_charts import SYSTEM_TAGS
 from dashboard import data
 from runstore import tags
 
-SYSTEM_TAGS = (
-    (tags.SYSTEM_CPU_PERCENT, "CPU % (100 = one core)"),
-    (tags.SYSTEM_RSS_MB, "Memory (RSS, MB)"),
-    (tags.SYSTEM_GPU_UTIL, "GPU utilisation %"),
-    (tags.SYSTEM_GPU_MEM_MB, "GPU memory (MB)"),
-)
 MAX_POINTS = 1500
 
 
