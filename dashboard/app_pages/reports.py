@@ -30,14 +30,21 @@ for report in files[:50]:
     with st.container(border=True):
         st.markdown(f"**{name}**  \n{fmt.clock(report.mtime)} · {report.size / 1e3:,.0f} kB")
         c_html, c_pdf, c_view = st.columns([1, 1, 2])
-        content = data.report_bytes(str(report.html))
+        # the bytes are read when a button is clicked (a callable), not for every report shown
+        html_path = str(report.html)
         c_html.download_button(
-            "HTML", content, name, "text/html", key=f"rep_html_{name}", on_click="ignore"
+            "HTML",
+            lambda path=html_path: data.report_bytes(path),
+            name,
+            "text/html",
+            key=f"rep_html_{name}",
+            on_click="ignore",
         )
         if report.pdf is not None:
+            pdf_path = str(report.pdf)
             c_pdf.download_button(
                 "PDF",
-                data.report_bytes(str(report.pdf)),
+                lambda path=pdf_path: data.report_bytes(path),
                 report.pdf.name,
                 "application/pdf",
                 key=f"rep_pdf_{name}",
@@ -45,4 +52,5 @@ for report in files[:50]:
             )
         if c_view.toggle("Show here", key=f"rep_show_{name}"):
             # a sandboxed frame: the report has no script, and its own CSP forbids fetching
-            components.html(content.decode("utf-8", errors="replace"), height=900, scrolling=True)
+            content = data.report_bytes(html_path).decode("utf-8", errors="replace")
+            components.html(content, height=900, scrolling=True)
