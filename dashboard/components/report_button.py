@@ -1,4 +1,4 @@
-"""The Report button of the Run and Compare pages: a request the runner carries out
+"""The Report button of the Run, Compare and Sweeps pages: a request the runner carries out
 (``runner/reports.py``), so the dashboard stays read-only for viewers and never builds a
 report in its own process."""
 
@@ -8,16 +8,15 @@ import streamlit as st
 
 from dashboard import actions, auth
 
-REPORTS_PAGE = "app_pages/reports.py"
-
-
 def report_button(
     run_ids: list[str], key: str, group_seeds: bool = False, sweep: str | None = None
 ) -> None:
-    """ "Make a report" (with a PDF on request) of these runs or of a sweep, for a user who
-    may act; a link to the Reports page for everyone."""
+    """The "Make a report" button (with a PDF on request) of these runs or of a sweep, for
+    a user who may act. No link to the Reports page: it is in the navigation, and a link
+    would tie every page showing the button to the app's page list (a page run alone has
+    none)."""
     left, mid, right = st.columns([1.2, 1, 2])
-    right.page_link(REPORTS_PAGE, label="Reports", icon=":material/description:")
+    right.caption("Reports are listed on the Reports page.")
     if not auth.control_allowed():
         mid.caption("Reports are asked for from this machine or with the password.")
         return
