@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import actions, auth
 
+
 def report_button(
     run_ids: list[str], key: str, group_seeds: bool = False, sweep: str | None = None
 ) -> None:
