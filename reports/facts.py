@@ -57,7 +57,6 @@ class RunFacts:
     reached: list[learning.Reached]
     mean_over_training: float | None
     usage: learning.Usage | None
-    start_wall: float | None  # the first logged point's wall time
     timeline: list[TimelineEvent]
     clips: list[Clip]
     training_tags: list[tuple[str, str]] = field(default_factory=list)
@@ -131,7 +130,6 @@ def read_run_facts(
         reached=learning.time_to_threshold(curve, thresholds, start) if thresholds else [],
         mean_over_training=learning.mean_over_training(curve),
         usage=learning.usage(scalars),
-        start_wall=start,
         timeline=build_timeline(record, paths.checkpoints, episodes, scalars, total),
         clips=clips,
         training_tags=available_tags(scalars),
@@ -139,9 +137,10 @@ def read_run_facts(
 
 
 def read_log_tail(store: RunStore, run_id: str, lines: int = 30) -> str:
-    """The end of a failed run's training log, for its diagnosis section."""
+    """The end of a failed run's trainer output (its traceback lands there), for its
+    diagnosis section."""
     try:
-        tail = safeio.read_tail(store.paths(run_id).train_log, limit=16_384)
+        tail = safeio.read_tail(store.paths(run_id).trainer_log, limit=16_384)
     except OSError:
         return ""
     return "\n".join(tail.decode("utf-8", errors="replace").splitlines()[-lines:])

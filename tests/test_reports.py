@@ -291,3 +291,29 @@ def test_runner_report_command_writes_into_runs_reports_and_says_what_is_wrong(
     assert (tmp_path / "nopdf.html").exists()  # the HTML is made all the same
     assert not (tmp_path / "nopdf.pdf").exists()
     assert shutil.which("pdftoppm")  # the PDF test above needs it: .ci/run installs it
+
+
+def test_a_failed_runs_report_says_why_and_shows_the_end_of_its_output(tmp_path: Path):
+    from runstore.models import Diagnosis
+
+    rs = RunStore(tmp_path / "runs")
+    rs.ensure_layout()
+    path = rs.submit(RUN_YAML.format(name="broke", seed=1, lr="0.001"), "broke.yaml")
+    record = rs.accept(path, rs.read_queue_file(path))
+    assert record is not None
+    record.state = RunState.FAILED
+    record.diagnosis = Diagnosis(
+        code="out_of_memory",
+        title="The machine ran out of memory",
+        meaning="The trainer was killed for memory.",
+        steps=("Lower n_envs", "Close other programs"),
+    )
+    rs.write_run(record)
+    log = rs.paths(record.id).trainer_log
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("step 1\nTraceback (most recent call last):\nMemoryError: <b>bad</b>\n")
+    made = make_report(rs, [record.id], out=tmp_path / "failed.html")
+    text = made.html.read_text(encoding="utf-8")
+    assert "The machine ran out of memory" in text and "Lower n_envs" in text
+    assert "MemoryError: &lt;b&gt;bad&lt;/b&gt;" in text  # the log is text, escaped
+    assert "No evaluation was logged" in text and "No episode has finished yet" in text
