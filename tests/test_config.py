@@ -87,7 +87,9 @@ def test_resolved_config_round_trips():
     assert again == config
 
 
-@pytest.mark.parametrize("name", ["pong-ppo.yaml", "breakout-dqn.yaml", "cartpole-smoke.yaml"])
+@pytest.mark.parametrize(
+    "name", ["pong-ppo.yaml", "breakout-dqn.yaml", "cartpole-smoke.yaml", "cartpole-ppo-zoo.yaml"]
+)
 def test_readme_examples_are_valid(name):
     parse_config((EXAMPLES / name).read_bytes())
 
