@@ -8,6 +8,7 @@ directly. The full-resolution table is what the page exports; only drawing is do
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -187,6 +188,15 @@ def seed_groups(
             }
         )
     return pl.concat(frames)
+
+
+def grouped_run_ids(runs: Sequence[RunInfo], groups: pl.DataFrame | None) -> set[str]:
+    """The runs drawn as their seed group's mean (groups of two or more runs), so a chart
+    can leave their own lines out; none when no group was drawn."""
+    if groups is None or groups.is_empty():
+        return set()
+    counts = Counter(r.group for r in runs)
+    return {r.id for r in runs if counts[r.group] >= 2}
 
 
 def to_csv(table: pl.DataFrame) -> bytes:

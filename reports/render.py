@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from analysis import run_charts, sweep_charts
 from analysis.compare_charts import chart_svg, compare_chart
-from analysis.compare_data import EPISODES_METRIC, X_STEPS, downsample
+from analysis.compare_data import EPISODES_METRIC, X_STEPS, downsample, grouped_run_ids
 from analysis.downsample import DEFAULT_POINTS
 from analysis.group_stats import EPISODE_WINDOW
 from reports import posters
@@ -188,12 +188,7 @@ def compare_html(comparison: Comparison, root: Path, title: str) -> str:
     episodes = c.metric == EPISODES_METRIC
     chart = None
     if c.table.height:
-        grouped = set()
-        if c.curves is not None and c.curves.height:
-            counts: dict[str, int] = {}
-            for info in c.infos:
-                counts[info.group] = counts.get(info.group, 0) + 1
-            grouped = {i.id for i in c.infos if counts[i.group] >= 2}
+        grouped = grouped_run_ids(c.infos, c.curves)
         drawn = c.table.filter(~c.table["run_id"].is_in(sorted(grouped)))
         drawn = downsample(drawn, X_STEPS, DEFAULT_POINTS, by="smoothed" if episodes else "y")
         chart = _svg(compare_chart(drawn, c.curves, X_STEPS, c.metric, show_raw=episodes))

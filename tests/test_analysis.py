@@ -194,3 +194,18 @@ def test_every_atari57_game_maps_to_an_ale_id_that_ale_py_ships():
     assert game_name("BreakoutNoFrameskip-v4") == "Breakout"
     for random, human in REFERENCE_SCORES.values():
         assert human != random
+
+
+def test_grouped_run_ids_are_the_runs_of_groups_of_two_or_more_once_groups_are_drawn():
+    import polars as pl
+
+    from analysis.compare_data import RunInfo, grouped_run_ids
+
+    def info(run_id: str, group: str) -> RunInfo:
+        return RunInfo(id=run_id, label=run_id, env="CartPole-v1", algo="ppo", seed=1, group=group)
+
+    runs = [info("a1", "A"), info("a2", "A"), info("b1", "B")]
+    drawn = pl.DataFrame({"group": ["A (2 seeds)"], "x": [0.0]})
+    assert grouped_run_ids(runs, drawn) == {"a1", "a2"}
+    assert grouped_run_ids(runs, None) == set()
+    assert grouped_run_ids(runs, drawn.clear()) == set()

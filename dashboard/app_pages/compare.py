@@ -18,6 +18,7 @@ from analysis.compare_data import (
     RunInfo,
     can_normalize,
     downsample,
+    grouped_run_ids,
     metric_series,
     seed_groups,
     selection_table,
@@ -169,12 +170,7 @@ normalize = normalize and normalizable
 series = {i.id: _series(str(rs.paths(i.id).dir), keys[i.id], metric) for i in chosen}
 table = selection_table(chosen, series, metric, smoothing, normalize)
 groups = seed_groups(table, chosen, x_mode) if group and x_mode != X_WALL else None
-grouped_ids: set[str] = set()
-if groups is not None and groups.height:
-    counted: dict[str, int] = {}
-    for info in chosen:
-        counted[info.group] = counted.get(info.group, 0) + 1
-    grouped_ids = {i.id for i in chosen if counted[i.group] >= 2}
+grouped_ids = grouped_run_ids(chosen, groups)
 show_members = bool(grouped_ids) and st.checkbox(
     "Show grouped runs too", value=False, key="cmp_members"
 )
