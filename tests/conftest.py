@@ -179,3 +179,26 @@ def runs(tmp_path: Path) -> Iterator[Runs]:
 
 def group_alive(pgid: int) -> list[psutil.Process]:
     return process.group_members(pgid)
+
+
+def train(store: RunStore, run_ids: list[str], timeout: float = 600) -> None:
+    """Train run folders for real, side by side, with ``python -m training`` (no runner),
+    and fail unless each exits 0; any still running at the end is killed with its group."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "training", str(store.paths(run_id).dir)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for run_id in run_ids
+    ]
+    try:
+        for proc in procs:
+            assert proc.wait(timeout=timeout) == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +27,7 @@ from dashboard.tensorboard_launcher import TensorBoardLauncher, answers_http
 from runstore import RunState, RunStore, parse_config
 from runstore.metrics import load_episodes, load_scalars
 from runstore.models import TensorBoardInfo
-from tests.conftest import ROOT, cartpole
+from tests.conftest import ROOT, cartpole, train
 
 PAGE = str(ROOT / "dashboard" / "app_pages" / "compare.py")
 PONG_EPISODES = 300
@@ -66,24 +64,7 @@ def compare_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunStore]
         _accept(store, cartpole(steps=1024, ckpt=100_000).replace("seed: 1", f"seed: {s}"), f"c{s}")
         for s in (1, 2)
     ]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "training", str(store.paths(run_id).dir)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for run_id in real
-    ]
-    try:
-        for proc in procs:
-            assert proc.wait(timeout=240) == 0
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    train(store, real)
     for run_id in real:  # what the runner would record once the trainer exited 0
         record = store.read_run(run_id)
         assert record is not None

@@ -12,16 +12,12 @@ does. The budget is the example's own 60k steps: a ceiling on time, not a speed 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from analysis import learning
 from runstore.metrics import load_scalars
 from runstore.store import RunStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, train
 
 SOLVED = 475.0
 EXAMPLE = ROOT / "examples" / "cartpole-ppo-zoo.yaml"
@@ -33,19 +29,7 @@ def test_cartpole_ppo_reaches_the_solved_score_within_its_budget(tmp_path: Path)
     path = store.submit(EXAMPLE.read_text(encoding="utf-8"), "solve.yaml")
     record = store.accept(path, store.read_queue_file(path))
     assert record is not None
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "training", str(store.paths(record.id).dir)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        assert proc.wait(timeout=1800) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    train(store, [record.id], timeout=1800)
     curve = learning.eval_curve(load_scalars(store.paths(record.id).dir))
     returns = dict(zip(curve["step"].to_list(), curve["mean"].to_list(), strict=True))
     assert len(returns) >= 6, returns  # every 10k steps, and the final one

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from dashboard import actions, auth
 from reports.build import make_report
@@ -16,9 +15,8 @@ from runstore import reports
 from runstore.models import RunState
 from runstore.store import RunStore
 from tests.conftest import Runs, cartpole, dashboard_on, wait_for
-
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-LAN_PEER = "192.0.2.10"  # TEST-NET-1: never this machine
+from tests.test_dashboard import LAN_PEER
+from tests.test_organise import run_page
 
 
 def _ended_run(store: RunStore, name: str) -> str:
@@ -74,20 +72,12 @@ def test_bad_report_requests_are_refused_with_the_reason(tmp_path: Path):
         reports.check_request([], False, False, "t")
 
 
-def _run_page(run_id: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90).run()
-    at.query_params["run"] = run_id
-    at.switch_page("app_pages/run.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
 def test_report_button_asks_the_runner_and_the_reports_page_offers_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     store = dashboard_on(tmp_path / "runs", monkeypatch)
     run_id = _ended_run(store, "buttoned")
-    at = _run_page(run_id)
+    at = run_page(run_id)
     at.checkbox(key="run_report_pdf").check().run()
     at.button(key="run_report").click().run()
     assert not at.exception
@@ -108,7 +98,7 @@ def test_a_remote_viewer_cannot_ask_for_a_report(tmp_path: Path, monkeypatch: py
     store = dashboard_on(tmp_path / "runs", monkeypatch)
     run_id = _ended_run(store, "viewed")
     monkeypatch.setattr(auth, "peer_address", lambda: LAN_PEER)
-    at = _run_page(run_id)
+    at = run_page(run_id)
     assert "run_report" not in [b.key for b in at.button]
     with pytest.raises(PermissionError):
         actions.report([run_id])

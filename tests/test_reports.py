@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from runstore.metrics import load_episodes, load_scalars
 from runstore.models import RunState
 from runstore.reports import report_paths
 from runstore.store import RunStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, train
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -68,24 +67,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunStore]:
             record = rs.accept(path, rs.read_queue_file(path))
             assert record is not None
             ids.append(record.id)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "training", str(rs.paths(run_id).dir)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for run_id in ids
-    ]
-    try:
-        for proc in procs:
-            assert proc.wait(timeout=600) == 0
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    train(rs, ids)
     for run_id in ids:
         record = rs.read_run(run_id)
         assert record is not None
