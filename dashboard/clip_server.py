@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from runstore import safeio
 from runstore.paths import is_run_id
-from runstore.videos import TIMELAPSE, parse_clip_name
+from runstore.videos import TIMELAPSE, parse_clip_name, parse_journey_name
 
 #: How long a signed URL is valid at least; URLs are stable for ``TTL_STEP_SECONDS`` (a page
 #: that reruns keeps the same src, so a playing video is not reloaded), then a new one is made.
@@ -69,7 +69,8 @@ _HOSTNAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 
 def is_clip_name(name: str) -> bool:
     """A file of a run's ``videos/`` folder that the server may serve."""
-    return name == TIMELAPSE or parse_clip_name(name) is not None
+    named = parse_clip_name(name) is not None or parse_journey_name(name) is not None
+    return name == TIMELAPSE or named
 
 
 def url_key(folder_key: bytes) -> bytes:

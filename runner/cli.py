@@ -21,6 +21,7 @@ from runstore.annotations import AnnotationError
 from runstore.models import RunRecord, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir
 from runstore.store import MAX_RECORD_EPISODES, RunStore, printable
+from runstore.videos import JOURNEY_FPS, JOURNEY_SIZES, parse_journey_length
 
 STALE_HEARTBEAT_SECONDS = 30.0
 
@@ -108,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--episodes", type=int, default=1, help=f"games to play (1-{MAX_RECORD_EPISODES})"
     )
+    p = sub.add_parser(
+        "journey",
+        parents=[common],
+        help="make an 'AI learns to play' video of a run with chapters (the runner makes it)",
+    )
+    p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
+    p.add_argument("--length", default="10m", help="60s, 10m, 1h30m (10 s to 6 h; default 10m)")
+    p.add_argument("--size", type=int, default=1080, choices=sorted(JOURNEY_SIZES))
+    p.add_argument("--fps", type=int, default=30, choices=JOURNEY_FPS)
+    p.add_argument(
+        "--no-record",
+        action="store_true",
+        help="use only the clips on disk (never record more from checkpoints)",
+    )
     p = sub.add_parser("timelapse", parents=[common], help="stitch a run's clips into one mp4")
     p.add_argument("run", help="run id, a unique prefix of it (4 characters or more), or its name")
     p = sub.add_parser(
@@ -186,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                 return cleanup.preview(store, run_id, params)
         if args.command == "record":
             params = {"checkpoint": args.checkpoint, "episodes": args.episodes}
+        if args.command == "journey":
+            params = {"seconds": parse_journey_length(args.length), "size": args.size}
+            params |= {"fps": args.fps, "record": not args.no_record}
         if args.command == "trust":  # run.json logs who trusted the run, and from where
             source = f"cli {getpass.getuser()}@{socket.gethostname()}"[:40]
         store.write_request(run_id, args.command, source=source, params=params)
-    except (LookupError, UnsafePathError, AnnotationError) as exc:
+    except (LookupError, UnsafePathError, AnnotationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a read-only runs folder, or something in the request's way

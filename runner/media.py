@@ -1,11 +1,13 @@
-"""Clips and time-lapses on request: short processes beside the training, never in its way.
+"""Clips, time-lapses and journeys on request: processes beside the training, never in its way.
 
-A ``record`` or ``timelapse`` request becomes ``python -m training.record RUN_DIR ...`` or
-``python -m training.timelapse RUN_DIR``, in its own process group (so stopping, pausing or
+A ``record``, ``timelapse`` or ``journey`` request becomes ``python -m training.record RUN_DIR
+...``, ``python -m training.timelapse RUN_DIR`` or ``python -m journey RUN_DIR ...``, in its
+own process group (so stopping, pausing or
 killing the training never reaches it, and the other way round), logged to the run's
 ``logs/media.log``. Its (pid, pgid, create time) go into run.json's ``media_job`` so a
 restarted runner can find it again or clear it. One job per run at a time; jobs do not count
-against ``max_concurrent`` (they are short and CPU-only).
+against ``max_concurrent`` (they are CPU-only and mostly short). A ``cancel-media`` request
+sends the job SIGTERM: a journey then removes what it had written and exits 143.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from runner.process import Handle
 from runstore.checkpoints import CHECKPOINT_REF_REGEX
 from runstore.models import MediaJob, RunRecord
 from runstore.store import MAX_RECORD_EPISODES, Request, RunStore
+from runstore.videos import JOURNEY_FPS, JOURNEY_SIZES, MAX_JOURNEY_SECONDS, MIN_JOURNEY_SECONDS
 
 log = logging.getLogger("runner")
 
-ACTIONS = {"record": "training.record", "timelapse": "training.timelapse"}
+ACTIONS = {"record": "training.record", "timelapse": "training.timelapse", "journey": "journey"}
 _CHECKPOINT = re.compile(f"^{CHECKPOINT_REF_REGEX}$")
 
 
@@ -31,8 +34,36 @@ class RequestError(ValueError):
     pass
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def journey_args(params: dict) -> list[str]:
+    """``python -m journey`` arguments: the length in seconds, the frame height and rate."""
+    seconds = params.get("seconds", 600)
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        raise RequestError(f"length {seconds!r} is not a number of seconds")
+    if not MIN_JOURNEY_SECONDS <= seconds <= MAX_JOURNEY_SECONDS:
+        raise RequestError(
+            f"length {seconds:g} s is out of range ({MIN_JOURNEY_SECONDS:g} s to "
+            f"{MAX_JOURNEY_SECONDS / 3600:g} h)"
+        )
+    size, fps = params.get("size", 1080), params.get("fps", 30)
+    if not _whole(size) or size not in JOURNEY_SIZES:
+        raise RequestError(f"size {size!r} is not one of {', '.join(map(str, JOURNEY_SIZES))}")
+    if not _whole(fps) or fps not in JOURNEY_FPS:
+        raise RequestError(f"fps {fps!r} is not one of {', '.join(map(str, JOURNEY_FPS))}")
+    record = params.get("record", True)
+    if not isinstance(record, bool):
+        raise RequestError(f"record {record!r} is not true or false")
+    args = ["--length", f"{float(seconds):g}", "--size", str(size), "--fps", str(fps)]
+    return args if record else [*args, "--no-record"]
+
+
 def job_args(action: str, params: dict) -> list[str]:
     """Command-line arguments for a request, from validated parameters only."""
+    if action == "journey":
+        return journey_args(params)
     if action != "record":
         return []
     args: list[str] = []
@@ -42,7 +73,7 @@ def job_args(action: str, params: dict) -> list[str]:
             raise RequestError(f"checkpoint {checkpoint!r} is not 'best' or a step-NNN name")
         args += ["--checkpoint", checkpoint]
     episodes = params.get("episodes", 1)
-    if not isinstance(episodes, int) or isinstance(episodes, bool):
+    if not _whole(episodes):
         raise RequestError(f"episodes {episodes!r} is not a whole number")
     if not 1 <= episodes <= MAX_RECORD_EPISODES:
         raise RequestError(f"episodes must be between 1 and {MAX_RECORD_EPISODES} (got {episodes})")
@@ -53,12 +84,17 @@ class MediaJobs:
     def __init__(self, store: RunStore):
         self.store = store
         self.handles: dict[str, Handle] = {}
+        self.cancelled: set[str] = set()  # jobs sent SIGTERM by a cancel-media request
 
     def start(self, record: RunRecord, request: Request) -> None:
         """Start the job a request asks for, or record why not (run.json events)."""
         paths = self.store.paths(record.id)
         if record.id in self.handles:
-            record.record("request-ignored", f"{request.action}: a clip job is already running")
+            running = record.media_job.action if record.media_job else "clip"
+            record.record(
+                "request-ignored",
+                f"{request.action}: a {running} job is already running; one at a time per run",
+            )
         else:
             try:
                 args = job_args(request.action, request.params)
@@ -82,6 +118,21 @@ class MediaJobs:
                 log.info("%s: %s started (pid %d)", record.id, request.action, handle.pid)
         self.store.write_run(record)
 
+    def cancel(self, record: RunRecord, request: Request) -> None:
+        """Ask the run's job to stop (SIGTERM to its leader: it cleans up and exits)."""
+        handle = self.handles.get(record.id)
+        job = record.media_job
+        if handle is None or job is None:
+            record.record("request-ignored", "cancel-media: no clip or journey job is running")
+        else:
+            sent = process.request_stop(handle)
+            if sent.refused:
+                record.record("signal-refused", f"cancel {job.action}: {sent.reason}")
+            else:
+                self.cancelled.add(record.id)
+                record.record(f"{job.action}-cancelling", f"requested ({request.source})")
+        self.store.write_run(record)
+
     def check(self) -> None:
         """Note finished jobs in run.json (done, or failed with the log's last line)."""
         for run_id, handle in list(self.handles.items()):
@@ -97,7 +148,10 @@ class MediaJobs:
                 log.warning("%s: %s", run_id, sent.reason)
             action = record.media_job.action if record.media_job else "clip"
             code = handle.exit_code()
-            if code == 0:
+            if run_id in self.cancelled:
+                self.cancelled.discard(run_id)
+                record.record(f"{action}-cancelled", _last_line(self.store, run_id))
+            elif code == 0:
                 record.record(f"{action}-done", "")
             elif code is None:  # adopted after a runner restart: its exit code is gone
                 record.record(f"{action}-ended", _last_line(self.store, run_id))
@@ -128,6 +182,7 @@ class MediaJobs:
     def kill(self, record: RunRecord) -> None:
         """End a run's job (the run is being deleted, so a refusal goes to the log)."""
         handle = self.handles.pop(record.id, None)
+        self.cancelled.discard(record.id)
         job = record.media_job
         if handle is not None:
             sent = process.kill(handle)

@@ -91,8 +91,10 @@ class Requests:
         note = f"{action} requested ({request.source})"
         if action == "delete":
             self.delete(record, handle)
-        elif action in ("record", "timelapse"):
+        elif action in ("record", "timelapse", "journey"):
             self.media.start(record, request)
+        elif action == "cancel-media":
+            self.media.cancel(record, request)
         elif action == "pause" and state in (RunState.RUNNING, RunState.STARTING) and handle:
             if self._signalled(record, process.suspend(handle)):
                 self.records.set_state(record, RunState.PAUSED, note)

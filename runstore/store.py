@@ -59,6 +59,8 @@ REQUEST_ACTIONS = (
     "delete",
     "record",
     "timelapse",
+    "journey",
+    "cancel-media",
     "trust",
     "annotate",
     "cleanup",
@@ -78,7 +80,7 @@ class Request:
     action: str
     at: float
     source: str
-    params: dict = field(default_factory=dict)  # record: checkpoint, episodes
+    params: dict = field(default_factory=dict)  # record: checkpoint, episodes; journey: ...
 
 
 #: Characters escaped in a name shown or logged (``printable``): controls (C0, DEL, C1),

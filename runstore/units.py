@@ -14,6 +14,14 @@ def format_steps(step: int) -> str:
     return str(step)
 
 
+def format_score(score: float) -> str:
+    """A game score as a video shows it: 21, -3.5, 1,250 (one decimal below 100, none above:
+    an evaluation's mean over episodes is rarely whole)."""
+    if abs(score) >= 100:
+        return f"{score:,.0f}"
+    return f"{score:.1f}".removesuffix(".0")
+
+
 def format_bytes(nbytes: int | float) -> str:
     """512 B, 12 KB, 3 MB, 1.5 TB: binary units, whole numbers below a terabyte."""
     size = float(nbytes)

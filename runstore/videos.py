@@ -165,3 +165,125 @@ def list_clips(videos_dir: Path, *, include_refused: bool = False) -> list[Clip]
 
 def timelapse_path(videos_dir: Path) -> Path:
     return videos_dir / TIMELAPSE
+
+
+# Journey videos (issue 18): ``videos/journey-<label>.mp4`` with four companions of the same
+# stem: ``.json`` (what it holds: below), ``.chapters.txt``, ``.description.txt`` and a
+# ``.png`` thumbnail. The media job writes them all, the mp4 last, so a listed journey is
+# always complete; while it works it keeps ``.journey-<label>.progress.json`` up to date.
+_JOURNEY = re.compile(r"^journey-(\d+[smh](?:\d+m)?)\.mp4$")
+#: Shortest and longest journey one may ask for, in seconds (a teaser to a long-form video).
+MIN_JOURNEY_SECONDS = 10.0
+MAX_JOURNEY_SECONDS = 6 * 3600.0
+#: Frame sizes a journey is made at, by their height.
+JOURNEY_SIZES = {1080: (1920, 1080), 720: (1280, 720)}
+JOURNEY_FPS = (30, 60)
+
+
+class JourneyChapter(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    at: float  # seconds from the start of the video
+    title: str
+    step: Int64 | None = None  # the training step its gameplay comes from
+
+
+class JourneyMeta(BaseModel):
+    """The sidecar ``journey-<label>.json``: what a journey video holds."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    label: str
+    seconds: float
+    frames: Int64
+    fps: float
+    width: Int64
+    height: Int64
+    chapters: list[JourneyChapter]
+    run_name: str = ""
+    env: str = ""
+    algo: str = ""
+    final_score: MaybeFloat = None
+    best_score: MaybeFloat = None
+    clips_used: Int64 = 0
+    clips_recorded: Int64 = 0  # recorded from checkpoints for this journey
+    created_at: Timestamp = 0.0
+
+
+@dataclass(frozen=True)
+class Journey:
+    path: Path  # the mp4
+    label: str
+    meta: JourneyMeta | None
+    problem: str = ""
+
+    def companion(self, suffix: str) -> Path:
+        return journey_file(self.path.parent, self.label, suffix)
+
+
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_LENGTH = re.compile(rf"^\s*(?:{_NUMBER}\s*h)?\s*(?:{_NUMBER}\s*m)?\s*(?:{_NUMBER}\s*s?)?\s*$")
+
+
+def parse_journey_length(text: str) -> float:
+    """``60s``, ``90``, ``10m``, ``1h30m``, ``2h`` as seconds, within the offered range; a
+    ValueError says what to write instead."""
+    match = _LENGTH.match(text.lower())
+    if match is None or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a length: write 60s, 10m or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if not MIN_JOURNEY_SECONDS <= total <= MAX_JOURNEY_SECONDS:
+        raise ValueError(
+            f"a journey of {text.strip()} is out of range: ask for {MIN_JOURNEY_SECONDS:g} s to "
+            f"{MAX_JOURNEY_SECONDS / 3600:g} h (e.g. 60s, 10m, 1h)"
+        )
+    return total
+
+
+def journey_label(seconds: float) -> str:
+    """The length as a file name says it: 20s, 90s, 10m, 90m, 2h, 2h30m (whole seconds)."""
+    whole = round(seconds)
+    if whole < 120 or whole % 60:
+        return f"{whole}s"
+    hours, minutes = divmod(whole // 60, 60)
+    if hours < 2:
+        return f"{whole // 60}m"
+    return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+
+
+def journey_file(videos_dir: Path, label: str, suffix: str = ".mp4") -> Path:
+    """``journey-<label><suffix>``; suffix one of .mp4 .json .chapters.txt .description.txt
+    .png, or ``.progress.json`` (hidden: a job at work)."""
+    if suffix == ".progress.json":
+        return videos_dir / f".journey-{label}.progress.json"
+    return videos_dir / f"journey-{label}{suffix}"
+
+
+def parse_journey_name(name: str) -> str | None:
+    """The label of a journey's mp4 name (``journey-60s.mp4`` -> ``60s``), else None."""
+    match = _JOURNEY.match(name)
+    return match[1] if match else None
+
+
+def list_journeys(videos_dir: Path) -> list[Journey]:
+    """The run's finished journey videos, longest first; only plain files count."""
+    out = []
+    if videos_dir.is_dir():
+        for entry in os.scandir(videos_dir):
+            label = parse_journey_name(entry.name)
+            if label is None or not entry.is_file(follow_symlinks=False):
+                continue
+            sidecar = journey_file(videos_dir, label, ".json")
+            meta, problem = None, ""
+            try:
+                data = safeio.parse_json(safeio.read_bytes(sidecar, limit=safeio.JSON_LIMIT))
+                meta = JourneyMeta.model_validate(data)
+            except safeio.UnsafeFileError as exc:
+                problem = str(exc)
+            except OSError:  # no sidecar: the video plays without its chapters
+                pass
+            except ValueError as exc:  # refused (a link, a FIFO), not JSON, not a sidecar
+                problem = f"videos/{sidecar.name} cannot be used ({str(exc)[:120]})"
+            out.append(Journey(Path(entry.path), label, meta, problem))
+    return sorted(out, key=lambda j: -(j.meta.seconds if j.meta else 0.0))

@@ -181,6 +181,16 @@ def group_alive(pgid: int) -> list[psutil.Process]:
     return process.group_members(pgid)
 
 
+def accept(store: RunStore, text: str, name: str) -> str:
+    """A run folder from a config, as the runner's intake makes it (no runner); its id."""
+    from runstore.config import parse_config
+
+    path = store.submit(text, name)
+    record = store.accept(path, parse_config(path.read_bytes()))
+    assert record is not None
+    return record.id
+
+
 def train(store: RunStore, run_ids: list[str], timeout: float = 600) -> None:
     """Train run folders for real, side by side, with ``python -m training`` (no runner),
     and fail unless each exits 0; any still running at the end is killed with its group."""

@@ -24,20 +24,13 @@ from analysis.atari_scores import human_normalized
 from analysis.compare_charts import chart_png, chart_svg, compare_chart
 from analysis.seeds import group_key
 from dashboard.tensorboard_launcher import TensorBoardLauncher, answers_http
-from runstore import RunState, RunStore, parse_config
+from runstore import RunState, RunStore
 from runstore.metrics import load_episodes, load_scalars
 from runstore.models import TensorBoardInfo
-from tests.conftest import ROOT, cartpole, train
+from tests.conftest import ROOT, accept, cartpole, train
 
 PAGE = str(ROOT / "dashboard" / "app_pages" / "compare.py")
 PONG_EPISODES = 300
-
-
-def _accept(store: RunStore, text: str, name: str) -> str:
-    path = store.submit(text, name)
-    record = store.accept(path, parse_config(path.read_bytes()))
-    assert record is not None
-    return record.id
 
 
 def _write_pong_events(folder: Path, seed: int) -> None:
@@ -61,7 +54,7 @@ def compare_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunStore]
     store = RunStore(tmp_path_factory.mktemp("compare") / "runs")
     store.ensure_layout()
     real = [
-        _accept(store, cartpole(steps=1024, ckpt=100_000).replace("seed: 1", f"seed: {s}"), f"c{s}")
+        accept(store, cartpole(steps=1024, ckpt=100_000).replace("seed: 1", f"seed: {s}"), f"c{s}")
         for s in (1, 2)
     ]
     train(store, real)
@@ -71,7 +64,7 @@ def compare_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunStore]
         record.state = RunState.COMPLETED
         store.write_run(record)
     for seed in (1, 2, 3, 4):
-        run_id = _accept(
+        run_id = accept(
             store, f"algo: ppo\nenv: ALE/Pong-v5\nn_timesteps: 100000\nseed: {seed}\n", f"p{seed}"
         )
         _write_pong_events(store.paths(run_id).tb / "train_1", seed)

@@ -14,6 +14,9 @@ Every ``import`` counts: at module level, inside a function, under ``try``/``exc
   ours, and never Streamlit, torch, SB3 or the other libraries above.
 - ``reports`` (built by the runner and shown by the dashboard) imports only ``runstore`` and
   ``analysis`` of ours, and never Streamlit, torch, SB3 or the other libraries above.
+- ``journey`` (the media job behind journey videos) imports only ``runstore``, ``analysis``
+  and ``reports`` of ours, OpenCV and imageio for frames, and never torch, SB3, gymnasium,
+  ale-py or Streamlit: more footage is a ``training.record`` subprocess.
 - ``training.diagnostics`` imports torch only inside a function: a missing or broken torch is
   a finding of the report, not a crash of the command.
 
@@ -30,7 +33,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("runstore", "machine", "runner", "dashboard", "training", "analysis", "reports")
+PACKAGES = (
+    "runstore",
+    "machine",
+    "runner",
+    "dashboard",
+    "training",
+    "analysis",
+    "reports",
+    "journey",
+)
 OURS = frozenset(PACKAGES)
 HEAVY = frozenset({"torch", "stable_baselines3", "gymnasium", "ale_py", "cv2", "imageio"})
 LIGHT_ONLY = HEAVY | {"streamlit"}
@@ -108,7 +120,12 @@ def broken_rule(imp: Import) -> str | None:
         root in OURS - {"runstore", "analysis", "reports"} or root in LIGHT_ONLY
     ):
         return f"reports imports only runstore and analysis of ours, no torch ({imp.module})"
-    if package in ("runner", "dashboard") and (root == "training" or root in HEAVY):
+    journey_never = OURS - {"runstore", "analysis", "reports", "journey"} | LIGHT_ONLY
+    if package == "journey" and root in journey_never - {"cv2", "imageio"}:
+        return (
+            f"journey imports only runstore, analysis and reports of ours, no torch ({imp.module})"
+        )
+    if package in ("runner", "dashboard") and (root in ("training", "journey") or root in HEAVY):
         return f"{package} never imports {root} (run it as a subprocess)"
     if package == "training" and root in ("runner", "dashboard"):
         return f"training never imports {root}"
@@ -164,6 +181,10 @@ def test_the_import_rules_hold() -> None:
         ("analysis/bad.py", "from reports import html\n", "analysis imports only runstore"),
         ("analysis/bad.py", "from dashboard import data\n", "analysis imports only runstore"),
         ("analysis/bad.py", "import streamlit\n", "analysis imports only runstore"),
+        ("journey/bad.py", "import torch\n", "journey imports only runstore"),
+        ("journey/bad.py", "from training import record\n", "journey imports only runstore"),
+        ("journey/bad.py", "import streamlit\n", "journey imports only runstore"),
+        ("runner/bad.py", "from journey import make\n", "runner never imports journey"),
     ],
 )
 def test_the_checker_fails_on_a_deliberate_bad_import(
@@ -189,6 +210,7 @@ def test_the_checker_accepts_what_the_rules_allow(tmp_path: Path) -> None:
         "reports/ok2.py": "import altair\nfrom analysis.stats import iqm\n",
         "analysis/ok.py": "import altair\nimport scipy\nfrom runstore.tags import EPISODE_RETURN\n",
         "dashboard/ok2.py": "from analysis.stats import iqm\n",
+        "journey/ok.py": "import cv2\nimport imageio_ffmpeg\nfrom reports.facts import RunFacts\n",
     }
     for package in PACKAGES:
         (tmp_path / package).mkdir()

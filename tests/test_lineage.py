@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from runstore.config import parse_config, read_config_listing
+from runstore.config import read_config_listing
 from runstore.lineage import MAX_ANCESTORS, ancestors
-from runstore.store import RunStore
-from tests.conftest import cartpole, dashboard_on
+from tests.conftest import accept, cartpole, dashboard_on
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 
@@ -42,21 +41,14 @@ def test_the_listing_reads_the_parent_from_init_from(tmp_path: Path):
     assert read_config_listing(config).parent is None
 
 
-def _accept(store: RunStore, text: str, name: str) -> str:
-    path = store.submit(text, name)
-    record = store.accept(path, parse_config(path.read_bytes()))
-    assert record is not None
-    return record.id
-
-
 def test_the_run_page_shows_the_chain_above_a_run_and_the_runs_below_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     store = dashboard_on(tmp_path / "runs", monkeypatch)
     base = cartpole(steps=1000)
-    first = _accept(store, base.replace("seed: 1", "seed: 1\nname: first"), "a.yaml")
-    second = _accept(store, base + f"init_from: {first}/best\nname: second\n", "b.yaml")
-    third = _accept(store, base + f"init_from: {second}\nname: third\n", "c.yaml")
+    first = accept(store, base.replace("seed: 1", "seed: 1\nname: first"), "a.yaml")
+    second = accept(store, base + f"init_from: {first}/best\nname: second\n", "b.yaml")
+    third = accept(store, base + f"init_from: {second}\nname: third\n", "c.yaml")
     at = AppTest.from_file(APP, default_timeout=90).run()
 
     def links_on(run_id: str) -> tuple[str, list[str]]:

@@ -13,6 +13,7 @@ from dashboard.components import controls
 from dashboard.components.annotations import render_annotations
 from dashboard.components.clips import render_run_clips
 from dashboard.components.diagnosis import render_diagnosis
+from dashboard.components.journey import render_journeys
 from dashboard.components.lineage import render_lineage
 from dashboard.components.report_button import report_button
 from dashboard.components.resources import render_resources
@@ -137,11 +138,13 @@ smoothing = c2.slider(
 curves(x, smoothing)
 report_button([run_id], key="run_report")
 
-timeline_tab, clips_tab, system_tab, config_tab, ckpt_tab, log_tab = st.tabs(
-    ["Timeline", "Clips", "System", "Config", "Checkpoints", "Log"]
+timeline_tab, clips_tab, journey_tab, system_tab, config_tab, ckpt_tab, log_tab = st.tabs(
+    ["Timeline", "Clips", "Journey", "System", "Config", "Checkpoints", "Log"]
 )
 with clips_tab:
     render_run_clips(run_id)
+with journey_tab:
+    render_journeys(run_id)
 with system_tab:
     render_resources(run_id)
 with timeline_tab:

@@ -58,12 +58,12 @@ def render_run_clips(run_id: str) -> None:
 def clip_player(clip: clip_data.ClipRow, download_label: str, *, key: str, title: str = "") -> None:
     """One clip: the video (or why it was refused), ``title`` (markdown) if given, its caption,
     and a download button under a clip that plays."""
-    played = _play(clip.path, clip.problem)
+    played = play(clip.path, clip.problem)
     if title:
         st.markdown(title)
     st.caption(clip_caption(clip))
     if played is not None:
-        _download_clip(
+        download_clip(
             download_label,
             clip.path,
             played,
@@ -72,7 +72,7 @@ def clip_player(clip: clip_data.ClipRow, download_label: str, *, key: str, title
         )
 
 
-def _download_clip(label: str, path: Path, url: str, *, file_name: str, key: str) -> None:
+def download_clip(label: str, path: Path, url: str, *, file_name: str, key: str) -> None:
     """Download a clip that plays: from the clip server (``url``, as an attachment, any size),
     else a button whose bytes are read when clicked (up to ``clip_data.MAX_VIDEO_BYTES``)."""
     if url:
@@ -94,10 +94,10 @@ def show_video(path: Path, problem: str = "") -> bool:
     ``clip_data.MAX_VIDEO_BYTES``), and the page says so. ``problem`` is a refusal found while
     listing (the clip or its sidecar); a clip whose sidecar alone was refused still plays.
     """
-    return _play(path, problem) is not None
+    return play(path, problem) is not None
 
 
-def _play(path: Path, problem: str = "") -> str | None:
+def play(path: Path, problem: str = "") -> str | None:
     """``show_video``: None when refused; else the clip's URL ("" when played from bytes)."""
     if problem:
         st.warning(problem)
@@ -144,9 +144,9 @@ def clip_caption(clip: clip_data.ClipRow) -> str:
 def _timelapse(run_id: str, have_clips: bool) -> None:
     st.subheader("Time-lapse")
     path = clip_data.timelapse(run_id)
-    played = _play(path) if path is not None else None
+    played = play(path) if path is not None else None
     if path is not None and played is not None:
-        _download_clip(
+        download_clip(
             "Download the time-lapse",
             path,
             played,
