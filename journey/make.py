@@ -146,7 +146,10 @@ def _story(facts: RunFacts, chapters: list[Chapter]) -> compose.Story:
     )
 
 
-def _plan(facts: RunFacts, seconds: float, fps: float) -> tuple[list[Chapter], list[Clip], Plan]:
+def plan_journey(
+    facts: RunFacts, seconds: float, fps: float
+) -> tuple[list[Chapter], list[Clip], Plan]:
+    """The run's chapters, its grid's clips and the frames of every section."""
     human = facts.reference[1] if facts.reference else None
     chapters = tell(facts.clips, human)
     grid = milestones(facts.clips)
@@ -172,7 +175,7 @@ def make_journey(
         facts = read_run_facts(store, run_id)
     except ReportError as exc:
         raise JourneyError(str(exc)) from exc
-    chapters, grid, plan = _plan(facts, seconds, fps)
+    chapters, grid, plan = plan_journey(facts, seconds, fps)
     recorded = 0
     if plan.looped and record_more:
         clips = [c for ch in chapters for c in ch.clips]
@@ -185,7 +188,7 @@ def make_journey(
             )
         if recorded:
             facts = read_run_facts(store, run_id)
-            chapters, grid, plan = _plan(facts, seconds, fps)
+            chapters, grid, plan = plan_journey(facts, seconds, fps)
     if plan.looped:
         log.info(
             "%.0f s of gameplay is shown twice: the run has no more footage", plan.looped / fps
