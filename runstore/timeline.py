@@ -41,6 +41,10 @@ NOTICES = {
     "cleaned-up": "Cleaned up",
     "cleanup-refused": "Clean-up refused",
     "cleanup-failed": "Clean-up failed",
+    # journey videos (issue 18: runner/media.py)
+    "journey-done": "Journey video made",
+    "journey-failed": "Journey video failed",
+    "journey-cancelled": "Journey video cancelled",
 }
 MAX_BEST_EVENTS = 8
 
