@@ -68,7 +68,7 @@ def probe(path: Path) -> Footage:
 
 
 @dataclass
-class Story:
+class Narrator:
     """What the panel says beside the game: the curve, and the run's hours by step."""
 
     curve: draw.Curve
@@ -100,17 +100,17 @@ class Story:
         return [line for line in out if line]
 
 
-def render(plan: Plan, story: Story, size: tuple[int, int]) -> Iterator[np.ndarray]:
+def render(plan: Plan, narrator: Narrator, size: tuple[int, int]) -> Iterator[np.ndarray]:
     """Every frame of the video, in order; a yielded array may be reused for the next."""
     stage = draw.Stage(size)
     for section in plan.sections:
         if section.kind == "title":
-            yield from _repeat(draw.card(size, story.title, draw.TITLE_CARD), section.frames)
+            yield from _repeat(draw.card(size, narrator.title, draw.TITLE_CARD), section.frames)
         elif section.kind == "card":
-            yield from _repeat(_chapter_card(size, section, story), section.frames)
+            yield from _repeat(_chapter_card(size, section, narrator), section.frames)
         elif section.kind == "play":
             for piece in section.pieces:
-                yield from _play(stage, story, section, piece, plan.fps)
+                yield from _play(stage, narrator, section, piece, plan.fps)
         elif section.kind == "grid":
             yield from _grid(stage, section, plan.fps)
 
@@ -120,11 +120,11 @@ def _repeat(image: np.ndarray, count: int) -> Iterator[np.ndarray]:
         yield image
 
 
-def _chapter_card(size: tuple[int, int], section: Section, story: Story) -> np.ndarray:
+def _chapter_card(size: tuple[int, int], section: Section, narrator: Narrator) -> np.ndarray:
     chapter = section.chapter
     if chapter is None:
         return draw.card(size, [(section.title, 1.6, draw.TEXT)])
-    hours = story.hours_at(chapter.step)
+    hours = narrator.hours_at(chapter.step)
     return draw.card(
         size,
         [
@@ -136,11 +136,11 @@ def _chapter_card(size: tuple[int, int], section: Section, story: Story) -> np.n
 
 
 def _play(
-    stage: draw.Stage, story: Story, section: Section, piece: Piece, fps: float
+    stage: draw.Stage, narrator: Narrator, section: Section, piece: Piece, fps: float
 ) -> Iterator[np.ndarray]:
     assert section.chapter is not None
     canvas = stage.backdrop(
-        story.curve, piece.clip.step, section.chapter.title, story.lines(piece.clip)
+        narrator.curve, piece.clip.step, section.chapter.title, narrator.lines(piece.clip)
     )
     frames = ClipFrames(piece.clip.path)
     try:

@@ -95,7 +95,7 @@ def _footage(clips: list[Clip]) -> dict[Path, Footage]:
     return out
 
 
-def _story(facts: RunFacts, chapters: list[Chapter]) -> compose.Story:
+def _narrator(facts: RunFacts, chapters: list[Chapter]) -> compose.Narrator:
     curve = facts.curve
     eval_steps = curve["step"].to_numpy() if curve.height else np.array([])
     eval_values = curve["mean"].to_numpy() if curve.height else np.array([])
@@ -125,7 +125,7 @@ def _story(facts: RunFacts, chapters: list[Chapter]) -> compose.Story:
     final = chapters[-1].score if final is None else final
     best = max(c.score for c in chapters) if best is None else best
     hours = facts.usage.wall_hours if facts.usage else None
-    return compose.Story(
+    return compose.Narrator(
         curve=frames.Curve(eval_steps, eval_values, train_steps, train_values, human, last),
         steps=points["step"].to_numpy().astype(np.float64),
         walls=points["wall_time"].to_numpy().astype(np.float64),
@@ -193,12 +193,12 @@ def make_journey(
         log.info(
             "%.0f s of gameplay is shown twice: the run has no more footage", plan.looped / fps
         )
-    story = _story(facts, chapters)
+    narrator = _narrator(facts, chapters)
     final = journey_file(paths.videos, label)
     tmp = temp_path(final)
     total = plan.frames
     try:
-        made = compose.render(plan, story, size)
+        made = compose.render(plan, narrator, size)
         count = encode(made, tmp, size, fps, lambda n: progress("composing", n, total))
         if count != total:
             raise RuntimeError(f"composed {count} frames, planned {total}")

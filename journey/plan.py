@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from journey.story import _PRIORITY, Chapter
+from journey.story import PRIORITY, Chapter
 from runstore.videos import Clip
 
 #: Gameplay weight of a chapter by title (others 1): the best game and human level get more.
@@ -182,7 +182,7 @@ def make_plan(
             play -= card + grid_frames
         if len(chapters) == 1 or play >= MIN_PLAY_SECONDS * fps * len(chapters):
             break
-        least = min(range(len(chapters) - 1), key=lambda i: (_PRIORITY[chapters[i].title], i))
+        least = min(range(len(chapters) - 1), key=lambda i: (PRIORITY[chapters[i].title], i))
         chapters = _merge_into_previous(chapters, least)
     if play <= 0:
         raise ValueError(f"{seconds:g} s is too short for a journey")

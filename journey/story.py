@@ -20,7 +20,7 @@ from runstore.videos import Clip
 #: New-best chapters kept at most (spread over the run, the last one always in).
 MAX_NEW_BESTS = 5
 #: Which title a clip gets when it is several moments at once: the highest wins.
-_PRIORITY = {
+PRIORITY = {
     "The start": 1,
     "New best": 2,
     "The final agent": 3,
@@ -36,7 +36,7 @@ class JourneyError(ValueError):
 
 @dataclass(frozen=True)
 class Chapter:
-    title: str  # a _PRIORITY key
+    title: str  # a PRIORITY key
     clip: Clip  # the moment's own gameplay
     following: tuple[Clip, ...]  # the clips up to the next chapter
 
@@ -79,7 +79,7 @@ def tell(clips: Sequence[Clip], human: float | None = None) -> list[Chapter]:
     titles: dict[int, str] = {}
 
     def mark(i: int, title: str) -> None:
-        if _PRIORITY[title] > _PRIORITY.get(titles.get(i, ""), 0):
+        if PRIORITY[title] > PRIORITY.get(titles.get(i, ""), 0):
             titles[i] = title
 
     mark(0, "The start")
