@@ -41,6 +41,10 @@ NOTICES = {
     "cleaned-up": "Cleaned up",
     "cleanup-refused": "Clean-up refused",
     "cleanup-failed": "Clean-up failed",
+    # videos (issue 18: runner/video_files.py)
+    "video-deleted": "Video deleted",
+    "video-renamed": "Video renamed",
+    "video-refused": "Video change refused",
 }
 MAX_BEST_EVENTS = 8
 
