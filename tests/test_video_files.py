@@ -269,3 +269,42 @@ def test_the_gallery_sorts_by_each_order():
     }
     assert list(SORTS)[0] == "newest first"  # the page's default
     assert sort_clips(rows, "no such order") == sort_clips(rows, "newest first")
+
+
+def test_the_runners_side_in_process(tmp_path: Path):
+    """``runner.video_files.apply`` on a real run folder, without a runner process (the real
+    process: tests/test_video_files_runner.py)."""
+    from runner import video_files as runner_side
+    from runstore import RunStore
+    from runstore.models import MediaJob
+    from runstore.store import Request
+    from tests.conftest import accept, cartpole
+
+    store = RunStore(tmp_path / "runs")
+    store.ensure_layout()
+    run_id = accept(store, cartpole(10_000, 1_000), "r.yaml")
+    record = store.read_run(run_id)
+    assert record is not None
+    videos = store.paths(run_id).videos
+    videos.mkdir(exist_ok=True)
+    (videos / CLIP).write_bytes(b"m" * 10)
+
+    def request(**params: object) -> Request:
+        return Request(path=tmp_path / "x", action="video", at=0.0, source="t", params=params)
+
+    assert runner_side.apply(store, record, request(op="rename", name=CLIP, title="T"))
+    assert not runner_side.apply(store, record, request(op="rename", name=CLIP, title="T"))
+    assert record.video_titles == {CLIP: "T"}
+    record.media_job = MediaJob(action="journey", pid=1, pgid=1, create_time=1.0, started_at=1.0)
+    assert runner_side.apply(store, record, request(op="delete", name=CLIP))
+    assert record.events[-1].kind == "video-refused" and "a journey job" in record.events[-1].detail
+    record.media_job = None
+    assert runner_side.apply(store, record, request(op="delete", name=CLIP), media_job=True)
+    assert record.events[-1].kind == "video-refused" and (videos / CLIP).exists()
+    assert runner_side.apply(store, record, request(op="delete", name=CLIP))
+    assert record.events[-1].kind == "video-deleted" and not (videos / CLIP).exists()
+    assert record.video_titles == {}
+    assert runner_side.apply(store, record, request(op="delete", name=CLIP))
+    assert (
+        record.events[-1].kind == "video-refused" and "deleted already" in record.events[-1].detail
+    )
