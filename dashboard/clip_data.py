@@ -18,6 +18,7 @@ from dashboard import actions, auth, data
 from dashboard.clip_server import ClipServer
 from runstore import checkpoints as ckpts
 from runstore import safeio, trust
+from runstore.paths import slugify
 from runstore.store import MAX_RECORD_EPISODES, RunStore
 from runstore.videos import list_clips, timelapse_path
 
@@ -45,6 +46,7 @@ class ClipRow:
     created_at: float
     path: Path
     problem: str = ""  # the clip or its sidecar was refused (a link...), in words
+    size: int = 0  # bytes of the mp4 (lstat: a link is only a link)
 
     @property
     def game(self) -> str:
@@ -93,9 +95,17 @@ def _run_clips(root: str, run_id: str, videos_key: object, cfg_key: object) -> l
                 created_at=meta.created_at if meta and meta.created_at else _mtime(clip.path),
                 path=clip.path,
                 problem=clip.problem,
+                size=_size(clip.path),
             )
         )
     return rows
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path, follow_symlinks=False).st_size
+    except OSError:
+        return 0
 
 
 def _mtime(path: Path) -> float:
@@ -236,9 +246,11 @@ def clip_url(server: ClipServer, path: Path) -> str:
         raise safeio.UnsafeFileError(path, "is not named like a clip") from exc
 
 
-def download_url(url: str) -> str:
-    """A clip URL of ``clip_url`` as a download (an attachment; any size, streamed)."""
-    return f"{url}&dl=1"
+def download_url(url: str, save_as: str = "") -> str:
+    """A clip URL of ``clip_url`` as a download (an attachment; any size, streamed), saved
+    as ``save_as`` (a video's title, slugified by the server's rule) when given."""
+    slug = slugify(save_as) if save_as else ""
+    return f"{url}&dl=1&as={slug}" if slug else f"{url}&dl=1"
 
 
 def file_bytes(path: Path, limit: int) -> bytes:

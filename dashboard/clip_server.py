@@ -21,7 +21,9 @@ What it serves, and to whom (docs/dashboard.md, "Clips"; docs/reliability.md):
   FIFO or device: checked before the open, opened non-blocking, ``fstat`` a regular file)
   and a refusal there is a 404 too;
 - ``&dl=1`` (not signed: it only changes how the browser saves it) adds
-  ``Content-Disposition: attachment``, for a download button;
+  ``Content-Disposition: attachment``, for a download button, named ``<run id>-<name>`` or,
+  with ``&as=<slug>`` (a video's title slugified: lower-case letters, digits and ``-`` only,
+  also unsigned), ``<slug>.mp4``;
 - ``Range: bytes=a-b`` (one range) gets 206 with ``Content-Range``; a range that cannot be
   satisfied or parsed gets 416; the body is sent in ``CHUNK_BYTES`` pieces.
 
@@ -65,12 +67,23 @@ _KEY_CONTEXT = b"retro-ml clip url v1"
 _RANGE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$")
 _EXPIRY = re.compile(r"^[0-9]{1,12}$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+#: A download's name (``&as=``): a slug (``runstore.paths.slugify``), never a path or quotes.
+_SAVE_AS = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
 
 
 def is_clip_name(name: str) -> bool:
     """A file of a run's ``videos/`` folder that the server may serve."""
     named = parse_clip_name(name) is not None or parse_journey_name(name) is not None
     return name == TIMELAPSE or named
+
+
+def attachment_name(query: str, path: Path) -> str:
+    """The name a download is saved as: ``as=<slug>`` with the video's extension when it is
+    one slug, else ``<run id>-<name>``."""
+    values = parse_qs(query).get("as", [])
+    if len(values) == 1 and _SAVE_AS.match(values[0]):
+        return f"{values[0]}{path.suffix}"
+    return f"{path.parent.parent.name}-{path.name}"
 
 
 def url_key(folder_key: bytes) -> bytes:
@@ -273,10 +286,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(length))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
-            if "dl=1" in urlsplit(self.path).query.split("&"):
+            query = urlsplit(self.path).query
+            if "dl=1" in query.split("&"):
                 self.send_header(
-                    "Content-Disposition",
-                    f'attachment; filename="{path.parent.parent.name}-{path.name}"',
+                    "Content-Disposition", f'attachment; filename="{attachment_name(query, path)}"'
                 )
             self.send_header("Cache-Control", "private, max-age=600")
             self.send_header("X-Content-Type-Options", "nosniff")

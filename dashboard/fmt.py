@@ -3,6 +3,7 @@ are written by ``runstore.units.format_steps``, shared with the trainer's clip o
 
 from __future__ import annotations
 
+import re
 import time
 
 from runstore.models import RunState
@@ -81,3 +82,12 @@ def number(value: float | None, digits: int = 1) -> str:
 def size(nbytes: int) -> str:
     """A size in bytes in words (``runstore.units.format_bytes``, shared with the runner)."""
     return format_bytes(nbytes)
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """``text`` (a title or a name from a file) for a Markdown string, shown as typed: every
+    character Markdown would read (a link, emphasis, an emoji shortcode, LaTeX) escaped."""
+    return _MARKDOWN.sub(r"\\\1", text)

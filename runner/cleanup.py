@@ -19,6 +19,7 @@ from runstore.cleanup import OPTIONS, CleanupPlan, InitFromReferences, carry_out
 from runstore.models import RunRecord
 from runstore.store import Request, RunStore, printable
 from runstore.units import format_bytes
+from runstore.video_files import drop_missing_titles
 
 log = logging.getLogger("runner")
 
@@ -105,6 +106,7 @@ def apply(
         record.record("cleanup-failed", f"{note}: {printable(str(exc))[:300]}")
         log.warning("%s: cleanup failed: %s", record.id, exc)
         return
+    drop_missing_titles(record, store.paths(record.id).videos)  # deleted clips: no titles
     kept = f"; kept {', '.join(plan.kept)}" if plan.kept else ""
     detail = f"{note}: freed {format_bytes(freed)} ({plan.summary()}){kept}"
     if problems:

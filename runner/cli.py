@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from runner import annotations, cleanup, media, process
+from runner import annotations, cleanup, media, process, video_files
 from runner.supervisor import AlreadyRunningError, Supervisor
 from runstore import sweeps
 from runstore.annotations import AnnotationError
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     annotations.add_commands(sub, common)
     cleanup.add_parser(sub, common)
+    video_files.add_commands(sub, common)
     return parser
 
 
@@ -191,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         run_id = find_run(store, args.run)
         if args.command in annotations.COMMANDS:  # tag, untag, note, archive, unarchive
             print(f"{annotations.request_from_args(store, run_id, args)} requested for {run_id}")
+            return _note_if_no_runner(store)
+        if args.command in video_files.COMMANDS:  # video-delete, video-rename
+            print(f"{video_files.request_from_args(store, run_id, args)} requested for {run_id}")
             return _note_if_no_runner(store)
         if args.command == "timelapse":
             return timelapse(store, run_id)

@@ -12,7 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from runner import cleanup, process
+from runner import cleanup, process, video_files
 from runner.annotations import annotate
 from runner.media import MediaJobs
 from runner.process import Handle
@@ -123,6 +123,10 @@ class Requests:
             busy = {"trainer": handle is not None, "clip_job": record.id in self.media.handles}
             cleanup.apply(self.store, record, request, **busy)
             self.records.write(record)
+        elif action == "video":  # delete a video or set its title: any state
+            busy = record.id in self.media.handles
+            if video_files.apply(self.store, record, request, media_job=busy):
+                self.records.write(record)
         elif action == "stop" and state == RunState.QUEUED:
             if isinstance(pruned := request.params.get("pruned_at"), int):
                 record.pruned_at = pruned

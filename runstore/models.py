@@ -164,6 +164,9 @@ class RunRecord(_Doc):
     tags: list[str] = Field(default_factory=list)
     note: str = ""
     archived: bool = False
+    #: Display titles of the run's videos (issue 18; ``runstore.video_files`` holds the
+    #: rules): file name -> title, set by a ``video`` request. Files are never renamed.
+    video_titles: dict[str, str] = Field(default_factory=dict)
 
     def record(self, kind: str, detail: str = "", at: float | None = None) -> None:
         self.events.append(RunEvent(at=time.time() if at is None else at, kind=kind, detail=detail))

@@ -64,6 +64,7 @@ REQUEST_ACTIONS = (
     "trust",
     "annotate",
     "cleanup",
+    "video",
 )
 #: Games a ``record`` request may ask for (1 to this): the dashboard's field, the runner's
 #: check of the request and ``python -m training.record`` all hold to this one number.

@@ -45,6 +45,10 @@ NOTICES = {
     "journey-done": "Journey video made",
     "journey-failed": "Journey video failed",
     "journey-cancelled": "Journey video cancelled",
+    # videos (issue 18: runner/video_files.py)
+    "video-deleted": "Video deleted",
+    "video-renamed": "Video renamed",
+    "video-refused": "Video change refused",
 }
 MAX_BEST_EVENTS = 8
 

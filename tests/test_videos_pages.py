@@ -253,3 +253,193 @@ def test_browser_plays_a_clip(folder: dict[str, str], tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         log.close()
+
+
+# -- journeys, sort, sizes, rename and delete (issue 18) ---------------------------------------
+
+CHAPTERS = "0:00 Intro\n0:05 First points\n0:12 The final agent\n"
+
+
+def add_journey(rs: RunStore, run_id: str, label: str = "20s") -> Path:
+    """A journey of the run as the journey job leaves it: sidecar, chapters, description and
+    thumbnail first, then the mp4 (a copy of one of the run's real clips)."""
+    import json
+    import shutil
+    import time
+
+    from PIL import Image
+
+    from runstore.videos import JourneyChapter, JourneyMeta, journey_file
+
+    videos = rs.paths(run_id).videos
+    meta = JourneyMeta(
+        label=label,
+        seconds=20,
+        frames=600,
+        fps=30,
+        width=1280,
+        height=720,
+        chapters=[
+            JourneyChapter(at=0, title="Intro"),
+            JourneyChapter(at=5, title="First points", step=250_000),
+            JourneyChapter(at=12, title="The final agent", step=500_000),
+        ],
+        run_name="pong-b",
+        env="ALE/Pong-v5",
+        algo="ppo",
+        created_at=time.time(),
+    )
+    journey_file(videos, label, ".json").write_text(json.dumps(meta.model_dump(mode="json")))
+    journey_file(videos, label, ".chapters.txt").write_text(CHAPTERS)
+    journey_file(videos, label, ".description.txt").write_text("Pong, learned.\n" + CHAPTERS)
+    Image.new("RGB", (64, 36), (200, 30, 30)).save(journey_file(videos, label, ".png"), "PNG")
+    mp4 = journey_file(videos, label)
+    shutil.copyfile(videos / clip_name(500_000), mp4)
+    return mp4
+
+
+def clip_captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption if " · step " in c.value]
+
+
+def test_journeys_are_listed_with_chapters_and_clips_sort_and_sizes_show(
+    folder: dict[str, str],
+) -> None:
+    from runstore.disk import tree_bytes
+
+    rs = RunStore(Path(folder_root()))
+    run_id = folder["pong-b"]
+    add_journey(rs, run_id)
+    at = open_page("app_pages/videos.py")
+    assert [s.value for s in at.subheader] == ["Journeys", "Clips", "Video sizes"]
+    assert any(m.value == "**Journey, 20s** · pong\\-b · Pong" for m in at.markdown)
+    journey_caption = [c.value for c in at.caption if c.value.startswith("Journey · ")]
+    assert len(journey_caption) == 1
+    assert journey_caption[0].startswith("Journey · 20 s · 1280x720 · 30 fps · "), journey_caption
+    assert "Chapters" in [e.label for e in at.expander]
+    assert any(c.value == CHAPTERS for c in at.code)  # the .chapters.txt text, as written
+    assert len(at.get("image")) == 1  # the thumbnail, read through runstore.safeio
+    urls = [v.proto.url for v in at.get("video")]
+    assert len(urls) == 6 and sum(f"/clip/{run_id}/journey-20s.mp4?" in u for u in urls) == 1
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download the description", "Download the chapters"]
+
+    # Sort: newest first by default, then as chosen; the caption says which.
+    assert "5 clip(s), newest first" in [c.value for c in at.caption]
+    assert clip_captions(at)[0] == "cart · step 1000 · evaluation return 500"
+    at.selectbox(key="videos_sort").set_value("oldest first").run()
+    assert "5 clip(s), oldest first" in [c.value for c in at.caption]
+    assert clip_captions(at)[0] == "pong-a · step 250 k · evaluation return -12"
+    at.selectbox(key="videos_sort").set_value("highest score").run()
+    assert clip_captions(at)[:2] == [
+        "cart · step 1000 · evaluation return 500",
+        "pong-b · step 500 k · evaluation return 14",
+    ]
+    at.selectbox(key="videos_sort").set_value("run name").run()
+    assert [c.split(" · ")[0] for c in clip_captions(at)] == [
+        "cart",
+        "pong-a",
+        "pong-a",
+        "pong-b",
+        "pong-b",
+    ]
+
+    # Sizes: one row per run, largest first, the bytes of its videos/ folder.
+    table = at.dataframe[0].value
+    assert list(table["run"])[0] == "pong-b"
+    assert dict(zip(table["run"], table["clips"], strict=True)) == {
+        "pong-a": 2,
+        "pong-b": 2,
+        "cart": 1,
+    }
+    assert dict(zip(table["run"], table["journeys"], strict=True)) == {
+        "pong-a": 0,
+        "pong-b": 1,
+        "cart": 0,
+    }
+    sizes = {name: tree_bytes(rs.paths(i).videos) for name, i in folder.items()}
+    assert dict(zip(table["run"], table["bytes"], strict=True)) == sizes
+    assert list(table["bytes"]) == sorted(table["bytes"], reverse=True)
+
+    # The run and game filters apply to journeys too.
+    at.multiselect(key="videos_runs").set_value(["pong-a"]).run()
+    assert "Journeys" not in [s.value for s in at.subheader]
+    assert len(at.get("video")) == 2
+    at.multiselect(key="videos_runs").set_value([]).run()
+    at.multiselect(key="videos_games").set_value(["CartPole"]).run()
+    assert "Journeys" not in [s.value for s in at.subheader]
+    at.multiselect(key="videos_games").set_value(["Pong"]).run()
+    assert "Journeys" in [s.value for s in at.subheader]
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def test_delete_asks_for_a_tick_and_rename_writes_one_request(folder: dict[str, str]) -> None:
+    rs = RunStore(Path(folder_root()))
+    run_id = folder["pong-b"]
+    add_journey(rs, run_id)
+    at = open_page("app_pages/videos.py")
+    name = "journey-20s.mp4"
+    at.button(key=f"video_delete_{run_id}_{name}").click().run()
+    assert any("Really delete" in w.value for w in at.warning)
+    assert rs.pending_requests(run_id)[0] == []  # not ticked: nothing asked
+    at.checkbox(key=f"video_sure_{run_id}_{name}").check().run()
+    at.button(key=f"video_delete_{run_id}_{name}").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    (request,) = rs.pending_requests(run_id)[0]
+    assert (request.action, request.source) == ("video", "dashboard")
+    assert request.params == {"op": "delete", "name": name}
+    assert all(rs.pending_requests(i)[0] == [] for i in folder.values() if i != run_id)
+    assert (rs.paths(run_id).videos / name).exists()  # the runner deletes, never the page
+
+    clip = clip_name(500_000)
+    at.text_input(key=f"video_title_{run_id}_{clip}").set_value("Best game")
+    at.button(key=f"video_rename_{run_id}_{clip}").click().run()
+    requests = rs.pending_requests(run_id)[0]
+    assert [(r.action, r.params) for r in requests][1:] == [
+        ("video", {"op": "rename", "name": clip, "title": "Best game"})
+    ]
+    at.text_input(key=f"video_title_{run_id}_{clip}").set_value("evil\u202egnp")
+    at.button(key=f"video_rename_{run_id}_{clip}").click().run()
+    assert any(e.value.startswith("Not renamed") and "U+202E" in e.value for e in at.error)
+    assert len(rs.pending_requests(run_id)[0]) == 2  # nothing sent for a bad title
+
+
+def test_titles_show_and_name_downloads_and_viewers_cannot_change_them(
+    folder: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import auth
+    from tests.test_dashboard import LAN_PEER
+
+    rs = RunStore(Path(folder_root()))
+    run_id = folder["pong-b"]
+    add_journey(rs, run_id)
+    record = rs.read_run(run_id)
+    assert record is not None
+    clip = clip_name(500_000)
+    # As the runner stores them; a title that breaks the rules (from a copied run.json) is
+    # not shown, and a title is shown as typed, never as Markdown.
+    record.video_titles = {clip: "Best [game](http://x)", "journey-20s.mp4": "Teaser", "x": "y"}
+    rs.write_run(record)
+    at = open_page("app_pages/videos.py")
+    assert any(
+        m.value == "**Best \\[game\\]\\(http\\://x\\)** · **pong\\-b** · Pong · step 500 k"
+        for m in at.markdown
+    ), [m.value for m in at.markdown]
+    assert any(m.value.startswith("**Teaser** · pong\\-b") for m in at.markdown)
+    urls = [b.proto.url for b in at.get("link_button")]
+    assert sum(u.endswith("&dl=1&as=best-game-http-x") for u in urls) == 1, urls
+    assert sum(u.endswith("&dl=1&as=teaser") for u in urls) == 1, urls
+    assert at.text_input(key=f"video_title_{run_id}_{clip}").value == "Best [game](http://x)"
+    assert "Rename or delete" in [e.label for e in at.expander]
+
+    auth.throttle().reset()
+    monkeypatch.setattr(auth, "peer_address", lambda: LAN_PEER)
+    at = open_page("app_pages/videos.py")
+    assert len(at.get("video")) == 6  # a viewer sees every video
+    assert "Rename or delete" not in [e.label for e in at.expander]
+    assert not [b for b in at.button if b.key and b.key.startswith("video_")]
+    from dashboard import video_data
+
+    with pytest.raises(PermissionError):
+        video_data.request_delete(run_id, "journey-20s.mp4")
+    assert rs.pending_requests(run_id)[0] == []

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import auth, clip_data
+from dashboard import auth, clip_data, fmt, video_data
+from dashboard.components.video_actions import video_actions
 from runstore import safeio
 from runstore.units import format_steps
+from runstore.video_files import download_name
 
 FOREIGN_ZIP_WARNING = (
     "Model zips are Python pickles: loading one can run code. Only load a zip written by this "
@@ -55,9 +57,17 @@ def render_run_clips(run_id: str) -> None:
     _exports(run_id)
 
 
-def clip_player(clip: clip_data.ClipRow, download_label: str, *, key: str, title: str = "") -> None:
+def clip_player(
+    clip: clip_data.ClipRow,
+    download_label: str,
+    *,
+    key: str,
+    title: str = "",
+    save_as: str = "",
+) -> None:
     """One clip: the video (or why it was refused), ``title`` (markdown) if given, its caption,
-    and a download button under a clip that plays."""
+    and a download button under a clip that plays, saved as ``save_as`` (a title the user
+    gave the clip, slugified, with the extension) when given."""
     played = play(clip.path, clip.problem)
     if title:
         st.markdown(title)
@@ -67,16 +77,20 @@ def clip_player(clip: clip_data.ClipRow, download_label: str, *, key: str, title
             download_label,
             clip.path,
             played,
-            file_name=f"{clip.run_name}-{clip.path.name}",
+            file_name=download_name(clip.path.name, save_as, prefix=clip.run_name),
             key=key,
+            save_as=save_as,
         )
 
 
-def download_clip(label: str, path: Path, url: str, *, file_name: str, key: str) -> None:
-    """Download a clip that plays: from the clip server (``url``, as an attachment, any size),
-    else a button whose bytes are read when clicked (up to ``clip_data.MAX_VIDEO_BYTES``)."""
+def download_clip(
+    label: str, path: Path, url: str, *, file_name: str, key: str, save_as: str = ""
+) -> None:
+    """Download a clip that plays: from the clip server (``url``, as an attachment, any size,
+    saved as ``save_as`` slugified when given: a video's title), else a button whose bytes
+    are read when clicked (up to ``clip_data.MAX_VIDEO_BYTES``) saved as ``file_name``."""
     if url:
-        st.link_button(label, clip_data.download_url(url))
+        st.link_button(label, clip_data.download_url(url, save_as))
     else:
         download_button(
             label, path, clip_data.MAX_VIDEO_BYTES, file_name=file_name, mime="video/mp4", key=key
@@ -146,13 +160,18 @@ def _timelapse(run_id: str, have_clips: bool) -> None:
     path = clip_data.timelapse(run_id)
     played = play(path) if path is not None else None
     if path is not None and played is not None:
+        title = video_data.video_titles(run_id).get(path.name, "")
+        if title:
+            st.markdown(f"**{fmt.plain(title)}**")
         download_clip(
             "Download the time-lapse",
             path,
             played,
-            file_name=f"{run_id}-timelapse.mp4",
+            file_name=download_name(path.name, title, prefix=run_id),
             key=f"timelapse_dl_{run_id}",
+            save_as=title,
         )
+        video_actions(run_id, path, title)
     job = clip_data.media_job(run_id)
     if job == "timelapse":
         st.caption("The runner is stitching the time-lapse…")

@@ -1,13 +1,15 @@
 """The Run page's Journey tab: make an "AI learns to play" video of the run (length, size,
 rate), follow the job's progress and cancel it, and watch, read and download the journeys
-made so far (video, chapters, description, thumbnail)."""
+made so far (video, chapters, description, thumbnail); and one journey as the Videos page
+lists it (``journey_card``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import auth, clip_data, journey_data
+from dashboard import auth, clip_data, fmt, journey_data, video_data
 from dashboard.components.clips import download_button, download_clip, play
+from dashboard.components.video_actions import video_actions
 from runstore.units import format_bytes
 from runstore.videos import JOURNEY_FPS, JOURNEY_SIZES, Journey, parse_journey_length
 
@@ -80,15 +82,22 @@ def _journey(run_id: str, journey: Journey) -> None:
     meta = journey.meta
     size = journey.path.stat().st_size if journey.path.exists() else 0
     what = f"{meta.width}x{meta.height} · {meta.fps:g} fps · " if meta else ""
-    st.markdown(f"**Journey, {journey.label}** · {what}{format_bytes(size)}")
+    title = video_data.video_titles(run_id).get(journey.path.name, "")
+    named = (
+        f"{fmt.plain(title)}** (journey, {journey.label})"
+        if title
+        else f"Journey, {journey.label}**"
+    )
+    st.markdown(f"**{named} · {what}{format_bytes(size)}")
     played = play(journey.path, journey.problem)
     if played is not None:
         download_clip(
             "Download the video",
             journey.path,
             played,
-            file_name=f"{run_id}-{journey.path.name}",
+            file_name=video_data.save_as(title, journey.path.name, run_id),
             key=f"journey_dl_{run_id}_{journey.label}",
+            save_as=title,
         )
     left, right = st.columns(2)
     chapters = journey_data.text(journey.companion(".chapters.txt"))
@@ -108,7 +117,48 @@ def _journey(run_id: str, journey: Journey) -> None:
             f"Download the {label}",
             path,
             journey_data.MAX_TEXT_BYTES if mime == "text/plain" else journey_data.MAX_IMAGE_BYTES,
-            file_name=f"{run_id}-{path.name}",
+            file_name=video_data.save_as(title, path.name, run_id),
             mime=mime,
             key=f"journey_{label}_{run_id}_{journey.label}",
         )
+    video_actions(run_id, journey.path, title)
+
+
+def journey_card(row: video_data.JourneyRow, title: str = "") -> None:
+    """One journey on the Videos page: its thumbnail, title (else "Journey, <length>"), run,
+    length, frame size and file size; the video (streamed by the clip server) and its
+    download; the chapters in an expander; downloads of the description and the chapters,
+    named by the title when it has one; and Rename and Delete for a user who may act."""
+    heading = fmt.plain(title) if title else f"Journey, {row.label}"
+    length = fmt.duration(row.seconds) if row.seconds is not None else row.label
+    frame = f" · {row.width}x{row.height} · {row.fps:g} fps" if row.width and row.height else ""
+    st.markdown(f"**{heading}** · {fmt.plain(row.run_name)} · {row.game}")
+    st.caption(f"Journey · {length}{frame} · {format_bytes(row.size)}")
+    thumb = journey_data.image(row.companion(".png"))  # bounded, never through a link
+    if thumb:
+        st.image(thumb, caption="Thumbnail")
+    played = play(row.path, row.problem)
+    key = f"{row.run_id}_{row.label}"
+    if played is not None:
+        download_clip(
+            "Download the video",
+            row.path,
+            played,
+            file_name=video_data.save_as(title, row.path.name, row.run_id),
+            key=f"videos_journey_dl_{key}",
+            save_as=title,
+        )
+    if row.chapters:
+        with st.expander("Chapters"):
+            st.code(row.chapters, language=None)
+    for suffix, label in ((".description.txt", "description"), (".chapters.txt", "chapters")):
+        path = row.companion(suffix)
+        download_button(
+            f"Download the {label}",
+            path,
+            journey_data.MAX_TEXT_BYTES,
+            file_name=video_data.save_as(title, path.name, row.run_id),
+            mime="text/plain",
+            key=f"videos_journey_{label}_{key}",
+        )
+    video_actions(row.run_id, row.path, title)
