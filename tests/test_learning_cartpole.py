@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from analysis import learning
 from runstore.metrics import load_scalars
 from runstore.store import RunStore
@@ -23,6 +25,7 @@ SOLVED = 475.0
 EXAMPLE = ROOT / "examples" / "cartpole-ppo-zoo.yaml"
 
 
+@pytest.mark.timeout(1800)  # 60k steps: about 65 s alone, over 300 s beside two busy loops
 def test_cartpole_ppo_reaches_the_solved_score_within_its_budget(tmp_path: Path):
     store = RunStore(tmp_path / "runs")
     store.ensure_layout()
