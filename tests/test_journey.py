@@ -127,7 +127,9 @@ def test_a_journey_made_by_the_runner_has_its_length_chapters_thumbnail_and_fact
     description = journey.companion(".description.txt").read_text()
     assert f"Final evaluation score: {format_score(status.last_eval_return)}" in description
     assert "0:00 Intro" in description and "ALE/Pong-v5" in description
-    # The Run page's Journey tab shows it, and asks the runner for another.
+    # The Run page's Journey tab shows it, and asks the runner for another (the runner is
+    # stopped first, so the request stays to be read here).
+    runner.kill()
     dashboard_on(store.root, monkeypatch)
     at = run_page(run_id)
     assert any(m.value.startswith("**Journey, 20s**") for m in at.markdown)
