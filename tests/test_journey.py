@@ -138,6 +138,7 @@ def test_a_journey_made_by_the_runner_has_its_length_chapters_thumbnail_and_fact
     (request,) = store.pending_requests(run_id)[0]
     assert request.action == "journey"
     assert request.params == {"seconds": 600.0, "size": 1080, "fps": 30, "record": True}
+    request.path.unlink()  # asked, not made: the next test's runner must not find it
 
 
 def _tree_rss(proc: psutil.Process) -> int:
