@@ -7,7 +7,7 @@ import re
 import time
 
 from runstore.models import RunState
-from runstore.units import format_bytes
+from runstore.units import format_bytes, format_duration
 
 STATE_COLOURS = {
     RunState.QUEUED: "gray",
@@ -51,18 +51,8 @@ def state_badge(state: RunState, pruned_at: int | None = None) -> str:
     return f":{STATE_COLOURS[state]}-badge[{text}]"
 
 
-def duration(seconds: float | None) -> str:
-    """1 h 05 m, 3 m 20 s, 42 s; empty for unknown."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return ""
-    s = int(round(seconds))
-    if s >= 86400:
-        return f"{s // 86400} d {s % 86400 // 3600:02d} h"
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} m"
-    if s >= 60:
-        return f"{s // 60} m {s % 60:02d} s"
-    return f"{s} s"
+#: 1 h 05 m, 3 m 20 s, 42 s (``runstore.units.format_duration``, which videos write too).
+duration = format_duration
 
 
 def clock(at: float | None) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 
 from journey import frames as draw
 from journey.plan import Footage, Piece, Plan, Section
-from runstore.units import format_score, format_steps
+from runstore.units import format_duration, format_score, format_steps
 from runstore.videos import Clip
 
 
@@ -84,6 +84,10 @@ class Narrator:
             return 0.0
         return float(np.interp(step, self.steps, self.walls) - self.walls[0]) / 3600
 
+    def spent_at(self, step: int) -> str:
+        """The training time up to ``step``, in words (3 m 20 s, 1 h 05 m)."""
+        return format_duration(self.hours_at(step) * 3600)
+
     def best_at(self, step: int) -> float | None:
         seen = self.eval_values[self.eval_steps <= step]
         return float(seen.max()) if seen.size else None
@@ -93,7 +97,7 @@ class Narrator:
         best = self.best_at(clip.step)
         out = [
             f"step {format_steps(clip.step)} of {format_steps(self.total_steps)}",
-            f"{self.hours_at(clip.step):.1f} h of training",
+            f"{self.spent_at(clip.step)} of training",
             f"this agent scores {format_score(score)}" if score is not None else "",
             f"best evaluation so far {format_score(best)}" if best is not None else "",
         ]
@@ -124,12 +128,12 @@ def _chapter_card(size: tuple[int, int], section: Section, narrator: Narrator) -
     chapter = section.chapter
     if chapter is None:
         return draw.card(size, [(section.title, 1.6, draw.TEXT)])
-    hours = narrator.hours_at(chapter.step)
+    spent = narrator.spent_at(chapter.step)
     return draw.card(
         size,
         [
             (chapter.title, 2.4, draw.TEXT),
-            (f"step {format_steps(chapter.step)}  ·  {hours:.1f} h of training", 1.2, draw.DIM),
+            (f"step {format_steps(chapter.step)}  ·  {spent} of training", 1.2, draw.DIM),
             (f"score {format_score(chapter.score)}", 1.4, draw.TEXT),
         ],
     )

@@ -24,7 +24,7 @@ from journey.story import Chapter, JourneyError, milestones, tell
 from reports.facts import ReportError, RunFacts, read_run_facts
 from runstore.atomic import atomic_write_json, atomic_write_text
 from runstore.store import RunStore
-from runstore.units import format_score
+from runstore.units import format_duration, format_score
 from runstore.videos import (
     JOURNEY_FPS,
     JOURNEY_SIZES,
@@ -124,7 +124,7 @@ def _narrator(facts: RunFacts, chapters: list[Chapter]) -> compose.Narrator:
     final, best = texts.final_and_best(facts)
     final = chapters[-1].score if final is None else final
     best = max(c.score for c in chapters) if best is None else best
-    hours = facts.usage.wall_hours if facts.usage else None
+    seconds = facts.usage.wall_hours * 3600 if facts.usage else None
     return compose.Narrator(
         curve=frames.Curve(eval_steps, eval_values, train_steps, train_values, human, last),
         steps=points["step"].to_numpy().astype(np.float64),
@@ -137,7 +137,7 @@ def _narrator(facts: RunFacts, chapters: list[Chapter]) -> compose.Narrator:
             (facts.name, 1.2, frames.DIM),
             (
                 f"{facts.algo.upper()}  ·  {last:,} steps"
-                + (f"  ·  {hours:.1f} h of training" if hours is not None else ""),
+                + (f"  ·  {format_duration(seconds)} of training" if seconds is not None else ""),
                 1.2,
                 frames.DIM,
             ),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from journey.plan import Mark
 from reports.facts import RunFacts
-from runstore.units import format_score, format_steps
+from runstore.units import format_duration, format_score, format_steps
 
 
 def timestamp(seconds: float) -> str:
@@ -82,7 +82,7 @@ def description(facts: RunFacts, marks: Sequence[Mark], fps: float) -> str:
         f"- steps: {format_steps(steps)}",
     ]
     if hours is not None:
-        lines.append(f"- training time: {hours:.1f} h")
+        lines.append(f"- training time: {format_duration(hours * 3600)}")
     hardware = status.device if status and status.device else ""
     host = facts.record.host
     if hardware or host:

@@ -22,6 +22,20 @@ def format_score(score: float) -> str:
     return f"{score:.1f}".removesuffix(".0")
 
 
+def format_duration(seconds: float | None) -> str:
+    """1 h 05 m, 3 m 20 s, 42 s; empty for unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return ""
+    s = int(round(seconds))
+    if s >= 86400:
+        return f"{s // 86400} d {s % 86400 // 3600:02d} h"
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} m"
+    if s >= 60:
+        return f"{s // 60} m {s % 60:02d} s"
+    return f"{s} s"
+
+
 def format_bytes(nbytes: int | float) -> str:
     """512 B, 12 KB, 3 MB, 1.5 TB: binary units, whole numbers below a terabyte."""
     size = float(nbytes)
