@@ -18,6 +18,7 @@ import numpy as np
 
 from journey import frames as draw
 from journey.plan import Footage, Piece, Plan, Section
+from journey.story import JourneyError
 from runstore.units import format_duration, format_score, format_steps
 from runstore.videos import Clip
 
@@ -27,8 +28,13 @@ class ClipFrames:
     (a frame asked again is the one held), and past the end the last frame stays."""
 
     def __init__(self, path: Path):
+        self.path = path
         self._gen = imageio_ffmpeg.read_frames(str(path))
-        meta = next(self._gen)
+        try:
+            meta = next(self._gen)
+        except (OSError, RuntimeError, StopIteration) as exc:
+            self._gen.close()
+            raise undecodable(path, exc) from None
         self.width, self.height = meta["size"]
         self.fps = float(meta.get("fps") or 30.0)
         self._index = -1
@@ -45,7 +51,7 @@ class ClipFrames:
             self._index += 1
             self._frame = np.frombuffer(raw, dtype=np.uint8).reshape(self.height, self.width, 3)
         if self._frame is None:
-            raise ValueError("the clip has no frames")
+            raise undecodable(self.path, "no frames")
         return self._frame
 
     def played_out(self, index: int) -> bool:
@@ -56,9 +62,21 @@ class ClipFrames:
         self._gen.close()
 
 
+def undecodable(path: Path, why: object) -> JourneyError:
+    """A clip ffmpeg cannot read (cut short, not a video): which one, and what to do."""
+    first = str(why).strip().splitlines()[0][:200] if str(why).strip() else type(why).__name__
+    return JourneyError(
+        f"videos/{path.name} cannot be decoded ({first}): delete it (Videos page, or python -m "
+        f"runner video-delete RUN {path.name}) and ask for the journey again"
+    )
+
+
 def probe(path: Path) -> Footage:
     """A clip's frames and rate from the file itself (a sidecar may be missing or old)."""
-    frames, _seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
+    try:
+        frames, _seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except (OSError, RuntimeError) as exc:
+        raise undecodable(path, exc) from None
     gen = imageio_ffmpeg.read_frames(str(path))
     try:
         fps = float(next(gen).get("fps") or 30.0)

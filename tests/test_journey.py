@@ -28,11 +28,13 @@ import psutil
 import pytest
 
 from journey.frames import CARD
+from journey.make import make_journey
+from journey.story import JourneyError
 from journey.texts import timestamp
 from runstore import RunState, RunStore
 from runstore.units import format_score
-from runstore.videos import JourneyMeta, journey_file, list_clips, list_journeys
-from tests.conftest import ROOT, Runs, accept, dashboard_on, train, wait_for
+from runstore.videos import ClipMeta, JourneyMeta, journey_file, list_clips, list_journeys
+from tests.conftest import ROOT, Runs, accept, cartpole, dashboard_on, train, wait_for
 from tests.test_organise import run_page
 
 # 1,024 steps of Pong: evaluations (filmed, 100 frames = 6.7 s each) every 256 steps and
@@ -224,3 +226,20 @@ def test_cancel_stops_the_journey_and_leaves_nothing(pong: RunStore, runs: Runs)
     )
     left = sorted(p.name for p in videos.iterdir() if "30m" in p.name or p.name.startswith(".tmp"))
     assert left == []
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all\n" * 100])
+def test_a_clip_that_cannot_be_decoded_is_named_with_the_fix(tmp_path: Path, content: bytes):
+    store = RunStore(tmp_path / "runs")
+    store.ensure_layout()
+    run_id = accept(store, cartpole(steps=2000), "c.yaml")
+    videos = store.paths(run_id).videos
+    videos.mkdir(parents=True, exist_ok=True)
+    for step, frames in ((1000, 0), (2000, 60)):  # one sidecar says nothing of its length
+        (videos / f"step-{step:09d}.mp4").write_bytes(content)
+        meta = ClipMeta(step=step, eval_mean_return=float(step // 100), frames=frames, fps=30)
+        (videos / f"step-{step:09d}.json").write_text(meta.model_dump_json())
+    refused = r"videos/step-00000\d000\.mp4 cannot be decoded .*delete"
+    with pytest.raises(JourneyError, match=refused):
+        make_journey(store, run_id, 20, height=720, record_more=False)
+    assert sorted(p.name for p in videos.iterdir() if not p.name.startswith("step-")) == []
