@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from runstore.video_files import VideoChange, write_video_request
 from runstore.videos import ClipMeta, JourneyMeta, clip_name, journey_file
 from training.video import ClipWriter
 
-from .conftest import ROOT, Runs, accept, cartpole, wait_for
+from .conftest import Runs, accept, cartpole, wait_for
+from .test_organise import cli
 
 CLIP = clip_name(1_000)
 LINKED = clip_name(2_000)
@@ -197,13 +197,3 @@ def test_a_deletion_waits_for_the_media_job_and_the_cli_asks_for_both(runs: Runs
     bad = cli(store, "video-rename", "busy", "timelapse.mp4", "a\u202eb")
     assert bad.returncode == 2 and "U+202E" in bad.stderr
     assert store.pending_requests(run_id)[0] == []
-
-
-def cli(store: RunStore, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args, "--runs-dir", str(store.root)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
