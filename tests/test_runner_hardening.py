@@ -175,9 +175,9 @@ def test_a_bad_queue_file_from_the_future_is_still_rejected(runs: Runs):
     path = runs.submit("algo: ppo\nenv: CartPole-v1\nn_timesteps: [\n", "future.yaml")
     future = time.time() + 3600
     os.utime(path, (future, future))
-    note = runs.store.rejected_dir / "future.yaml.error.txt"  # written after the move
-    wait_for(note.exists, 10, "the bad file to be rejected")
-    assert (runs.store.rejected_dir / "future.yaml").exists()
+    moved = runs.store.rejected_dir / "future.yaml"  # moved there after its note is written
+    wait_for(moved.exists, 10, "the bad file to be rejected")
+    note = runs.store.rejected_dir / "future.yaml.error.txt"
     assert "was not started" in note.read_text()
 
 
