@@ -42,8 +42,8 @@ def _node_args(resources: dict[str, float], cpus: int = 2) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    """A head (``head: 1``) and a second node (``second: 1``) joined to it."""
-    made = Cluster(initialize_head=True, head_node_args=_node_args({"head": 1}))
+    """A head (``head: 1, pool: 1``) and a second node (``second: 1``) joined to it."""
+    made = Cluster(initialize_head=True, head_node_args=_node_args({"head": 1, "pool": 1}))
     try:
         made.second = made.add_node(**_node_args({"second": 1}))
         made.wait_for_nodes()
@@ -92,7 +92,7 @@ def test_a_run_no_node_can_hold_fails_with_the_reason(runs, cluster):
     run_id = runs.only_run()
     record = runs.wait_state(run_id, RunState.FAILED, timeout=60)
     assert "no node of the cluster has 1 CPU, tpu_pod: 1" in record.reason
-    assert "second: 1" in record.reason  # what the nodes do have
+    assert "second: 1" in record.reason and "head: 1, pool: 1" in record.reason  # what they have
     assert record.node is None and record.pid is None
 
 
