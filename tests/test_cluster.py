@@ -20,6 +20,7 @@ pytest.importorskip("ray", reason="Ray is a dev dependency: make install")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from dashboard.data import node_label  # noqa: E402
 from machine.processes import group_members  # noqa: E402
 from runstore import RunState  # noqa: E402
 from runstore.checkpoints import latest_complete  # noqa: E402
@@ -74,6 +75,7 @@ def test_a_run_asking_for_a_nodes_resource_is_placed_there_and_completes(runs, c
     record = runs.wait_state(run_id, RunState.COMPLETED, timeout=240)
     assert record.node is not None and record.node.id == cluster.second.node_id
     assert record.node.ip and record.node.hostname
+    assert node_label(record) == f"{record.node.hostname} ({record.node.ip})"  # Runs, Run pages
     kinds = [e.kind for e in record.events]
     assert kinds.index("placing") < kinds.index("placed") < kinds.index("completed")
     assert runs.status(run_id).timesteps >= 2_000
