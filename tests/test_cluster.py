@@ -10,10 +10,17 @@ node goes, and by ``kill_run_groups`` at the end.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pytest
 
 pytest.importorskip("ray", reason="Ray is a dev dependency: make install")
@@ -202,3 +209,69 @@ def test_an_unreachable_cluster_is_said_and_queued_runs_wait(runs):
     assert "ray start --head" in info.cluster.error
     time.sleep(2)
     assert runs.record(run_id).state == RunState.QUEUED and runner.proc.poll() is None
+
+
+def _mount_namespace(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/ns/mnt")
+
+
+@pytest.fixture
+def blind_node(runs: Runs, cluster: Cluster) -> Iterator[None]:
+    """A node joined with ``ray start --block`` in a mount namespace of its own, where an
+    empty tmpfs hides the runs folder: it cannot see what the runner writes there. Ended by
+    the pids of every process in that namespace (Ray's workers start sessions of their own)."""
+    if os.geteuid() != 0:
+        pytest.skip("a private mount namespace needs root (CI runs as root)")
+    ray = Path(sys.executable).parent / "ray"
+    start = (
+        f"mount -t tmpfs tmpfs {shlex.quote(str(runs.store.root))} && exec {ray} start "
+        f"--address={cluster.address} --num-cpus=1 --resources='{{\"blind\": 1}}' "
+        f"--object-store-memory={STORE_BYTES} --block"
+    )
+    log = open(runs.store.root.parent / "blind-node.log", "wb")  # noqa: SIM115
+    node = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", start],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        namespace = wait_for(
+            lambda: (
+                node.poll() is None
+                and _mount_namespace(node.pid) != _mount_namespace(os.getpid())
+                and _mount_namespace(node.pid)
+            ),
+            30,
+            "the node's mount namespace",
+        )
+        yield
+    finally:
+        node.send_signal(signal.SIGTERM)  # `ray start --block` stops what it started
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            node.wait(timeout=30)
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if _mount_namespace(proc.pid) == namespace:
+                    proc.kill()
+        node.wait(timeout=30)
+        log.close()
+
+
+def test_a_node_that_cannot_see_the_runs_folder_is_refused(runs, cluster, blind_node):
+    _runner(runs, cluster)
+
+    def refused():
+        info = runs.store.read_runner_info()
+        nodes = info.cluster.nodes if info and info.cluster else []
+        blind = [n for n in nodes if n.resources.get("blind")]
+        return blind and "being checked" not in blind[0].refused and blind[0]
+
+    blind = wait_for(refused, 90, "the blind node to be probed")
+    assert blind.refused.startswith(f"node {blind.hostname} cannot read ")
+    assert str(runs.store.root / ".cluster") in blind.refused
+    runs.submit(_on("blind"))
+    run_id = runs.only_run()
+    record = runs.wait_state(run_id, RunState.FAILED, timeout=60)
+    assert "no node of the cluster has 1 CPU, blind: 1" in record.reason
+    assert blind.refused in record.reason and record.pid is None
