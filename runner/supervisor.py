@@ -239,7 +239,7 @@ class Supervisor:
         from runner.cluster.runs import ClusterRuns
 
         self.cluster = ClusterRuns(Cluster(self.ray_address, self.store.root), self.trainers)
-        self.trainers.cluster = self.cluster
+        self.trainers.cluster = self.media.cluster = self.cluster
         self.cluster.cluster.refresh(force=True)
         if self.cluster.cluster.error:
             log.error("%s; queued runs wait for it", self.cluster.cluster.error)
@@ -307,6 +307,8 @@ class Supervisor:
         if self.records.adopt_again:
             self.records.adopt_again = False
             self.adopt()
+            if self.cluster is not None:  # connected at last: media jobs on its nodes too
+                self.media.adopt()
         self.media.check()
         self._contained("reports", "making reports", self.reports.step)
         self.schedule()

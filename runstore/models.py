@@ -123,6 +123,17 @@ class RunEvent(_Doc):
     count: Int64 = 1
 
 
+class NodeRef(_Doc):
+    """The Ray cluster node an attempt of a run was placed on (docs/cluster.md)."""
+
+    id: str
+    hostname: str = ""
+    ip: str = ""
+
+    def describe(self) -> str:
+        return f"{self.hostname or '?'} ({self.ip or '?'}, node {self.id[:8]})"
+
+
 class MediaJob(_Doc):
     """A short process the runner started for a run (``record`` or ``timelapse``), in its own
     process group so it never disturbs the training; kept here so a restarted runner can end
@@ -133,17 +144,10 @@ class MediaJob(_Doc):
     pgid: Int64
     create_time: Timestamp
     started_at: Timestamp
-
-
-class NodeRef(_Doc):
-    """The Ray cluster node an attempt of a run was placed on (docs/cluster.md)."""
-
-    id: str
-    hostname: str = ""
-    ip: str = ""
-
-    def describe(self) -> str:
-        return f"{self.hostname or '?'} ({self.ip or '?'}, node {self.id[:8]})"
+    #: On a Ray cluster: the job's agent (its actor name) and node; pid, pgid and create
+    #: time are then the node's (0 until it has started), never signalled from here.
+    agent: str = ""
+    node: NodeRef | None = None
 
 
 class RunRecord(_Doc):

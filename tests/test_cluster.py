@@ -93,6 +93,13 @@ def test_a_run_asking_for_a_nodes_resource_is_placed_there_and_completes(runs, c
     assert {cluster.head_node.node_id, cluster.second.node_id} <= set(nodes)
     assert nodes[cluster.second.node_id].resources == {"second": 1.0}
     assert not any(n.refused for n in nodes.values())
+    # a media job goes to the cluster too: a clip of the final model, recorded on a node
+    runs.store.write_request(run_id, "record", params={"episodes": 1})
+    wait_for(lambda: "record-done" in [e.kind for e in runs.record(run_id).events], 120, "a clip")
+    placed = [e for e in runs.record(run_id).events if e.kind == "record-placed"]
+    assert placed and placed[0].detail.startswith("on node ")
+    assert any(runs.store.paths(run_id).videos.glob("*record*.mp4"))
+    assert runs.record(run_id).media_job is None
 
 
 def test_a_run_no_node_can_hold_fails_with_the_reason(runs, cluster):
@@ -215,7 +222,7 @@ def _mount_namespace(pid: int) -> str:
     return os.readlink(f"/proc/{pid}/ns/mnt")
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def blind_node(runs: Runs, cluster: Cluster) -> Iterator[None]:
     """A node joined with ``ray start --block`` in a mount namespace of its own, where an
     empty tmpfs hides the runs folder: it cannot see what the runner writes there. Ended by
@@ -258,8 +265,13 @@ def blind_node(runs: Runs, cluster: Cluster) -> Iterator[None]:
         log.close()
 
 
-def test_a_node_that_cannot_see_the_runs_folder_is_refused(runs, cluster, blind_node):
-    _runner(runs, cluster)
+def test_a_node_joining_that_cannot_see_the_runs_folder_is_refused(runs, cluster):
+    _runner(runs, cluster)  # first: the node joins a cluster the runner already follows
+    with blind_node(runs, cluster):
+        _refused_and_failing(runs)
+
+
+def _refused_and_failing(runs: Runs) -> None:
 
     def refused():
         info = runs.store.read_runner_info()

@@ -19,13 +19,15 @@ from runner.cluster.backend import Cluster
 from runner.cluster.placement import Ask, ask_for, unmet
 from runner.cluster.remote import RemoteProcess, _why
 from runner.process import Handle, Sent
-from runstore.models import ClusterInfo, NodeRef, RunRecord, RunState
+from runstore.models import ClusterInfo, MediaJob, NodeRef, RunRecord, RunState
 
 if TYPE_CHECKING:
     from runner.trainers import Trainers
 
 log = logging.getLogger("runner")
 
+#: What a clip, time-lapse or journey job asks the cluster for.
+MEDIA_ASK = Ask(cpus=1)
 #: How long a restarted runner waits for an adopted agent to say where it runs.
 ADOPT_SECONDS = 15.0
 
@@ -164,6 +166,44 @@ class ClusterRuns:
         record.record("adopted", f"on {where}, through its agent")
         self.trainers.store.write_run(record)
         log.info("adopted %s on %s (%s)", record.id, where, record.state.value)
+
+    # -- media jobs (clips, time-lapses, journeys) ------------------------------------------
+
+    def start_media(self, record: RunRecord, module: str, args: list[str]) -> tuple[str, Handle]:
+        """Place a media job's agent (one CPU) on a node: (its name, its handle)."""
+        if not self.ready():
+            raise OSError("the Ray cluster is not ready (see the System page); try again")
+        name = f"{record.id}.media.{time.time_ns()}"
+        paths = self.trainers.store.paths(record.id)
+        try:
+            remote = self.cluster.place(name, MEDIA_ASK, module, args, paths.dir, "media.log")
+        except (RayError, ValueError) as exc:
+            raise OSError(f"could not place it on the Ray cluster: {_why(exc)}") from None
+        return name, Handle(pid=0, pgid=0, create_time=0.0, remote=remote)
+
+    def media_placed(self, run_id: str, handle: Handle) -> None:
+        """Record the node a media job runs on, once its agent has started it."""
+        remote = handle.remote
+        if not isinstance(remote, RemoteProcess) or remote.placed() is None:
+            return
+        where = remote.where or {}
+        handle.pid, handle.pgid = where.get("pid", 0), where.get("pgid", 0)
+        handle.create_time = where.get("create_time", 0.0)
+        record = self.trainers.store.read_run(run_id)
+        if record is None or record.media_job is None:
+            return
+        job = record.media_job
+        job.node, job.pid, job.pgid = remote.node, handle.pid, handle.pgid
+        job.create_time = handle.create_time
+        node = remote.node.describe() if remote.node else "?"
+        record.record(f"{job.action}-placed", remote.refused or f"on node {node}")
+        self.trainers.store.write_run(record)
+
+    def find_media(self, job: MediaJob) -> Handle | None:
+        remote = self.cluster.find(job.agent) if self.cluster.connected else None
+        if remote is None:
+            return None
+        return Handle(job.pid, job.pgid, job.create_time, remote=remote)
 
     def _ask(self, record: RunRecord) -> Ask | None:
         try:
