@@ -518,6 +518,8 @@ class Supervisor:
         for run_id in sorted(self.records.active):  # queued runs are among them
             record = self._contained(run_id, "reading run.json", self.records.read, run_id)
             if record is not None and record.state == RunState.QUEUED:
+                if self.cluster is not None and self.cluster.may_wait(record):
+                    continue  # no node for it while the nodes change: asked again next step
                 queued.append(record)
         queued.sort(key=lambda r: (r.queued_at, r.id))
         for record in queued[:free]:

@@ -23,13 +23,8 @@ from runner.cluster.remote import RemoteProcess, _why
 from runstore.atomic import atomic_write_text
 from runstore.models import ClusterInfo, ClusterNode
 
-# Before Ray is imported: a driver that loses the head for longer than this exits the whole
-# process (Ray's default is 60 s). The runner must outlive an outage of the cluster and go on
-# supervising what it can, so it waits for as long as an outage lasts.
-os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(365 * 86400))
-
-import ray  # noqa: E402
-from ray.exceptions import RayError  # noqa: E402
+import ray
+from ray.exceptions import RayError
 
 log = logging.getLogger("runner")
 
@@ -41,6 +36,9 @@ NODE_LABEL = "ray.io/node-id"
 NODES_SECONDS = 5.0
 #: A node that has not answered its probe within this long is refused.
 PROBE_SECONDS = 60.0
+#: A run no node can hold is failed only once the cluster's nodes have not changed for this
+#: long: while a node leaves, joins or is probed, the run waits in the queue instead.
+SETTLE_SECONDS = 10.0
 #: A connection is tried again this often while the cluster cannot be reached.
 RECONNECT_SECONDS = 10.0
 #: Where probe tokens go, inside the runs folder.
@@ -83,6 +81,7 @@ class Cluster:
         self._probes: dict[str, tuple[ray.ObjectRef, str, float]] = {}
         self._next_connect = 0.0
         self._next_nodes = 0.0
+        self._changed_at = time.monotonic()  # the live node set or a probe last changed
         self._agent_class = None
         self._probe_task = None
 
@@ -100,6 +99,10 @@ class Cluster:
         if problem:
             self.error = problem
             return False
+        # Read by Ray's core when it connects: a driver that loses the head for longer than
+        # this exits the whole process (Ray's default is 60 s). The runner must outlive an
+        # outage and go on supervising what it can, so it waits as long as one lasts.
+        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(365 * 86400))
         try:
             ray.init(
                 address=self.address,
@@ -140,7 +143,10 @@ class Cluster:
                 return
             self.error = ""
             self.checked_at = time.time()
-            self.nodes = {n.id: n for n in map(_node, table)}
+            nodes = {n.id: n for n in map(_node, table)}
+            if _alive(nodes) != _alive(self.nodes):
+                self._changed_at = now
+            self.nodes = nodes
             for node in self.nodes.values():
                 if node.alive and node.id not in self._accepted | set(self._refused):
                     self._start_probe(node)
@@ -156,6 +162,10 @@ class Cluster:
     def probing(self) -> bool:
         """Whether a node is still being checked (runs wait for its answer)."""
         return bool(self._probes)
+
+    def settled(self) -> bool:
+        """Whether the nodes have stayed the same for SETTLE_SECONDS (``SETTLE_SECONDS``)."""
+        return not self._probes and time.monotonic() - self._changed_at >= SETTLE_SECONDS
 
     def _start_probe(self, node: ClusterNode) -> None:
         token = secrets.token_hex(16)
@@ -189,6 +199,9 @@ class Cluster:
             else:
                 continue
             del self._probes[node_id]
+            self._changed_at = time.monotonic()
+            if said and not (node and node.alive and _alive_now(node_id)):
+                continue  # the node left while it was probed: nothing to refuse
             if said:
                 self._refused[node_id] = said
                 log.error("refused a cluster node: %s", said)
@@ -242,6 +255,19 @@ class Cluster:
 
 
 _BUILT_IN = {"CPU", "GPU", "memory", "object_store_memory"}
+
+
+def _alive(nodes: dict[str, ClusterNode]) -> set[str]:
+    return {node_id for node_id, node in nodes.items() if node.alive}
+
+
+def _alive_now(node_id: str) -> bool:
+    """Whether Ray still counts the node alive (asked again: a probe failing because its node
+    just left must not refuse it, and a node refused must really be there)."""
+    try:
+        return any(n.get("NodeID") == node_id and n.get("Alive") for n in ray.nodes())
+    except Exception:
+        return True
 
 
 def _node(entry: dict) -> ClusterNode:

@@ -82,6 +82,14 @@ class ClusterRuns:
         c = self.cluster
         return c.connected and not c.error and not c.probing() and bool(c.usable())
 
+    def may_wait(self, record: RunRecord) -> bool:
+        """Whether a queued run no node can hold should wait rather than fail: the nodes are
+        changing (one left, one joined or is being probed), so the answer may change too."""
+        if self.cluster.settled():
+            return False
+        ask = self._ask(record)
+        return ask is not None and bool(unmet(ask, list(self.cluster.nodes.values())))
+
     def info(self) -> ClusterInfo:
         """runner.json's cluster: the nodes, and the runs this runner placed on each."""
         placed: dict[str, list[tuple[str, Ask | None]]] = {}
