@@ -115,6 +115,8 @@ class RunRow:
     tags: tuple[str, ...] = ()
     note: str = ""
     archived: bool = False
+    # -- a Ray cluster (issue 16): the node of the current attempt, "" when on this machine --
+    node: str = ""
 
     @property
     def state_text(self) -> str:
@@ -185,7 +187,19 @@ def build_row(
         tags=tuple(record.tags),
         note=record.note,
         archived=record.archived,
+        node=node_label(record),
     )
+
+
+def node_label(record: RunRecord) -> str:
+    """Where the current attempt trains on a Ray cluster: "host (ip)", "waiting for a node"
+    while Ray holds it in its queue, "" on the runner's own machine."""
+    node = record.node
+    if node is None:
+        return ""
+    if not node.id:
+        return "waiting for a node"
+    return f"{node.hostname or node.id[:8]} ({node.ip})" if node.ip else node.hostname
 
 
 def sweep_label(config: RunConfig | None) -> str:

@@ -20,6 +20,7 @@ from runstore import sweeps
 from runstore.annotations import AnnotationError
 from runstore.models import RunRecord, TrainStatus
 from runstore.paths import UnsafePathError, default_runs_dir
+from runstore.settings import check_ray_address
 from runstore.store import MAX_RECORD_EPISODES, RunStore, printable
 from runstore.videos import JOURNEY_FPS, JOURNEY_SIZES, parse_journey_length
 
@@ -29,7 +30,7 @@ STALE_HEARTBEAT_SECONDS = 30.0
 #: Flags that mean something only to the supervisor (no command); given with a command they
 #: are refused rather than silently ignored.
 SUPERVISOR_FLAGS = {"max_concurrent": "--max-concurrent", "stop_grace": "--stop-grace",
-                    "poll": "--poll"}  # fmt: skip
+                    "poll": "--poll", "ray_address": "--ray-address"}  # fmt: skip
 DEFAULT_POLL = 0.5
 
 
@@ -62,6 +63,12 @@ def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
             "--poll",
             float,
             f"supervisor: seconds between process checks (default {DEFAULT_POLL}; files wake it)",
+        ),
+        (
+            "--ray-address",
+            str,
+            "supervisor: place runs on this Ray cluster (HOST:PORT of its head, or auto; "
+            "default: ray_address in settings.yaml, else train on this machine)",
         ),
     ):
         parser.add_argument(flag, type=kind, default=default(None), help=text)
@@ -175,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     store = RunStore(args.runs_dir or default_runs_dir())
     if args.command is None:
         poll = DEFAULT_POLL if args.poll is None else args.poll
-        return supervise(store, args.max_concurrent, args.stop_grace, poll)
+        return supervise(store, args.max_concurrent, args.stop_grace, poll, args.ray_address)
     if args.command == "ls":
         print(format_table(store))
         return 0
@@ -358,7 +365,11 @@ def timelapse(store: RunStore, run_id: str) -> int:
 
 
 def supervise(
-    store: RunStore, max_concurrent: int | None, stop_grace: float | None, poll: float = 0.5
+    store: RunStore,
+    max_concurrent: int | None,
+    stop_grace: float | None,
+    poll: float = 0.5,
+    ray_address: str | None = None,
 ) -> int:
     logging.basicConfig(
         level=logging.INFO,
@@ -368,9 +379,19 @@ def supervise(
     if max_concurrent is not None and max_concurrent < 1:
         print("error: --max-concurrent must be at least 1", file=sys.stderr)
         return 2
+    if ray_address is not None:
+        try:
+            ray_address = check_ray_address(ray_address)
+        except ValueError as exc:
+            print(f"error: --ray-address: {exc}", file=sys.stderr)
+            return 2
     try:  # the lock file needs a writable runs folder: one line, not a traceback
         supervisor = Supervisor(
-            store, max_concurrent=max_concurrent, stop_grace=stop_grace, poll=poll
+            store,
+            max_concurrent=max_concurrent,
+            stop_grace=stop_grace,
+            poll=poll,
+            ray_address=ray_address,
         )
     except OSError as exc:
         print(f"error: cannot supervise {store.root}: {exc}", file=sys.stderr)

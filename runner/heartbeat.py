@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 
-from runstore.models import RunnerInfo
+from runstore.models import ClusterInfo, RunnerInfo
 from runstore.store import RunStore
 
 VERSION = "0.1.0"
@@ -22,8 +23,14 @@ class Heartbeat:
         #: When the next write is due (wall clock); 0 makes the next ``beat`` write.
         self.next_at = 0.0
 
-    def beat(self, max_concurrent: int, force: bool = False) -> None:
-        """Write runner.json when due (cheap to call often), or now with ``force``."""
+    def beat(
+        self,
+        max_concurrent: int,
+        force: bool = False,
+        cluster: Callable[[], ClusterInfo] | None = None,
+    ) -> None:
+        """Write runner.json when due (cheap to call often), or now with ``force``;
+        ``cluster`` gives the Ray cluster's view when runs go there (called only then)."""
         now = time.time()
         if force or now >= self.next_at:
             self.next_at = now + HEARTBEAT_SECONDS
@@ -35,5 +42,6 @@ class Heartbeat:
                     heartbeat_at=now,
                     version=VERSION,
                     max_concurrent=max_concurrent,
+                    cluster=cluster() if cluster is not None else None,
                 )
             )

@@ -16,6 +16,7 @@ import logging
 import re
 import signal
 import time
+from typing import TYPE_CHECKING
 
 from runner import process
 from runner.process import Handle
@@ -23,6 +24,9 @@ from runstore.checkpoints import CHECKPOINT_REF_REGEX
 from runstore.models import MediaJob, RunRecord
 from runstore.store import MAX_RECORD_EPISODES, Request, RunStore
 from runstore.videos import JOURNEY_FPS, JOURNEY_SIZES, MAX_JOURNEY_SECONDS, MIN_JOURNEY_SECONDS
+
+if TYPE_CHECKING:
+    from runner.cluster.runs import ClusterRuns
 
 log = logging.getLogger("runner")
 
@@ -85,6 +89,8 @@ class MediaJobs:
         self.store = store
         self.handles: dict[str, Handle] = {}
         self.cancelled: set[str] = set()  # jobs sent SIGTERM by a cancel-media request
+        #: With a Ray address, jobs run on a cluster node too (``runner.cluster``).
+        self.cluster: ClusterRuns | None = None
 
     def start(self, record: RunRecord, request: Request) -> None:
         """Start the job a request asks for, or record why not (run.json events)."""
@@ -99,9 +105,12 @@ class MediaJobs:
             try:
                 args = job_args(request.action, request.params)
                 paths.logs.mkdir(parents=True, exist_ok=True)
-                handle = process.spawn_module(
-                    ACTIONS[request.action], [str(paths.dir), *args], paths.dir, paths.media_log
-                )
+                module, job_argv = ACTIONS[request.action], [str(paths.dir), *args]
+                if self.cluster is not None:
+                    agent, handle = self.cluster.start_media(record, module, job_argv)
+                else:
+                    agent = ""
+                    handle = process.spawn_module(module, job_argv, paths.dir, paths.media_log)
             except (RequestError, OSError) as exc:
                 record.record("request-ignored", f"{request.action}: {exc}")
             else:
@@ -112,6 +121,7 @@ class MediaJobs:
                     pgid=handle.pgid,
                     create_time=handle.create_time,
                     started_at=time.time(),
+                    agent=agent,
                 )
                 detail = " ".join(args) or "all clips"
                 record.record(f"{request.action}-started", f"{detail} ({request.source})")
@@ -136,6 +146,8 @@ class MediaJobs:
     def check(self) -> None:
         """Note finished jobs in run.json (done, or failed with the log's last line)."""
         for run_id, handle in list(self.handles.items()):
+            if self.cluster is not None and handle.remote is not None and not handle.pid:
+                self.cluster.media_placed(run_id, handle)  # its node, into run.json
             if handle.is_alive():
                 continue
             sent = process.kill(handle)  # anything it left in its group
@@ -164,9 +176,19 @@ class MediaJobs:
     def adopt(self) -> None:
         """After a runner restart: keep watching live jobs, forget vanished ones."""
         for run_id in self.store.run_ids():
+            if run_id in self.handles:  # adopted already (adopt runs again on a reconnect)
+                continue
             record = self.store.read_run(run_id)
             job = record.media_job if record else None
             if record is None or job is None:
+                continue
+            if job.agent:  # on a cluster node: found by its agent's name, or left alone
+                if self.cluster is not None and (handle := self.cluster.find_media(job)):
+                    self.handles[run_id] = handle
+                elif self.cluster is not None and self.cluster.cluster.connected:
+                    record.media_job = None
+                    record.record(f"{job.action}-lost", "its agent is gone from the cluster")
+                    self.store.write_run(record)
                 continue
             proc = process.identify(job.pid, job.create_time)
             if proc is not None:
@@ -186,7 +208,7 @@ class MediaJobs:
         job = record.media_job
         if handle is not None:
             sent = process.kill(handle)
-        elif job is not None:
+        elif job is not None and not job.agent:
             sent = process.send(job.pid, job.pgid, job.create_time, signal.SIGKILL)
         else:
             return

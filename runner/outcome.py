@@ -32,8 +32,13 @@ def judge(
         if state == RunState.COMPLETED and record.state == RunState.STOPPING:
             state = RunState.STOPPED  # a stop that raced the last step
         return state
+    if code is None and handle.remote is not None and not handle.pid and not handle.vanished():
+        record.reason = "stopped before it started on a cluster node"
+        return RunState.STOPPED  # taken off Ray's queue (``RemoteProcess.signal``)
     if code is None:
-        record.reason = "the training process vanished without recording an outcome"
+        record.reason = handle.vanished() or (
+            "the training process vanished without recording an outcome"
+        )
         return RunState.LOST
     state = RunState.FAILED
     sig = process.signal_name(code)

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -30,9 +30,21 @@ from runner.resources import apply as apply_resources
 from runstore import safeio
 
 
+class Remote(Protocol):
+    """A process group on a cluster node, driven through its agent (``runner.cluster``):
+    the runner never signals its pid on this machine, where it means nothing."""
+
+    def alive(self) -> bool: ...
+    def exit_code(self) -> int | None: ...
+    def peak_rss(self) -> int: ...
+    def vanished(self) -> str: ...
+    def signal(self, what: str) -> Sent: ...
+
+
 @dataclass
 class Handle:
-    """A training process we supervise; ``popen`` only when this runner spawned it."""
+    """A training process we supervise; ``popen`` only when this runner spawned it,
+    ``remote`` when it runs on a cluster node."""
 
     pid: int
     pgid: int
@@ -40,20 +52,33 @@ class Handle:
     popen: subprocess.Popen | None = field(default=None, repr=False)
     peak_rss: int = 0
     notes: list[str] = field(default_factory=list)  # resources that could not be applied
+    remote: Remote | None = field(default=None, repr=False)
 
     def sample_rss(self) -> None:
         """Track the trainer's peak memory, to tell an OOM kill from another SIGKILL."""
+        if self.remote is not None:
+            self.peak_rss = max(self.peak_rss, self.remote.peak_rss())
+            return
         with contextlib.suppress(psutil.Error):
             self.peak_rss = max(self.peak_rss, psutil.Process(self.pid).memory_info().rss)
 
     def is_alive(self) -> bool:
+        if self.remote is not None:
+            return self.remote.alive()
         if self.popen is not None:
             return self.popen.poll() is None
         return identify(self.pid, self.create_time) is not None
 
     def exit_code(self) -> int | None:
-        """The exit code when we are its parent (negative: killed by that signal)."""
+        """The exit code when we are its parent or its agent told it (negative: killed by
+        that signal)."""
+        if self.remote is not None:
+            return self.remote.exit_code()
         return self.popen.returncode if self.popen is not None else None
+
+    def vanished(self) -> str:
+        """Why its end could not be seen (a cluster node lost), "" when nothing is known."""
+        return self.remote.vanished() if self.remote is not None else ""
 
 
 #: How the runner starts a child it supervises: no stdin, stderr into the same log as
@@ -135,6 +160,8 @@ def suspend(handle: Handle, wait: float = SUSPEND_WAIT_SECONDS) -> Sent:
     stopped, so that "paused" in run.json is the truth and not a signal still on its way:
     a runnable process that has not been scheduled yet shows running until it runs.
     ``pending`` lists those still not stopped when the wait ran out."""
+    if handle.remote is not None:  # its agent waits on its node
+        return handle.remote.signal("suspend")
     sent = _signal(handle, signal.SIGSTOP)
     if not sent:
         return sent
@@ -165,6 +192,8 @@ def suspend(handle: Handle, wait: float = SUSPEND_WAIT_SECONDS) -> Sent:
 
 def resume(handle: Handle) -> Sent:
     """SIGCONT the group; unlike SIGSTOP it takes effect when sent, so there is no wait."""
+    if handle.remote is not None:
+        return handle.remote.signal("resume")
     return _signal(handle, signal.SIGCONT)
 
 
@@ -174,6 +203,8 @@ def request_stop(handle: Handle) -> Sent:
 
     Only the leader gets SIGTERM: its env workers must stay up while it saves.
     """
+    if handle.remote is not None:
+        return handle.remote.signal("stop")
     term = _signal(handle, signal.SIGTERM, leader_only=True)
     cont = _signal(handle, signal.SIGCONT)
     return cont if cont.refused and not term.refused else term
@@ -181,6 +212,8 @@ def request_stop(handle: Handle) -> Sent:
 
 def kill(handle: Handle) -> Sent:
     """SIGKILL the whole group (workers included); the stored pgid works after reaping."""
+    if handle.remote is not None:
+        return handle.remote.signal("kill")
     sent = _signal(handle, signal.SIGKILL)
     if handle.popen is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):

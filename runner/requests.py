@@ -160,7 +160,7 @@ class Requests:
             deadline = time.monotonic() + 10
             while handle.is_alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
-        elif record.state.is_live and record.pgid:
+        elif record.state.is_live and record.pgid and record.node is None:
             sent = process.send(record.pid, record.pgid, record.create_time, signal.SIGKILL)
             if sent.refused:  # the folder goes: the runner's log keeps the reason
                 log.warning("delete %s: %s", record.id, sent.reason)

@@ -43,6 +43,7 @@ from runstore.store import Request, RunStore, printable
 from runstore.sweeps import sweep_ids
 
 if TYPE_CHECKING:
+    from runner.cluster.runs import ClusterRuns
     from runner.sweeps import Sweeps
 
 # Names other code and the tests import from here (their homes are the modules above).
@@ -113,6 +114,7 @@ class Supervisor:
         max_concurrent: int | None = None,
         stop_grace: float | None = None,
         poll: float = 0.5,
+        ray_address: str | None = None,
     ):
         self.store = store
         self.media = MediaJobs(store)  # clip/time-lapse jobs, beside training (runner/media.py)
@@ -129,9 +131,17 @@ class Supervisor:
         )
         self._heartbeat = Heartbeat(store)
         # None: follow settings.yaml in the runs folder; a value (a CLI flag) pins it.
-        self._pinned = {"max_concurrent": max_concurrent, "stop_grace": stop_grace}
+        self._pinned = {
+            "max_concurrent": max_concurrent,
+            "stop_grace": stop_grace,
+            "ray_address": ray_address,
+        }
         self.max_concurrent = max_concurrent or 1
         self.stop_grace = stop_grace or 30.0
+        #: The Ray cluster runs are placed on ("": this machine); fixed at start, because
+        #: the runs already placed stay where they are (docs/cluster.md).
+        self.ray_address = ray_address or ""
+        self.cluster: ClusterRuns | None = None
         self.config_defaults: dict = {}
         self._settings_stamp: tuple[int, int] | None = (-1, -1)  # no file's: load at start
         self.poll = poll
@@ -195,6 +205,8 @@ class Supervisor:
                 "stop it first, or use --runs-dir for another folder"
             ) from None
         self.load_settings()
+        if self.ray_address:
+            self._join_cluster()
         remove_stale_temp_files(self.store.root)
         for restored in self.store.recover_partial():
             log.warning(
@@ -218,6 +230,19 @@ class Supervisor:
             self.max_concurrent,
             os.getpid(),
         )
+
+    def _join_cluster(self) -> None:
+        """Place runs on the Ray cluster from now on. Ray is imported here and only here:
+        without an address the runner never loads it. An unreachable cluster is said in
+        runner.json and tried again each step; queued runs wait for it."""
+        from runner.cluster.backend import Cluster
+        from runner.cluster.runs import ClusterRuns
+
+        self.cluster = ClusterRuns(Cluster(self.ray_address, self.store.root), self.trainers)
+        self.trainers.cluster = self.media.cluster = self.cluster
+        self.cluster.cluster.refresh(force=True)
+        if self.cluster.cluster.error:
+            log.error("%s; queued runs wait for it", self.cluster.cluster.error)
 
     def run_forever(self) -> None:
         self.start()
@@ -257,6 +282,8 @@ class Supervisor:
         if self._dirwatch is not None:
             self._dirwatch.close()
             self._dirwatch = None
+        if self.cluster is not None:
+            self.cluster.cluster.close()
         if self._lock.is_locked:
             self._lock.release()
         log.info("runner stopped; %d training process(es) left running", len(self.handles))
@@ -265,6 +292,8 @@ class Supervisor:
         """One pass: intake, requests, process checks, scheduling. Safe to call any time."""
         self.requests.more = False
         self.load_settings()
+        if self.cluster is not None:
+            self._contained("cluster", "following the Ray cluster", self.cluster.step)
         self.intake()
         for i, run_id in enumerate(self._to_look_at()):
             if self.shutdown.is_set():  # SIGTERM: the rest waits for the next runner
@@ -278,6 +307,8 @@ class Supervisor:
         if self.records.adopt_again:
             self.records.adopt_again = False
             self.adopt()
+            if self.cluster is not None:  # connected at last: media jobs on its nodes too
+                self.media.adopt()
         self.media.check()
         self._contained("reports", "making reports", self.reports.step)
         self.schedule()
@@ -309,6 +340,12 @@ class Supervisor:
         for name in ("max_concurrent", "stop_grace"):
             pinned = self._pinned[name]
             setattr(self, name, pinned if pinned is not None else getattr(settings, name))
+        address = self._pinned["ray_address"]
+        address = settings.ray_address if address is None else address
+        if self._observer is None:  # at start only: placed runs stay where they are
+            self.ray_address = address
+        elif address != self.ray_address:
+            log.warning("ray_address is now %r: it takes effect when the runner restarts", address)
         self.config_defaults = settings.config_defaults()
         log.info(
             "settings: max_concurrent=%d stop_grace=%.0f s defaults=%s",
@@ -319,7 +356,12 @@ class Supervisor:
         self._heartbeat.next_at = 0.0  # runner.json shows the new max_concurrent at once
 
     def heartbeat(self, force: bool = False) -> None:
-        self._heartbeat.beat(self.max_concurrent, force=force)
+        cluster = self.cluster
+        self._heartbeat.beat(
+            self.max_concurrent,
+            force=force,
+            cluster=(lambda: cluster.info()) if cluster is not None else None,
+        )
 
     # -- each part, over every run ----------------------------------------------------------
 
@@ -470,12 +512,14 @@ class Supervisor:
 
     def schedule(self) -> None:
         free = self.max_concurrent - len(self.handles)
-        if free <= 0:
+        if free <= 0 or (self.cluster is not None and not self.cluster.ready()):
             return
         queued = []
         for run_id in sorted(self.records.active):  # queued runs are among them
             record = self._contained(run_id, "reading run.json", self.records.read, run_id)
             if record is not None and record.state == RunState.QUEUED:
+                if self.cluster is not None and self.cluster.may_wait(record):
+                    continue  # no node for it while the nodes change: asked again next step
                 queued.append(record)
         queued.sort(key=lambda r: (r.queued_at, r.id))
         for record in queued[:free]:

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
@@ -20,6 +21,9 @@ from runner.records import RunRecords
 from runstore.atomic import remove_stale_temp_files
 from runstore.models import RunRecord, RunState, TrainStatus
 from runstore.store import RunStore, printable
+
+if TYPE_CHECKING:
+    from runner.cluster.runs import ClusterRuns
 
 log = logging.getLogger("runner")
 
@@ -38,6 +42,9 @@ class Trainers:
         self.handles = handles  # run id -> its trainer (shared with ``records``)
         self.deadlines: dict[str, float] = {}  # run id -> kill after (monotonic) when stopping
         self.stop_grace = 30.0
+        #: With a Ray address, runs are placed on the cluster (``runner.cluster``); None: here.
+        self.cluster: ClusterRuns | None = None
+        self._told: set[str] = set()  # cluster runs this runner (without Ray) leaves alone
 
     def launch(self, record: RunRecord) -> None:
         paths = self.store.paths(record.id)
@@ -49,6 +56,11 @@ class Trainers:
         # The previous attempt's pid must not survive into this one: a runner killed before
         # the new pid is recorded would be adopted as that old (dead) process.
         record.pid = record.pgid = record.create_time = None
+        if self.cluster is not None:
+            self.records.set_state(record, RunState.STARTING, "placing it on the cluster")
+            _rotate(paths.trainer_log)
+            self.cluster.launch(record)
+            return
         self.records.set_state(record, RunState.STARTING, "spawning the training process")
         _rotate(paths.trainer_log)
         try:  # cores, nice, GPU and the memory preflight (runner/resources.py)
@@ -82,6 +94,8 @@ class Trainers:
                 process.kill(handle)
                 del self.handles[run_id]
             return  # run.json unreadable and never known: leave the trainer alone
+        if self.cluster is not None and self.cluster.placed(record, handle):
+            return  # a node that could not take it: failed with the reason
         if not handle.is_alive():
             self.finish(record, handle)
             return
@@ -118,6 +132,18 @@ class Trainers:
             return
         record = self.records.read(run_id)
         if record is None or not record.state.is_live:
+            return
+        if record.node is not None:  # on a cluster node: its pid means nothing here
+            if self.cluster is not None:
+                self.cluster.adopt(record)
+            elif record.id not in self._told:  # left alone, said once
+                self._told.add(record.id)
+                log.warning(
+                    "%s trains on the Ray cluster (%s): left alone; start the runner with "
+                    "--ray-address to supervise it",
+                    record.id,
+                    record.node.describe(),
+                )
             return
         proc = process.identify(record.pid, record.create_time)
         if proc is None and record.pid is None:  # killed between "starting" and the spawn

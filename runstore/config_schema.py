@@ -36,6 +36,12 @@ MAX_CHECKPOINTS = 1_000_000  # n_timesteps / checkpoint_every: each one stops tr
 # Linux's usual NR_CPUS; not this machine's count: a config may be checked on one machine and
 # trained on another (the runner checks the cores it really has when the run starts).
 MAX_CPU_ID = 4095
+#: Custom Ray resources (``resources.ray``): names as ``ray start --resources`` takes them,
+#: the ones Ray itself defines refused (they come from the run's own cpus and device).
+RAY_RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+RAY_RESERVED = frozenset({"CPU", "GPU", "memory", "object_store_memory"})
+MAX_RAY_RESOURCES = 16
+MAX_RAY_AMOUNT = 1e6
 
 
 class AtariSettings(StrictModel):
@@ -74,6 +80,37 @@ class Resources(StrictModel):
     cpus: list[int] | int | None = None
     priority: Literal["low", "normal", "high"] = "normal"
     gpu: Literal["auto", "none"] | int = "auto"
+    #: Custom resources a Ray cluster node must offer for the run, e.g. ``{big_gpu: 1}``
+    #: (``ray start --resources``); only with a Ray address (docs/cluster.md).
+    ray: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("ray", mode="before")
+    @classmethod
+    def _ray(cls, value: Any) -> Any:
+        usage = "write a mapping of resource names to amounts, such as {big_gpu: 1}"
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError(f"{short_repr(value)} is not a mapping; {usage}")
+        if len(value) > MAX_RAY_RESOURCES:
+            raise ValueError(f"{len(value)} resources; at most {MAX_RAY_RESOURCES}")
+        for name, amount in value.items():
+            if not isinstance(name, str) or not RAY_RESOURCE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{short_repr(name)} is not a resource name (letters, digits, _ . - and "
+                    f"at most 64 characters); {usage}"
+                )
+            if name in RAY_RESERVED:
+                raise ValueError(
+                    f"{name} is set by the run itself (cpus from resources.cpus or n_envs, a GPU "
+                    "from device: cuda); name only custom resources here"
+                )
+            ok = isinstance(amount, int | float) and not isinstance(amount, bool)
+            if not ok or not 0 < amount <= MAX_RAY_AMOUNT:  # NaN fails too
+                raise ValueError(
+                    f"{name}: {short_repr(amount)} is not an amount in (0, {MAX_RAY_AMOUNT:g}]"
+                )
+        return {name: float(amount) for name, amount in value.items()}
 
     @field_validator("cpus", mode="before")
     @classmethod

@@ -123,6 +123,17 @@ class RunEvent(_Doc):
     count: Int64 = 1
 
 
+class NodeRef(_Doc):
+    """The Ray cluster node an attempt of a run was placed on (docs/cluster.md)."""
+
+    id: str
+    hostname: str = ""
+    ip: str = ""
+
+    def describe(self) -> str:
+        return f"{self.hostname or '?'} ({self.ip or '?'}, node {self.id[:8]})"
+
+
 class MediaJob(_Doc):
     """A short process the runner started for a run (``record`` or ``timelapse``), in its own
     process group so it never disturbs the training; kept here so a restarted runner can end
@@ -133,6 +144,10 @@ class MediaJob(_Doc):
     pgid: Int64
     create_time: Timestamp
     started_at: Timestamp
+    #: On a Ray cluster: the job's agent (its actor name) and node; pid, pgid and create
+    #: time are then the node's (0 until it has started), never signalled from here.
+    agent: str = ""
+    node: NodeRef | None = None
 
 
 class RunRecord(_Doc):
@@ -167,6 +182,10 @@ class RunRecord(_Doc):
     #: Display titles of the run's videos (issue 18; ``runstore.video_files`` holds the
     #: rules): file name -> title, set by a ``video`` request. Files are never renamed.
     video_titles: dict[str, str] = Field(default_factory=dict)
+    #: The cluster node of the current attempt (None: trained on the runner's machine); each
+    #: attempt's node is also in its ``placed`` event. pid, pgid and create_time are then
+    #: that node's, never signalled from the runner's machine.
+    node: NodeRef | None = None
 
     def record(self, kind: str, detail: str = "", at: float | None = None) -> None:
         self.events.append(RunEvent(at=time.time() if at is None else at, kind=kind, detail=detail))
@@ -215,6 +234,34 @@ class TrainStatus(_Doc):
         return (time.time() if now is None else now) - self.heartbeat_at
 
 
+class ClusterNode(_Doc):
+    """One node of the Ray cluster as the runner sees it (System page)."""
+
+    id: str
+    hostname: str = ""
+    ip: str = ""
+    alive: bool = True
+    cpus: float = 0.0
+    gpus: float = 0.0
+    memory: float = 0.0  # bytes
+    free_cpus: float = 0.0
+    free_gpus: float = 0.0
+    resources: dict[str, float] = Field(default_factory=dict)  # custom ones, total
+    #: why no run is placed here (it cannot see the runs folder); "" when it may take runs
+    refused: str = ""
+    runs: list[str] = Field(default_factory=list)
+
+
+class ClusterInfo(_Doc):
+    """The runner's view of its Ray cluster, in runner.json; absent without an address."""
+
+    address: str
+    connected: bool = False
+    error: str = ""  # why it is not connected, or what failed last
+    checked_at: MaybeTimestamp = None
+    nodes: list[ClusterNode] = Field(default_factory=list)
+
+
 class RunnerInfo(_Doc):
     """runner.json — the supervisor's heartbeat."""
 
@@ -224,6 +271,7 @@ class RunnerInfo(_Doc):
     heartbeat_at: Timestamp
     version: str
     max_concurrent: Int64 = 1
+    cluster: ClusterInfo | None = None
 
 
 class TensorBoardInfo(_Doc):

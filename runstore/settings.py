@@ -9,6 +9,7 @@ config schema's own types and bounds, so the file is validated by the same code 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,18 @@ class RunnerSettings(StrictModel):
         "leaves no time to save a checkpoint",
     )
 
+    ray_address: str = Field(
+        "",
+        max_length=256,
+        description="a Ray cluster to place runs on (HOST:PORT, or auto for one started on "
+        "this machine); empty: train on this machine",
+    )
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_address(cls, value: str) -> str:
+        return check_ray_address(value)
+
     @field_validator("default_device")
     @classmethod
     def _device(cls, value: str) -> str:
@@ -58,6 +71,22 @@ class RunnerSettings(StrictModel):
         if self.keep_checkpoints is not None:
             out["keep_checkpoints"] = self.keep_checkpoints
         return out
+
+
+#: A Ray cluster's address: ``auto`` (the cluster started on this machine) or the head's
+#: ``HOST:PORT``, as ``ray start --address`` takes it.
+_RAY_ADDRESS = re.compile(r"(?:auto|[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5})")
+
+
+def check_ray_address(value: str) -> str:
+    """A Ray address, or "" for none; anything else is refused with the forms it may take."""
+    value = value.strip()
+    if value and not _RAY_ADDRESS.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Ray address: write HOST:PORT (the head's, e.g. "
+            "192.168.1.10:6379), or auto for a cluster started on this machine"
+        )
+    return value
 
 
 class SettingsError(ValueError):

@@ -17,6 +17,8 @@ Every ``import`` counts: at module level, inside a function, under ``try``/``exc
 - ``journey`` (the media job behind journey videos) imports only ``runstore``, ``analysis``
   and ``reports`` of ours, OpenCV and imageio for frames, and never torch, SB3, gymnasium,
   ale-py or Streamlit: more footage is a ``training.record`` subprocess.
+- Ray is imported only by ``runner.cluster`` (the runner's cluster backend, loaded only with a
+  Ray address): the dashboard, the trainer and the local runner never load it.
 - ``training.diagnostics`` imports torch only inside a function: a missing or broken torch is
   a finding of the report, not a crash of the command.
 
@@ -129,6 +131,8 @@ def broken_rule(imp: Import) -> str | None:
         return f"{package} never imports {root} (run it as a subprocess)"
     if package == "training" and root in ("runner", "dashboard"):
         return f"training never imports {root}"
+    if root == "ray" and not imp.path.startswith("runner/cluster/"):
+        return f"only runner.cluster imports Ray ({imp.module})"
     diagnostics = imp.path.startswith("training/diagnostics/")
     if diagnostics and root == "torch" and not imp.in_function:
         return "training.diagnostics imports torch only inside a function"
@@ -185,6 +189,8 @@ def test_the_import_rules_hold() -> None:
         ("journey/bad.py", "from training import record\n", "journey imports only runstore"),
         ("journey/bad.py", "import streamlit\n", "journey imports only runstore"),
         ("runner/bad.py", "from journey import make\n", "runner never imports journey"),
+        ("runner/bad.py", "import ray\n", "only runner.cluster imports Ray"),
+        ("dashboard/bad.py", "from ray.util import state\n", "only runner.cluster imports Ray"),
     ],
 )
 def test_the_checker_fails_on_a_deliberate_bad_import(
@@ -211,6 +217,7 @@ def test_the_checker_accepts_what_the_rules_allow(tmp_path: Path) -> None:
         "analysis/ok.py": "import altair\nimport scipy\nfrom runstore.tags import EPISODE_RETURN\n",
         "dashboard/ok2.py": "from analysis.stats import iqm\n",
         "journey/ok.py": "import cv2\nimport imageio_ffmpeg\nfrom reports.facts import RunFacts\n",
+        "runner/cluster/ok.py": "import ray\nfrom ray.exceptions import RayError\n",
     }
     for package in PACKAGES:
         (tmp_path / package).mkdir()
@@ -220,13 +227,14 @@ def test_the_checker_accepts_what_the_rules_allow(tmp_path: Path) -> None:
     assert violations(tmp_path) == []
 
 
-def test_the_runner_imports_no_sweep_or_metrics_machinery_until_a_sweep_exists():
+def test_the_runner_imports_no_sweep_metrics_or_cluster_machinery_until_it_needs_them():
     """Every ``python -m runner`` command imports the CLI and the supervisor: Optuna, polars
     and the metrics reader (numba) come only with the sweep engine, on the first sweep (they
-    cost a runner about 100 MB and half a second at start)."""
+    cost a runner about 100 MB and half a second at start); Ray only with a Ray address."""
     import subprocess
 
-    heavy = ("optuna", "polars", "numba", "runstore.metrics", "runner.sweeps")
+    heavy = ("optuna", "polars", "numba", "runstore.metrics", "runner.sweeps", "ray")
+    heavy += ("runner.cluster.backend", "runner.cluster.runs")
     code = "import sys, runner.cli, runner.supervisor\n"
     code += f"print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run(

@@ -20,7 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from runstore import RunStore
-from runstore.models import RunnerInfo
+from runstore.models import ClusterInfo, ClusterNode, RunnerInfo
 
 from .conftest import ROOT
 
@@ -82,6 +82,70 @@ def test_runner_health_fresh_and_stale(page: tuple[AppTest, RunStore]):
         stale = re.compile(r"heartbeat is 2 m \d+ s old: it may be hung")
         assert any(stale.search(t) for t in warnings), warnings
         assert not any("Runner healthy" in t for t in _texts(at, "success"))
+    finally:
+        lock.release()
+
+
+def test_the_cluster_section_lists_nodes_and_says_when_the_cluster_is_unreachable(
+    page: tuple[AppTest, RunStore],
+):
+    """runner.json's cluster (docs/cluster.md) as the runner writes it: each node with what
+    is free and which runs are there, a node refused with why; an unreachable cluster is an
+    error saying queued runs wait. No cluster in runner.json: no section."""
+    at, store = page
+    lock = store.runner_lock()
+    lock.acquire(timeout=5)
+    try:
+        now = time.time()
+        nodes = [
+            ClusterNode(
+                id="a" * 56,
+                hostname="desk",
+                ip="10.0.0.2",
+                cpus=16,
+                gpus=1,
+                free_cpus=8,
+                free_gpus=0,
+                memory=64 * 2**30,
+                resources={"big_gpu": 1},
+                runs=["20261202-run-a"],
+            ),  # fmt: skip
+            ClusterNode(
+                id="b" * 56,
+                hostname="laptop",
+                ip="10.0.0.3",
+                cpus=4,
+                free_cpus=4,
+                refused="node laptop does not see the runs folder",
+            ),  # fmt: skip
+        ]
+        info = RunnerInfo(
+            pid=os.getpid(), host=socket.gethostname(), started=now, heartbeat_at=now,
+            version="test",
+            cluster=ClusterInfo(address="10.0.0.2:6379", connected=True, checked_at=now,
+                                nodes=nodes),
+        )  # fmt: skip
+        store.write_runner_info(info)
+        at.run()
+        assert not at.exception
+        assert "Cluster" in _texts(at, "subheader")
+        assert any("Ray cluster at `10.0.0.2:6379`" in t for t in _texts(at, "success"))
+        table = at.dataframe[0].value
+        rows = {r["node"]: r for r in table.to_dict("records")}
+        assert rows["desk"]["CPUs free"] == "8 of 16" and rows["desk"]["GPUs free"] == "0 of 1"
+        assert rows["desk"]["runs"] == "20261202-run-a" and rows["desk"]["takes runs"] == "yes"
+        assert rows["desk"]["resources"] == "big_gpu: 1"
+        assert rows["laptop"]["takes runs"] == "no: node laptop does not see the runs folder"
+        down = info.cluster.model_copy(
+            update={"connected": False, "error": "cannot reach the Ray cluster", "nodes": []}
+        )
+        store.write_runner_info(info.model_copy(update={"cluster": down}))
+        at.run()
+        errors = _texts(at, "error")
+        assert any("cannot reach the Ray cluster. Queued runs wait" in t for t in errors), errors
+        store.write_runner_info(info.model_copy(update={"cluster": None}))
+        at.run()
+        assert "Cluster" not in _texts(at, "subheader")
     finally:
         lock.release()
 

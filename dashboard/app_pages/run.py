@@ -73,6 +73,7 @@ def header() -> None:
         f"{fmt.state_badge(row.state, row.pruned_at)} &nbsp; `{row.env}` · {row.algo.upper()} · "
         f"{row.device or 'device not known yet'}"
         + (f" · sweep trial `{row.sweep}`" if row.sweep else "")
+        + (f" · cluster node {row.node}" if row.node else "")
     )
     st.progress(
         row.progress,

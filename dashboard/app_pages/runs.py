@@ -43,6 +43,8 @@ def table(rows: list[data.RunRow], show_archived: bool = False) -> pl.DataFrame:
         "sweep": [r.sweep for r in rows],
         "id": [r.id for r in rows],
     }
+    if any(r.node for r in rows):  # runs on a Ray cluster: which node each is on
+        columns["node"] = [r.node for r in rows]
     if show_archived:
         columns["archived"] = [r.archived for r in rows]
     return pl.DataFrame(

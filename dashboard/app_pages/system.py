@@ -21,6 +21,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from dashboard import data, fmt
+from dashboard.components.cluster import render_cluster
 from dashboard.components.storage import render_storage
 from machine.nvml import probe_gpus
 from machine.probes import probe_disk, probe_memory
@@ -205,6 +206,8 @@ def show_build(report: DiagnosticsReport) -> None:
 st.title("System")
 level, message = runner_health()
 {"ok": st.success, "stale": st.warning, "none": st.warning}[level](message)
+
+render_cluster(data.store().read_runner_info())
 
 st.subheader("Now")
 live()
