@@ -17,14 +17,14 @@ import socket
 import time
 from pathlib import Path
 
+import ray
+from ray.exceptions import RayError
+
 from runner.cluster.agent import Agent
 from runner.cluster.placement import Ask
 from runner.cluster.remote import RemoteProcess, _why
 from runstore.atomic import atomic_write_text
 from runstore.models import ClusterInfo, ClusterNode
-
-import ray
-from ray.exceptions import RayError
 
 log = logging.getLogger("runner")
 
