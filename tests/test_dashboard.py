@@ -336,6 +336,7 @@ def test_settings_page_writes_the_runner_settings(folder: RunStore) -> None:
     at.number_input(key="settings_max_concurrent").set_value(3)
     at.selectbox(key="settings_device").set_value("cpu")
     at.number_input(key="settings_keep_checkpoints").set_value(5)
+    at.text_input(key="settings_ray_address").set_value(" 192.168.1.10:6379 ")
     at.button[0].click().run()
     assert not at.exception and at.success
     settings = load_settings(folder.root)
@@ -344,6 +345,13 @@ def test_settings_page_writes_the_runner_settings(folder: RunStore) -> None:
         "cpu",
         5,
     )
+    assert settings.ray_address == "192.168.1.10:6379"
+    at = open_page(app(), "app_pages/settings.py")  # a save keeps the address it shows
+    assert at.text_input(key="settings_ray_address").value == "192.168.1.10:6379"
+    at.text_input(key="settings_ray_address").set_value("not an address")
+    at.button[0].click().run()
+    assert any("is not a Ray address" in e.value for e in at.error)
+    assert load_settings(folder.root).ray_address == "192.168.1.10:6379"  # the bad one not saved
 
 
 def test_real_run_page_shows_curves_timeline_and_checkpoints(runs, monkeypatch) -> None:  # noqa: ANN001

@@ -28,7 +28,8 @@ if problem:
     st.code(problem, language=None)
 st.caption(
     f"Stored in `{settings_path(rs.root)}`. The runner applies a change within a second; a "
-    "flag given on its command line (--max-concurrent, --stop-grace) wins over the file, and "
+    "flag given on its command line (--max-concurrent, --stop-grace, --ray-address) wins over "
+    "the file, and "
     "a key in a run's config wins over the defaults below."
 )
 
@@ -68,6 +69,13 @@ with st.form("settings_form"):
         value=float(current.stop_grace),
         key="settings_stop_grace",
     )
+    ray_address = st.text_input(
+        "Ray cluster address (empty: train on this machine)",
+        value=current.ray_address,
+        key="settings_ray_address",
+        help="HOST:PORT of the cluster's head, or auto; read when the runner starts "
+        "(docs/cluster.md).",
+    )
     saved = st.form_submit_button("Save settings", disabled=not can_edit)
 if not can_edit:
     st.caption("Read-only here: changing settings needs this machine or the password.")
@@ -78,6 +86,7 @@ if saved:
         "checkpoint_every": int(ckpt_every) or None,
         "keep_checkpoints": int(keep) or None,
         "stop_grace": float(grace),
+        "ray_address": ray_address.strip(),
     }
     try:
         path = actions.save_settings(doc)
