@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import secrets
 import socket
 import time
@@ -99,10 +98,6 @@ class Cluster:
         if problem:
             self.error = problem
             return False
-        # Read by Ray's core when it connects: a driver that loses the head for longer than
-        # this exits the whole process (Ray's default is 60 s). The runner must outlive an
-        # outage and go on supervising what it can, so it waits as long as one lasts.
-        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(365 * 86400))
         try:
             ray.init(
                 address=self.address,
