@@ -539,8 +539,9 @@ EXPLICITLY_CHECKED = {
     "train_freq": "DQNHyperparams._train_freq",
     "net_arch": "PolicyKwargs._net_arch",
     "betas": "OptimizerKwargs._betas",
-    "cpus": "runstore.config.Resources._cpus",
-    "gpu": "runstore.config.Resources._gpu",
+    "cpus": "runstore.config_schema.Resources._cpus",
+    "gpu": "runstore.config_schema.Resources._gpu",
+    "ray": "runstore.config_schema.Resources._ray",
 }
 """Fields holding numbers that are not a plain int/float/schedule, with where they are checked
 (a test holds every other numeric field to a bounded Range)."""

@@ -429,6 +429,7 @@ SPECIAL = [
     ("ppo", "resources.cpus", lambda n: n),
     ("ppo", "resources.cpus", lambda n: [0, n]),
     ("ppo", "resources.gpu", lambda n: n),
+    ("ppo", "resources.ray", lambda n: {"big_gpu": n}),
     ("ppo", "hyperparams.env_kwargs.sutton_barto_reward", lambda n: n),
 ]
 
