@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 RUNS_DIR ?= runs
 CPU_TORCH ?= torch==2.13.0
 
-.PHONY: run share runner test faults lint format bench clean
+.PHONY: run share runner test faults lint format bench learn clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,16 @@ faults: $(STAMP)
 ## make bench: every benchmark in bench/ (bench/run_all.py); training, env and metric speed
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+## make learn GAME=Pong: time to a winning agent, ours against plain SB3 with the same
+## settings (bench/bench_learn.py): minutes and steps to each milestone. Hours on a CPU for
+## Pong; GAME=CartPole takes minutes. SEEDS=1,2  CAP=90m  DEVICE=cuda
+GAME ?= CartPole
+SEEDS ?= 1
+DEVICE ?= cpu
+learn: $(STAMP)
+	$(BIN)/python bench/bench_learn.py --game $(GAME) --seeds $(SEEDS) --device $(DEVICE) \
+		$(if $(CAP),--cap $(CAP))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -233,6 +233,11 @@ def _fill_defaults(config: RunConfig) -> RunConfig:
         updates["eval_every"] = 250_000 if config.is_atari and config.n_timesteps >= 500_000 else 0
     if config.video_every is None:
         updates["video_every"] = updates.get("eval_every", config.eval_every)
+    if config.stop_at_score is not None and not updates.get("eval_every", config.eval_every):
+        problems.append(
+            f"stop_at_score: {config.stop_at_score:g} is judged by evaluations, and this run "
+            "has none; set eval_every (e.g. 10000 for CartPole, 100000 for Atari)"
+        )
     if config.is_atari:
         atari = config.atari or AtariSettings()
         if hp.frame_stack is not None:

@@ -42,6 +42,7 @@ RAY_RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
 RAY_RESERVED = frozenset({"CPU", "GPU", "memory", "object_store_memory"})
 MAX_RAY_RESOURCES = 16
 MAX_RAY_AMOUNT = 1e6
+MAX_SCORE = 1e9  # beyond any Atari game's score; a larger target is a typo
 
 
 class AtariSettings(StrictModel):
@@ -215,6 +216,14 @@ class RunConfig(StrictModel):
         gt=0,
         le=MAX_TIME_BUDGET,
         description="seconds, or text like '2h' / '90m': stop gracefully when spent",
+    )
+    stop_at_score: Float | None = Field(
+        None,
+        ge=-MAX_SCORE,
+        le=MAX_SCORE,
+        description="stop when an evaluation's mean return reaches this (SB3's "
+        "StopTrainingOnRewardThreshold): the run completes, saying at which step and after how "
+        "long; needs evaluations (eval_every)",
     )
     eval_every: Int | None = Field(
         None,

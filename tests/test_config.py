@@ -345,3 +345,13 @@ def test_atari_env_kwargs_allow_list():
     )
     message = errors(PPO_PONG + "hyperparams: {env_kwargs: {obs_type: ram}}")
     assert "hyperparams.env_kwargs.obs_type: unknown key" in message and "frameskip" in message
+
+
+def test_stop_at_score_needs_evaluations_and_a_finite_bounded_target():
+    base = "algo: ppo\nenv: CartPole-v1\nn_timesteps: 1000\nstop_at_score: 475\n"
+    assert "stop_at_score: 475 is judged by evaluations" in errors(base)
+    assert "set eval_every" in errors(base)
+    assert parse_config((base + "eval_every: 500").encode()).stop_at_score == 475
+    for bad in (".nan", "-.inf", "1e12"):
+        problem = errors(base.replace("475", bad) + "eval_every: 500")
+        assert "stop_at_score: must be a number in [-1_000_000_000, 1_000_000_000]" in problem, problem

@@ -25,18 +25,23 @@ from training.status import StatusWriter
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
+    from training.evaluation import EvalResult
+
 log = logging.getLogger(__name__)
 
 NAN_CHECK_SECONDS = 5.0
 
 
 class StopReason:
-    def __init__(self) -> None:
-        self.reason: str | None = None  # "stop" (request/signal) or "time_budget"
+    """Why training ends early: the first reason given wins, with its words for the outcome."""
 
-    def request(self, reason: str) -> None:
+    def __init__(self) -> None:
+        self.reason: str | None = None  # "stop" (request/signal), "time_budget" or "score"
+        self.detail = ""
+
+    def request(self, reason: str, detail: str = "") -> None:
         if self.reason is None:
-            self.reason = reason
+            self.reason, self.detail = reason, detail
 
 
 class RunCallback(BaseCallback):
@@ -48,8 +53,9 @@ class RunCallback(BaseCallback):
         checkpoint_every: int,
         start_step: int,
         time_budget: float | None,
-        evaluate: Callable[[BaseAlgorithm, int, Any, bool], object] | None = None,
+        evaluate: Callable[[BaseAlgorithm, int, Any, bool], EvalResult | None] | None = None,
         eval_every: int = 0,
+        stop_at_score: float | None = None,
     ):
         super().__init__()
         self.status = status
@@ -63,6 +69,7 @@ class RunCallback(BaseCallback):
         self.eval_every = eval_every
         self.next_eval = (start_step // eval_every + 1) * eval_every if eval_every > 0 else 0
         self.last_eval_step: int | None = None
+        self.stop_at_score = stop_at_score
         #: SB3's TensorBoard writer, found when training starts (None without TensorBoard):
         #: what the trainer's system sampler and the evaluations write their scalars to.
         self.writer: SummaryWriter | None = None
@@ -118,10 +125,24 @@ class RunCallback(BaseCallback):
         if self.evaluate is not None and n >= self.next_eval:
             self.next_eval = (n // self.eval_every + 1) * self.eval_every
             self.last_eval_step = n
-            self.evaluate(self.model, n, self.writer, n >= self.model._total_timesteps)
+            result = self.evaluate(self.model, n, self.writer, n >= self.model._total_timesteps)
+            self._judge(result)
         if self.time_budget is not None and self.status.train_seconds >= self.time_budget:
             self.stop.request("time_budget")
         return self.stop.reason is None
+
+    def _judge(self, result: EvalResult | None) -> None:
+        """Stop once an evaluation's mean return reaches ``stop_at_score``: the agent wins,
+        and the run's outcome says how soon (the time-to-threshold users compare)."""
+        target = self.stop_at_score
+        if result is None or target is None or result.mean < target:
+            return
+        minutes = self.status.train_seconds / 60
+        self.stop.request(
+            "score",
+            f"evaluation score {result.mean:g} reached stop_at_score {target:g} at step "
+            f"{result.step} after {minutes:.1f} min of training",
+        )
 
     def final_evaluation(self) -> None:
         """Evaluate the final model too, unless an evaluation just ran at this step (the

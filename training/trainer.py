@@ -122,6 +122,8 @@ class Trainer:
             return Outcome("stopped", f"stopped on request at step {self.model.num_timesteps}")
         if self.stop.reason == "time_budget":
             return Outcome("completed", f"time budget of {self.config.time_budget:.0f} s spent")
+        if self.stop.reason == "score":
+            return Outcome("completed", self.stop.detail)
         return Outcome("completed", f"trained for {self.model.num_timesteps} steps")
 
     def prepare(self, tensorboard: bool = True) -> int:
@@ -181,6 +183,7 @@ class Trainer:
             time_budget=config.time_budget,
             evaluate=self.evaluator,
             eval_every=config.eval_every or 0,
+            stop_at_score=config.stop_at_score,
         )
         # CPU, RSS and GPU of this run into TB system/* and the status
         self.sampler = SystemSampler(

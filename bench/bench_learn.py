@@ -1,0 +1,305 @@
+"""Benchmark: time to a winning agent, our trainer against a plain Stable-Baselines3 script.
+
+    python bench/bench_learn.py                          # CartPole to 475 (a few minutes)
+    python bench/bench_learn.py --game Pong --cap 3h     # Pong to +18: hours on a CPU
+    python bench/bench_learn.py --game Pong --seeds 1,2 --device cuda
+    make learn GAME=Pong                                 # the same, through make
+
+Each side trains a preset (an example config of this repository, ``PRESETS``) until its
+evaluation's mean return reaches the preset's threshold or the time cap is spent, and the
+benchmark prints the wall time and steps to each milestone (Pong: -15, -10, 0, +10, +18):
+
+1. ``ours``: ``python -m training RUN_DIR`` on a run folder made through runstore, with the
+   preset's config plus ``stop_at_score`` (the threshold), ``time_budget`` (the cap), seed and
+   device. Milestones come from its evaluations in TensorBoard (``analysis.learning``).
+2. ``plain``: the script a user would write with SB3 alone and the baseline's settings (for
+   Atari the RL Zoo's: ``make_atari_env`` + ``VecFrameStack``, the AtariWrapper's defaults,
+   sticky actions as the preset's config states), with SB3's ``EvalCallback`` at the same
+   frequency and episode count (a separate env playing whole games for real points) and
+   ``StopTrainingOnRewardThreshold``.
+
+Seconds count from the moment each process is launched (interpreter start-up and env
+construction included: the user waits for them too). The two sides run one after the other,
+never side by side, so neither slows the other; the ratio is measured in one run of this
+script on one machine. Evaluations cost both sides the same (same games, same frequency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A config to train, its milestones (the last one is the threshold), and a time cap."""
+
+    config: str  # relative to the repository root
+    milestones: tuple[float, ...]
+    cap: str  # a time_budget text: '10m', '3h'
+    eval_every: int
+    eval_episodes: int
+
+    @property
+    def threshold(self) -> float:
+        return self.milestones[-1]
+
+
+#: ``--game`` -> the preset trained on both sides. Pong's threshold is the Zoo's "solved"
+#: level (+18 mean over 10 games, 21 is the cap); CartPole-v1's is Gymnasium's
+#: reward_threshold (475 of 500).
+PRESETS: dict[str, Preset] = {
+    "cartpole": Preset(
+        "examples/cartpole-ppo-zoo.yaml", (100, 200, 300, 400, 475), "10m", 10_000, 10
+    ),
+    "pong": Preset("examples/pong-ppo.yaml", (-15, -10, 0, 10, 18), "3h", 100_000, 10),
+}
+
+
+# --- the plain SB3 script (run as a child process) ---------------------------------------
+
+
+def plain_script(config_path: Path, threshold: float, cap: float, launched: float) -> dict:
+    """What a user would write with SB3 alone, from a resolved run config: the same
+    hyperparameters, SB3's own env pipeline, EvalCallback and StopTrainingOnRewardThreshold.
+    Prints each evaluation as (step, seconds since launch, mean return)."""
+    import ale_py
+    import gymnasium as gym
+    from stable_baselines3 import DQN, PPO
+    from stable_baselines3.common.callbacks import (
+        BaseCallback,
+        CallbackList,
+        EvalCallback,
+        StopTrainingOnRewardThreshold,
+    )
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    from runstore.config import load_resolved
+    from training.sb3_kwargs import model_kwargs
+
+    gym.register_envs(ale_py)
+    config = load_resolved(config_path.read_text(encoding="utf-8"))
+    hp = config.hyperparams
+    assert hp is not None and config.seed is not None
+    eval_seed = config.seed + 1_000_003
+
+    def env(n: int, seed: int, evaluation: bool) -> Any:
+        if not config.is_atari:
+            return make_vec_env(config.env, n_envs=n, seed=seed)
+        atari = config.atari
+        assert atari is not None
+        venv = make_atari_env(
+            config.env,
+            n_envs=n,
+            seed=seed,
+            # the AtariWrapper skips frames itself; the ALE must not skip more
+            env_kwargs={
+                "frameskip": 1,
+                "repeat_action_probability": atari.repeat_action_probability,
+            },
+            # evaluation plays whole games for real points (Machado et al. 2018)
+            wrapper_kwargs={"terminal_on_life_loss": False, "clip_reward": False}
+            if evaluation
+            else None,
+        )
+        return VecFrameStack(venv, n_stack=atari.frame_stack)
+
+    train_env = env(hp.n_envs, config.seed, False)
+    algo = {"ppo": PPO, "dqn": DQN}[config.algo]
+    model = algo(
+        hp.policy, train_env, seed=config.seed, device=config.device, **model_kwargs(config)
+    )
+    evaluations: list[tuple[int, float, float]] = []
+
+    class Record(BaseCallback):
+        def _on_step(self) -> bool:
+            mean = float(self.parent.last_mean_reward)  # type: ignore[union-attr]
+            evaluations.append((self.num_timesteps, time.time() - launched, mean))
+            return True
+
+    class Cap(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.started = time.monotonic()
+
+        def _on_step(self) -> bool:
+            return time.monotonic() - self.started < cap
+
+    evaluate = EvalCallback(
+        env(1, eval_seed, True),
+        n_eval_episodes=config.eval_episodes,
+        eval_freq=max(1, (config.eval_every or 0) // hp.n_envs),
+        deterministic=config.eval_deterministic,
+        callback_on_new_best=StopTrainingOnRewardThreshold(threshold, verbose=0),
+        callback_after_eval=Record(),
+        verbose=0,
+    )
+    model.learn(total_timesteps=config.n_timesteps, callback=CallbackList([evaluate, Cap()]))
+    return {"evaluations": evaluations, "steps": model.num_timesteps}
+
+
+# --- our training process ------------------------------------------------------------------
+
+
+def our_side(work: Path, config_text: str) -> dict:
+    """``python -m training`` on a fresh run folder; its evaluations as the plain side
+    reports them: (step, seconds since launch, mean return)."""
+    from bench_train import queue_run
+
+    from analysis import learning
+    from runstore.metrics import load_scalars
+
+    run = queue_run(work, config_text)
+    launched = time.time()
+    result = subprocess.run(
+        [sys.executable, "-m", "training", str(run.dir)], cwd=ROOT, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        log = run.train_log.read_text(errors="replace") if run.train_log.exists() else ""
+        raise RuntimeError(f"our trainer failed ({result.returncode}):\n{log[-3000:]}")
+    curve = learning.eval_curve(load_scalars(run.dir))
+    evaluations = [
+        (int(step), float(wall) - launched, float(mean))
+        for step, wall, mean in curve.select("step", "wall_time", "mean").iter_rows()
+    ]
+    return {"evaluations": evaluations}
+
+
+def plain_side(config_path: Path, preset: Preset, cap: float) -> dict:
+    launched = time.time()
+    args = [__file__, "--child", str(config_path), "--threshold", str(preset.threshold)]
+    args += ["--cap-seconds", str(cap), "--launched", repr(launched)]
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"plain SB3 script failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --- milestones and the report ---------------------------------------------------------------
+
+
+def milestones(evaluations: list, marks: tuple[float, ...]) -> list[tuple[int, float] | None]:
+    """(steps, seconds) of the first evaluation at or above each mark; None: never reached."""
+    out: list[tuple[int, float] | None] = []
+    for mark in marks:
+        hit = next(((s, t) for s, t, mean in sorted(evaluations) if mean >= mark), None)
+        out.append(hit)
+    return out
+
+
+def report(game: str, seed: int, marks: tuple[float, ...], sides: dict[str, dict]) -> None:
+    reached = {name: milestones(side["evaluations"], marks) for name, side in sides.items()}
+    print(f"\n{game}, seed {seed}: steps and minutes from launch to each milestone")
+    print(f"  {'mean return':>11}  {'ours steps':>11} {'min':>6}  {'plain steps':>11} {'min':>6}"
+          f"  {'plain/ours time':>15}")  # fmt: skip
+    for mark, ours, plain in zip(marks, reached["ours"], reached["plain"], strict=True):
+        ratio = f"{plain[1] / ours[1]:.2f}x" if ours and plain else "-"
+        print(f"  {mark:>11g}  {_cell(ours)}  {_cell(plain)}  {ratio:>15}")
+    for name in ("ours", "plain"):
+        side = sides[name]
+        curve = ", ".join(f"{s:,}: {m:g}" for s, _, m in side["evaluations"])
+        print(f"  {name} evaluations (step: mean return): {curve}")
+
+
+def _cell(hit: tuple[int, float] | None) -> str:
+    return f"{hit[0]:>11,} {hit[1] / 60:>6.1f}" if hit else f"{'never':>11} {'-':>6}"
+
+
+def machine_line(device: str) -> str:
+    from machine.probes import probe_cpu
+    from training.status import versions
+
+    cpu = probe_cpu()
+    libs = ", ".join(f"{k} {v}" for k, v in versions().items())
+    return (
+        f"machine: {cpu['model']}, {cpu['usable_cores']} usable cores, load "
+        f"{os.getloadavg()[0]:.2f}, {platform.system()}; device {device}; {libs}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--game", default="CartPole", help=f"one of: {', '.join(PRESETS)}")
+    parser.add_argument("--seeds", default="1", help="comma-separated seeds, e.g. 1,2")
+    parser.add_argument("--cap", help="time cap per side, e.g. 90m (default: the preset's)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--sides", default="ours,plain", help="ours, plain or both")
+    parser.add_argument("--json", type=Path, help="also write every evaluation to this file")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--cap-seconds", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--launched", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(plain_script(args.child, args.threshold, args.cap_seconds, args.launched)))
+        return 0
+
+    from runstore.config import ConfigError, parse_config, to_stored_yaml
+    from runstore.config_schema import parse_duration
+
+    preset = PRESETS.get(args.game.lower())
+    if preset is None:
+        parser.error(f"--game: no preset for {args.game!r}; there are: {', '.join(PRESETS)}")
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    if not sides or set(sides) - {"ours", "plain"}:
+        parser.error("--sides: write ours, plain or ours,plain")
+    cap = parse_duration(args.cap or preset.cap)
+    if not isinstance(cap, float | int) or cap <= 0:
+        parser.error(f"--cap: {args.cap!r} is not a duration; write 90m, 3h or seconds")
+    print(f"bench_learn: {args.game}, preset {preset.config}, threshold {preset.threshold:g}, "
+          f"cap {cap / 60:.0f} min per side")  # fmt: skip
+    print(machine_line(args.device))
+    results: dict[str, Any] = {"game": args.game, "preset": preset.config, "runs": []}
+    with tempfile.TemporaryDirectory(prefix="bench-learn-") as tmp:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            doc = yaml.safe_load((ROOT / preset.config).read_text(encoding="utf-8"))
+            doc |= {
+                "seed": seed,
+                "device": args.device,
+                "eval_every": preset.eval_every,
+                "eval_episodes": preset.eval_episodes,
+                "stop_at_score": preset.threshold,
+                "time_budget": cap,
+                "video_every": 0,
+            }
+            text = yaml.safe_dump(doc, sort_keys=False)
+            try:
+                config = parse_config(text.encode())
+            except ConfigError as exc:
+                raise SystemExit(f"{preset.config}: {exc}") from None
+            work = Path(tmp) / f"seed-{seed}"
+            work.mkdir()
+            resolved = work / "config.yaml"
+            resolved.write_text(to_stored_yaml(config), encoding="utf-8")
+            done: dict[str, dict] = {}
+            for side in sides:
+                if side == "ours":
+                    done["ours"] = our_side(work / "runs", text)
+                else:
+                    done["plain"] = plain_side(resolved, preset, cap)
+            for side in ("ours", "plain"):
+                done.setdefault(side, {"evaluations": []})
+            report(args.game, seed, preset.milestones, done)
+            results["runs"].append({"seed": seed, **done})
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
