@@ -32,6 +32,7 @@ from machine.processes import group_members  # noqa: E402
 from runstore import RunState  # noqa: E402
 from runstore.checkpoints import latest_complete  # noqa: E402
 from tests.conftest import Runs, cartpole, wait_for  # noqa: E402
+from tests.test_sweeps import SWEEP, only_sweep, trial_runs, wait_complete  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -100,6 +101,27 @@ def test_a_run_asking_for_a_nodes_resource_is_placed_there_and_completes(runs, c
     assert placed and placed[0].detail.startswith("on node ")
     assert any(runs.store.paths(run_id).videos.glob("*record*.mp4"))
     assert runs.record(run_id).media_job is None
+
+
+def test_a_sweep_spreads_its_trials_over_the_nodes_with_no_change(runs, cluster):
+    """An ordinary sweep file (tests/test_sweeps.py's), each trial asking for 2 CPUs
+    (``n_envs: 2``): each node has 2, so its two concurrent trials can only train on two
+    different nodes, and the study is told both results as on one machine."""
+    _runner(runs, cluster)
+    text = SWEEP.format(trials=2, seeds=1).replace(
+        "  n_steps: 64\n", "  n_steps: 64\n  n_envs: 2\n"
+    )
+    runs.submit(text, "spread.yaml")
+    paths = only_sweep(runs)
+    state = wait_complete(paths, timeout=300)
+    assert state.asked == 2 and state.complete + state.pruned == 2 and state.failed == 0
+    found = trial_runs(runs, paths.id)
+    records = [runs.record(run_id) for (run_id,) in found.values()]
+    assert all(r.node is not None for r in records), records
+    nodes = {r.node.id for r in records if r.node is not None}
+    assert nodes == {cluster.head_node.node_id, cluster.second.node_id}, nodes
+    spans = sorted((r.started_at, r.ended_at) for r in records)
+    assert spans[1][0] < spans[0][1], f"the trials did not train at once: {spans}"
 
 
 def test_a_run_no_node_can_hold_fails_with_the_reason(runs, cluster):
