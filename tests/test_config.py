@@ -354,4 +354,5 @@ def test_stop_at_score_needs_evaluations_and_a_finite_bounded_target():
     assert parse_config((base + "eval_every: 500").encode()).stop_at_score == 475
     for bad in (".nan", "-.inf", "1e12"):
         problem = errors(base.replace("475", bad) + "eval_every: 500")
-        assert "stop_at_score: must be a number in [-1_000_000_000, 1_000_000_000]" in problem, problem
+        wanted = "stop_at_score: must be a number in [-1_000_000_000, 1_000_000_000]"
+        assert wanted in problem, problem

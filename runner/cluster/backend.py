@@ -83,6 +83,9 @@ class Cluster:
         self._changed_at = time.monotonic()  # the live node set or a probe last changed
         self._agent_class = None
         self._probe_task = None
+        #: Counts connections: a handle from an earlier one is stale (``RemoteProcess``).
+        self.generation = 0
+        self._head = address  # the head's GCS as host:port, once connected
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -110,6 +113,8 @@ class Cluster:
             return False
         self._agent_class = ray.remote(Agent)
         self._probe_task = ray.remote(num_cpus=0)(_probe)
+        self._head = ray.get_runtime_context().gcs_address or self.address
+        self.generation += 1
         self.connected = True
         self.error = ""
         log.info("connected to the Ray cluster at %s", self.address)
@@ -122,10 +127,34 @@ class Cluster:
                 ray.shutdown()
             self.connected = False
 
+    def _head_lost(self) -> bool:
+        """Whether the head stopped answering; if so, leave the cluster at once.
+
+        Ray's calls to a head that is gone block, and after ``gcs_rpc_server_reconnect_
+        timeout_s`` (60 s) Ray ends the whole process: the runner and every local duty with
+        it. A TCP connect to the head answers within seconds, so each step checks it before
+        any Ray call, and on a failure the runner disconnects (``ray.shutdown``) and tries
+        again every RECONNECT_SECONDS; its cluster runs are judged when the cluster answers
+        again (``RemoteProcess``)."""
+        problem = _unreachable(self._head)
+        if not problem:
+            return False
+        log.error("lost the Ray cluster: %s", problem)
+        self.close()
+        self.error = (
+            f"lost the Ray cluster: {problem}. Its runs are followed again once it answers "
+            "(a run whose agent went with it ends lost, to be resumed)"
+        )
+        self._probes.clear()
+        self._next_connect = time.monotonic() + RECONNECT_SECONDS
+        return True
+
     # -- nodes --------------------------------------------------------------------------------
 
     def refresh(self, force: bool = False) -> None:
-        """Read the node list when due, probe new nodes, collect probe answers."""
+        """Check the head, read the node list when due, probe new nodes, collect answers."""
+        if self.connected and self._head_lost():
+            return
         if not self.connect():
             return
         now = time.monotonic()
@@ -214,15 +243,19 @@ class Cluster:
         options = dict(AGENT_OPTIONS, name=name, namespace=NAMESPACE, **ask.options())
         options["label_selector"] = {NODE_LABEL: f"in({','.join(sorted(self._accepted))})"}
         actor = self._agent_class.options(**options).remote(module, args, str(run_dir), log_name)
-        return RemoteProcess(actor, ask)
+        return RemoteProcess(actor, name, self, ask)
 
     def find(self, name: str) -> RemoteProcess | None:
         """The live agent of that name (a run placed by an earlier runner), or None."""
+        actor = self.actor(name)
+        return RemoteProcess(actor, name, self) if actor is not None else None
+
+    def actor(self, name: str) -> ray.actor.ActorHandle | None:
+        """The handle of the live agent of that name, in this connection, or None."""
         try:
-            actor = ray.get_actor(name, namespace=NAMESPACE)
+            return ray.get_actor(name, namespace=NAMESPACE)
         except ValueError:
             return None
-        return RemoteProcess(actor)
 
     def info(self, runs_by_node: dict[str, list[tuple[str, Ask | None]]]) -> ClusterInfo:
         """runner.json's view: each node with what the runs placed there hold."""

@@ -6,12 +6,17 @@ started on a node) and ``wait`` (answers when it exits). Each step only asks Ray
 have answered (``ray.wait`` with no timeout, a local check). A dead agent (its node lost, its
 worker killed) answers both with an error: the run is then ``lost``, with the node named.
 Signals are the one blocking call, bounded by ``SIGNAL_SECONDS``.
+
+While the cluster does not answer (``Cluster`` left it), nothing is asked and nothing is
+judged: the run stays as it was. Once the runner is connected again, the agent is found again
+by its name; not found, it went with the cluster, and the run is ``lost``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 import ray
 from ray.exceptions import GetTimeoutError, RayError
@@ -20,6 +25,9 @@ from runner.cluster.placement import Ask
 from runner.process import Sent
 from runstore.models import NodeRef
 
+if TYPE_CHECKING:
+    from runner.cluster.backend import Cluster
+
 log = logging.getLogger("runner")
 
 #: How long a signal may take to reach a node and come back.
@@ -27,22 +35,45 @@ SIGNAL_SECONDS = 15.0
 
 
 class RemoteProcess:
-    def __init__(self, actor: ray.actor.ActorHandle, ask: Ask | None = None):
-        self.actor = actor
+    def __init__(
+        self, actor: ray.actor.ActorHandle, name: str, cluster: Cluster, ask: Ask | None = None
+    ):
+        self.name = name
+        self.cluster = cluster
+        self.generation = cluster.generation
         self.ask = ask
-        self._where_ref = actor.where.remote()
-        self._wait_ref = actor.wait.remote()
         self.where: dict | None = None
         self.error = ""  # why the agent cannot be followed any more
         self.done = False
         self.code: int | None = None
         self.peak = 0
+        self._follow(actor)
+
+    def _follow(self, actor: ray.actor.ActorHandle | None) -> None:
+        self.actor = actor
+        if actor is not None:
+            self._where_ref = actor.where.remote()
+            self._wait_ref = actor.wait.remote()
+
+    def _answers(self) -> bool:
+        """Whether Ray may be asked about the agent now: the runner is connected, and the
+        handle belongs to this connection (after a reconnection the agent is found again by
+        name; not found, it went with the cluster and ``error`` says so)."""
+        cluster = self.cluster
+        if not cluster.connected:
+            return False
+        if self.generation != cluster.generation:
+            self.generation = cluster.generation
+            self._follow(cluster.actor(self.name))
+            if self.actor is None:
+                self.error = "the Ray cluster stopped answering, and it came back without it"
+        return True
 
     # -- where it runs ----------------------------------------------------------------------
 
     def placed(self) -> dict | None:
         """The agent's ``where`` once it has answered (None until then)."""
-        if self.where is None and not self.error:
+        if self.where is None and not self.error and self._answers() and not self.error:
             ready, _ = ray.wait([self._where_ref], timeout=0)
             if ready:
                 try:
@@ -53,7 +84,7 @@ class RemoteProcess:
 
     def wait_placed(self, timeout: float) -> dict | None:
         """``placed``, waiting up to ``timeout`` seconds for the answer (adoption only)."""
-        if self.where is None and not self.error:
+        if self.where is None and not self.error and self._answers() and not self.error:
             ray.wait([self._where_ref], timeout=timeout)
         return self.placed()
 
@@ -72,6 +103,11 @@ class RemoteProcess:
 
     def alive(self) -> bool:
         if self.done:
+            return False
+        if not self._answers():
+            return True  # the cluster does not answer: nothing known, nothing judged yet
+        if self.actor is None:  # gone with the cluster
+            self.end()
             return False
         if self.placed() is None:
             if not self.error:
@@ -105,10 +141,14 @@ class RemoteProcess:
             return ""
         node = self.node
         where = f"node {node.describe()}" if node else "the cluster"
+        if self.actor is None:
+            return f"its agent on {where} is gone: {self.error}"
         return f"its agent on {where} died ({self.error}); the node was probably lost"
 
     def signal(self, what: str) -> Sent:
         """suspend, resume, stop or kill through the agent, on its node."""
+        if not self.done and not self._answers():
+            return Sent(0, "the Ray cluster does not answer (System page)", refused=True)
         if self.placed() is None and not self.error:
             if what in ("stop", "kill"):  # not started: nothing to end but the waiting agent
                 self.end()
@@ -127,8 +167,9 @@ class RemoteProcess:
     def end(self) -> None:
         """The agent has nothing more to do: end it, so its CPUs and GPUs are free again."""
         self.done = True
-        with contextlib.suppress(RayError, ValueError):
-            ray.kill(self.actor, no_restart=True)
+        if self.actor is not None and self._answers():
+            with contextlib.suppress(RayError, ValueError):
+                ray.kill(self.actor, no_restart=True)
 
 
 def _why(exc: BaseException) -> str:
