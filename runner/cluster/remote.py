@@ -73,7 +73,7 @@ class RemoteProcess:
 
     def placed(self) -> dict | None:
         """The agent's ``where`` once it has answered (None until then)."""
-        if self.where is None and not self.error and self._answers() and not self.error:
+        if self.where is None and self._answers() and not self.error:
             ready, _ = ray.wait([self._where_ref], timeout=0)
             if ready:
                 try:
@@ -84,7 +84,7 @@ class RemoteProcess:
 
     def wait_placed(self, timeout: float) -> dict | None:
         """``placed``, waiting up to ``timeout`` seconds for the answer (adoption only)."""
-        if self.where is None and not self.error and self._answers() and not self.error:
+        if self.where is None and self._answers() and not self.error:
             ray.wait([self._where_ref], timeout=timeout)
         return self.placed()
 
