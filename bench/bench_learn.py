@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -158,19 +157,17 @@ def plain_script(config_path: Path, threshold: float, cap: float, launched: floa
 # --- our training process ------------------------------------------------------------------
 
 
-def our_side(work: Path, config_text: str) -> dict:
+def our_side(work: Path, config_text: str, cap: float) -> dict:
     """``python -m training`` on a fresh run folder; its evaluations as the plain side
     reports them: (step, seconds since launch, mean return)."""
-    from bench_train import queue_run
+    from bench_train import queue_run, run_child
 
     from analysis import learning
     from runstore.metrics import load_scalars
 
     run = queue_run(work, config_text)
     launched = time.time()
-    result = subprocess.run(
-        [sys.executable, "-m", "training", str(run.dir)], cwd=ROOT, capture_output=True, text=True
-    )
+    result, _ = run_child(["-m", "training", str(run.dir)], timeout=_timeout(cap))
     if result.returncode != 0:
         log = run.train_log.read_text(errors="replace") if run.train_log.exists() else ""
         raise RuntimeError(f"our trainer failed ({result.returncode}):\n{log[-3000:]}")
@@ -183,25 +180,36 @@ def our_side(work: Path, config_text: str) -> dict:
 
 
 def plain_side(config_path: Path, preset: Preset, cap: float) -> dict:
+    from bench_train import last_json, run_child
+
     launched = time.time()
     args = [__file__, "--child", str(config_path), "--threshold", str(preset.threshold)]
     args += ["--cap-seconds", str(cap), "--launched", repr(launched)]
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"plain SB3 script failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    result, _ = run_child(args, timeout=_timeout(cap))
+    return last_json(result, "plain SB3 script")
+
+
+def _timeout(cap: float) -> float:
+    """A side's process is given its cap plus start-up and a last evaluation."""
+    return cap * 1.5 + 600
 
 
 # --- milestones and the report ---------------------------------------------------------------
 
 
-def milestones(evaluations: list, marks: tuple[float, ...]) -> list[tuple[int, float] | None]:
-    """(steps, seconds) of the first evaluation at or above each mark; None: never reached."""
-    out: list[tuple[int, float] | None] = []
-    for mark in marks:
-        hit = next(((s, t) for s, t, mean in sorted(evaluations) if mean >= mark), None)
-        out.append(hit)
-    return out
+def milestones(evaluations: list, marks: tuple[float, ...]) -> list[Any]:
+    """``analysis.learning.time_to_threshold`` over a side's evaluations, seconds counted
+    from its launch."""
+    import polars as pl
+
+    from analysis import learning
+
+    curve = pl.DataFrame(
+        [(int(s), float(t), float(m)) for s, t, m in evaluations],
+        schema={"step": pl.Int64, "wall_time": pl.Float64, "mean": pl.Float64},
+        orient="row",
+    )
+    return learning.time_to_threshold(curve, marks, start=0.0)
 
 
 def report(game: str, seed: int, marks: tuple[float, ...], sides: dict[str, dict]) -> None:
@@ -210,7 +218,8 @@ def report(game: str, seed: int, marks: tuple[float, ...], sides: dict[str, dict
     print(f"  {'mean return':>11}  {'ours steps':>11} {'min':>6}  {'plain steps':>11} {'min':>6}"
           f"  {'plain/ours time':>15}")  # fmt: skip
     for mark, ours, plain in zip(marks, reached["ours"], reached["plain"], strict=True):
-        ratio = f"{plain[1] / ours[1]:.2f}x" if ours and plain else "-"
+        both = ours.seconds is not None and plain.seconds is not None and ours.seconds > 0
+        ratio = f"{plain.seconds / ours.seconds:.2f}x" if both else "-"
         print(f"  {mark:>11g}  {_cell(ours)}  {_cell(plain)}  {ratio:>15}")
     for name in ("ours", "plain"):
         side = sides[name]
@@ -218,8 +227,11 @@ def report(game: str, seed: int, marks: tuple[float, ...], sides: dict[str, dict
         print(f"  {name} evaluations (step: mean return): {curve}")
 
 
-def _cell(hit: tuple[int, float] | None) -> str:
-    return f"{hit[0]:>11,} {hit[1] / 60:>6.2f}" if hit else f"{'never':>11} {'-':>6}"
+def _cell(hit: Any) -> str:
+    """A ``learning.Reached``: steps and minutes, or never."""
+    if hit.step is None:
+        return f"{'never':>11} {'-':>6}"
+    return f"{hit.step:>11,} {hit.seconds / 60:>6.2f}"
 
 
 def machine_line(device: str) -> str:
@@ -291,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             done: dict[str, dict] = {}
             for side in sides:
                 if side == "ours":
-                    done["ours"] = our_side(work / "runs", text)
+                    done["ours"] = our_side(work / "runs", text, cap)
                 else:
                     done["plain"] = plain_side(resolved, preset, cap)
             for side in ("ours", "plain"):

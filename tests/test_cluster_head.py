@@ -71,6 +71,7 @@ def kill_head(proc: subprocess.Popen) -> None:
     sessions of their own, so the group alone would leave them behind)."""
     if proc.poll() is not None:
         return
+    family: list[psutil.Process] = []
     with contextlib.suppress(psutil.Error):
         family = psutil.Process(proc.pid).children(recursive=True)
     with contextlib.suppress(ProcessLookupError):
