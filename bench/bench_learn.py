@@ -66,6 +66,7 @@ PRESETS: dict[str, Preset] = {
         "examples/cartpole-ppo-zoo.yaml", (100, 200, 300, 400, 475), "10m", 10_000, 10
     ),
     "pong": Preset("examples/pong-ppo.yaml", (-15, -10, 0, 10, 18), "3h", 100_000, 10),
+    "pong-fast": Preset("examples/pong-ppo-fast.yaml", (-15, -10, 0, 10, 18), "90m", 100_000, 10),
 }
 
 
