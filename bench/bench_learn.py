@@ -151,8 +151,10 @@ def plain_script(config_path: Path, threshold: float, cap: float, launched: floa
         callback_after_eval=Record(),
         verbose=0,
     )
+    started = time.monotonic()
     model.learn(total_timesteps=config.n_timesteps, callback=CallbackList([evaluate, Cap()]))
-    return {"evaluations": evaluations, "steps": model.num_timesteps}
+    seconds = time.monotonic() - started
+    return {"evaluations": evaluations, "steps": model.num_timesteps, "seconds": seconds}
 
 
 # --- our training process ------------------------------------------------------------------
@@ -164,7 +166,9 @@ def our_side(work: Path, config_text: str, cap: float) -> dict:
     from bench_train import queue_run, run_child
 
     from analysis import learning
+    from runstore import tags
     from runstore.metrics import load_scalars
+    from runstore.store import read_status_file
 
     run = queue_run(work, config_text)
     launched = time.time()
@@ -172,12 +176,21 @@ def our_side(work: Path, config_text: str, cap: float) -> dict:
     if result.returncode != 0:
         log = run.train_log.read_text(errors="replace") if run.train_log.exists() else ""
         raise RuntimeError(f"our trainer failed ({result.returncode}):\n{log[-3000:]}")
-    curve = learning.eval_curve(load_scalars(run.dir))
+    scalars = load_scalars(run.dir)
+    curve = learning.eval_curve(scalars)
     evaluations = [
         (int(step), float(wall) - launched, float(mean))
         for step, wall, mean in curve.select("step", "wall_time", "mean").iter_rows()
     ]
-    return {"evaluations": evaluations}
+    status = read_status_file(run.status_json)
+    assert status is not None, "the trainer left no status.json"
+    eval_seconds = scalars.filter(scalars["tag"] == tags.EVAL_SECONDS)["value"].sum()
+    return {
+        "evaluations": evaluations,
+        "steps": status.timesteps,
+        "seconds": status.train_seconds,
+        "eval_seconds": float(eval_seconds),
+    }
 
 
 def plain_side(config_path: Path, preset: Preset, cap: float) -> dict:
@@ -226,6 +239,24 @@ def report(game: str, seed: int, marks: tuple[float, ...], sides: dict[str, dict
         side = sides[name]
         curve = ", ".join(f"{s:,}: {m:g}" for s, _, m in side["evaluations"])
         print(f"  {name} evaluations (step: mean return): {curve}")
+        print(f"  {name} throughput: {throughput(side)}")
+
+
+def throughput(side: dict) -> str:
+    """Steady-state speed over the whole run (evaluations and checkpoints included), and for
+    our side the share of it that evaluations took: a long run's fps against the short
+    bench's (bench_train.py times 8k steps with no evaluation)."""
+    steps, seconds = side.get("steps"), side.get("seconds")
+    if not steps or not seconds:
+        return "-"
+    text = f"{steps:,} steps in {seconds / 60:.1f} min of training: {steps / seconds:.0f} steps/s"
+    evals = side.get("eval_seconds")
+    if evals:
+        text += (
+            f"; evaluations took {evals / 60:.1f} min ({evals / seconds:.0%}), "
+            f"{steps / (seconds - evals):.0f} steps/s between them"
+        )
+    return text
 
 
 def _cell(hit: Any) -> str:

@@ -23,6 +23,8 @@ EVAL_MEAN_LENGTH = "eval/mean_length"
 EVAL_STD_LENGTH = "eval/std_length"
 EVAL_MIN_LENGTH = "eval/min_length"
 EVAL_MAX_LENGTH = "eval/max_length"
+#: wall seconds the evaluation took (its games and clip): what a long run's fps loses to it
+EVAL_SECONDS = "eval/seconds"
 
 # -- the run's own resource use, sampled in the background (training/system_sampler.py) -----
 SYSTEM_PREFIX = "system/"

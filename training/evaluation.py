@@ -74,6 +74,7 @@ class EvalResult:
             tags.EVAL_STD_LENGTH: float(n.std()),
             tags.EVAL_MIN_LENGTH: float(n.min()),
             tags.EVAL_MAX_LENGTH: float(n.max()),
+            tags.EVAL_SECONDS: self.seconds,
         }
 
 
