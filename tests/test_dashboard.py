@@ -221,6 +221,23 @@ def test_atari_preset_keeps_the_zoo_settings(folder: RunStore) -> None:
     assert config.hyperparams.policy == "CnnPolicy" and config.hyperparams.n_envs == 8
 
 
+def test_the_fast_pong_preset_comes_first_and_is_queued_as_written(folder: RunStore) -> None:
+    at = open_page(app(), "app_pages/new_run.py")
+    assert at.selectbox(key="new_run_preset").options[:2] == [
+        "CartPole PPO smoke run",  # the default: checks the chain in a minute
+        "Pong PPO, fast",  # the first agent offered
+    ]
+    at.selectbox(key="new_run_preset").set_value("Pong PPO, fast").run()
+    assert not at.error
+    at.button(key="new_run_submit").click().run()
+    config = folder.read_queue_file(folder.queue_files()[0])
+    hp = config.hyperparams
+    # the preset's own choices, not the Zoo's that the form starts other Atari runs from
+    assert (hp.n_envs, hp.n_epochs, hp.batch_size, hp.clip_range) == (16, 3, 256, 0.2)
+    assert config.atari is not None and config.atari.repeat_action_probability == 0.0
+    assert (config.stop_at_score, config.eval_every, config.eval_episodes) == (18, 100_000, 10)
+
+
 def test_bad_form_shows_the_error_and_queues_nothing(folder: RunStore) -> None:
     at = open_page(app(), "app_pages/new_run.py")
     at.text_input(key="nr_cartpole_name").set_value("bad/name").run()
