@@ -119,6 +119,20 @@ def default_thresholds(best: float, fractions: Sequence[float] = DEFAULT_FRACTIO
     return [best / f for f in fractions]
 
 
+def returns_per_bin(episodes: pl.DataFrame, bin_steps: int) -> pl.DataFrame:
+    """Training return per stretch of ``bin_steps`` steps: [upto, mean, games], one row per
+    stretch with a finished game, ``upto`` its last step (100k: games ending in (0, 100k]).
+    The learning curve papers print (mean return per 100k steps), from ``load_episodes``."""
+    if episodes.is_empty():
+        return pl.DataFrame(schema={"upto": pl.Int64, "mean": pl.Float64, "games": pl.UInt32})
+    upto = ((pl.col("step") - 1) // bin_steps + 1) * bin_steps
+    return (
+        episodes.group_by(upto.cast(pl.Int64).alias("upto"))
+        .agg(pl.col("episode_return").mean().alias("mean"), pl.len().alias("games"))
+        .sort("upto")
+    )
+
+
 def mean_over_training(curve: pl.DataFrame, y: str = "mean") -> float | None:
     """Sample efficiency: the area under the evaluation curve (trapezoids over steps) divided
     by the steps it spans, so runs of different lengths compare. It is the mean return an

@@ -5,7 +5,6 @@
     python bench/bench_train.py --only env             # env-only throughput
     python bench/bench_train.py --only threads         # torch threads: 1 vs one per core
     python bench/bench_train.py --only layout          # NatureCNN: NCHW vs channels-last
-    python bench/bench_train.py --only learn --learn-steps 200000 --env ALE/Breakout-v5
 
 Three ways, alternating within each repetition so machine noise hits all of them alike, each in
 its own fresh process:
@@ -35,9 +34,7 @@ SubprocVecEnv and DummyVecEnv (AtariWrapper + VecFrameStack), 8 envs each.
 ``--only layout`` times NatureCNN alone (PPO's minibatch step of 256 frames and the rollout's
 forward pass of 8) in NCHW and channels-last layout, in this process.
 
-``--only learn`` is the learning check of the native backend against ``backend: sb3``: our
-trainer on both, printing the mean episode return per tenth of the run (it takes hours on a
-2-core CPU for Pong; Breakout rises within a few hundred thousand steps).
+The learning check of the native backend against ``backend: sb3`` is ``bench_parity.py``.
 """
 
 from __future__ import annotations
@@ -451,34 +448,6 @@ def bench_layout(args: argparse.Namespace) -> None:
         print(f"  {name:<22} NCHW {a * 1e3:7.2f}   channels-last {b * 1e3:7.2f}   {a / b:.2f}x")
 
 
-def bench_learning(args: argparse.Namespace, work: Path) -> None:
-    """Native vs sb3 backend, our trainer, one seed each: mean return per tenth of the run."""
-    import numpy as np
-
-    from runstore.metrics import load_episodes
-
-    curves = {}
-    for backend in ("native", "sb3"):
-        config = our_config("ppo", args.env, args.learn_steps, args.seed, args.device, "")
-        config += f"backend: {backend}\n"
-        r = run_ours(work / f"learn-{backend}", config, tracking=True)
-        episodes = load_episodes(r["run"])
-        steps = episodes["step"].to_numpy()
-        returns = episodes["episode_return"].to_numpy()
-        edges = np.linspace(0, args.learn_steps, 11)
-        curves[backend] = [
-            float(returns[(steps > lo) & (steps <= hi)].mean())
-            if ((steps > lo) & (steps <= hi)).any()
-            else float("nan")
-            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
-        ]
-        print(f"  {backend}: {r['steps'] / r['seconds']:.0f} fps, {len(returns)} episodes")
-    print(f"\nLearning check, PPO on {args.env}, {args.learn_steps} steps, seed {args.seed}")
-    print("  mean episode return per tenth of the run:")
-    for backend, curve in curves.items():
-        print(f"  {backend:<7} " + " ".join(f"{v:7.1f}" for v in curve))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="ALE/Pong-v5")
@@ -486,13 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ppo-steps", type=int, default=2048, help="PPO timesteps per run")
     parser.add_argument("--dqn-steps", type=int, default=2000, help="DQN timesteps per run")
     parser.add_argument("--env-steps", type=int, default=4000, help="env-only steps per run")
-    parser.add_argument("--learn-steps", type=int, default=300_000, help="--only learn")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--only",
         default="ppo,dqn,env",
-        help="comma-separated parts: ppo, dqn, env, threads, layout, learn (default: ppo,dqn,env)",
+        help="comma-separated parts: ppo, dqn, env, threads, layout (default: ppo,dqn,env)",
     )
     parser.add_argument("--extra", default="", help=argparse.SUPPRESS)  # config lines for ours
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -512,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(parts) - {"ppo", "dqn", "env", "threads", "layout", "learn"}
+    unknown = set(parts) - {"ppo", "dqn", "env", "threads", "layout"}
     if unknown:
         parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
     cores = len(os.sched_getaffinity(0))
@@ -530,8 +498,6 @@ def main(argv: list[str] | None = None) -> int:
             bench_threads(args, work)
         if "layout" in parts:
             bench_layout(args)
-        if "learn" in parts:
-            bench_learning(args, work)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 

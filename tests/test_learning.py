@@ -85,3 +85,12 @@ def test_usage_integrates_cpu_and_skips_a_pause():
     assert powered is not None and powered.gpu_energy_wh == pytest.approx(300 * 50 / 3600)
     assert learning.usage(_scalars([("train/loss", 1, 1.0, 1.0)])) is None
     assert not math.isnan(found.cpu_hours)
+
+
+def test_returns_per_bin_groups_games_by_the_stretch_they_ended_in():
+    episodes = pl.DataFrame(
+        {"step": [1, 100_000, 100_001, 250_000], "episode_return": [-21.0, -20.0, -19.0, -10.0]}
+    )
+    table = learning.returns_per_bin(episodes, 100_000)
+    assert table.rows() == [(100_000, -20.5, 2), (200_000, -19.0, 1), (300_000, -10.0, 1)]
+    assert learning.returns_per_bin(episodes.clear(), 100_000).is_empty()
