@@ -10,7 +10,8 @@ policy), the last ten before 20k steps 1,550, 730 and 680 points. A uniformly ra
 averages 27 points over 30 games (asserted here under 150, measured again by the test), so
 the bar of 300 over the last ten games is 11x random and 2.3x under the worst seed. A
 learner that is broken (no gradient, a wrong advantage sign, rewards not reaching the loss)
-keeps near-random play and fails.
+keeps near-random play and fails: with the learning rate at 1e-12 (learning off, all else the
+same) the last ten of 104 games averaged 50 points.
 
 What it does not prove: vision. Holding UP-LEFT scores 900 a game here, so a policy could pass
 by learning one action; the Pong curves in docs/performance.md show the agent seeing. The
