@@ -96,11 +96,8 @@ def report(runs_dir: Path, bin_steps: int) -> None:
     from runstore.store import RunStore
 
     store = RunStore(runs_dir)
-    runs = {}
-    for run_id in store.run_ids():
-        record = store.read_run(run_id)
-        if record is not None and record.name.startswith("parity-"):
-            runs[record.name] = run_id
+    records = (store.read_run(run_id) for run_id in store.run_ids())
+    runs = {r.name: r for r in records if r is not None and r.name.startswith("parity-")}
     if not runs:
         raise SystemExit(f"no parity runs in {runs_dir}: run `bench_parity.py queue` first")
     games = sorted({name.split("-")[1] for name in runs})
@@ -109,7 +106,7 @@ def report(runs_dir: Path, bin_steps: int) -> None:
         print(f"\n{game}: mean training return per {bin_steps:,} steps (whole games, points)")
         tables = {}
         for name in names:
-            episodes = load_episodes(store.paths(runs[name]).dir)
+            episodes = load_episodes(store.paths(runs[name].id).dir)
             tables[name] = dict(
                 learning.returns_per_bin(episodes, bin_steps).select("upto", "mean").iter_rows()
             )
@@ -121,16 +118,16 @@ def report(runs_dir: Path, bin_steps: int) -> None:
             row = "  ".join(f"{c:>10.1f}" if c is not None else f"{'-':>10}" for c in cells)
             print(f"  {upto:>9,}  {row}")
         for name in names:
-            run_id = runs[name]
+            record = runs[name]
+            run_id = record.id
             status = store.read_status(run_id)
-            record = store.read_run(run_id)
             final, _ = learning.final_and_best(
                 learning.eval_curve(load_scalars(store.paths(run_id).dir))
             )
             last = f"{final.mean:g} at {final.step:,}" if final else "none yet"
             steps = status.timesteps if status else 0
             fps = steps / status.train_seconds if status and status.train_seconds else 0
-            state = record.state.value if record else "?"
+            state = record.state.value
             print(f"  {name}: {state}, {steps:,} steps, {fps:.0f} steps/s, last evaluation {last}")
         for (g, step), text in PUBLISHED.items():
             if g.lower() == game:
