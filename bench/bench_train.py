@@ -5,6 +5,8 @@
     python bench/bench_train.py --only env             # env-only throughput
     python bench/bench_train.py --only threads         # torch threads: 1 vs one per core
     python bench/bench_train.py --only layout          # NatureCNN: NCHW vs channels-last
+    python bench/bench_train.py --only eval            # evaluation: 10 games side by side
+    python bench/bench_train.py --only concurrent      # two trainers at once: torch threads
 
 Three ways, alternating within each repetition so machine noise hits all of them alike, each in
 its own fresh process:
@@ -33,6 +35,14 @@ SubprocVecEnv and DummyVecEnv (AtariWrapper + VecFrameStack), 8 envs each.
 
 ``--only layout`` times NatureCNN alone (PPO's minibatch step of 256 frames and the rollout's
 forward pass of 8) in NCHW and channels-last layout, in this process.
+
+``--only concurrent`` runs two of our PPO trainers at the same time (what ``python -m runner
+--max-concurrent 2`` does), each with one torch thread per core against its share of the
+cores (``runner/resources.py``), alternating.
+
+``--only eval`` times one evaluation (10 whole games, the evaluation protocol, an untrained
+PPO agent that loses every point, so the games are of similar length) with the games played
+one at a time and side by side (``training/evaluation.py``), alternating, in this process.
 
 The learning check of the native backend against ``backend: sb3`` is ``bench_parity.py``.
 """
@@ -375,6 +385,29 @@ def bench_threads(args: argparse.Namespace, work: Path) -> None:
         print(f"  {n} thread(s): {median(fps[n]):7.1f}   {every}")
 
 
+def bench_concurrent(args: argparse.Namespace, work: Path) -> None:
+    """Two trainers at once, each with torch threads = all cores against half of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = len(os.sched_getaffinity(0))
+    counts = sorted({cores, max(1, cores // 2)}, reverse=True)
+    fps: dict[int, list[float]] = {n: [] for n in counts}
+    for rep in range(args.reps):
+        for n in counts[rep % len(counts) :] + counts[: rep % len(counts)]:
+            config = our_config("ppo", args.env, args.ppo_steps, args.seed, args.device, "")
+            env = {"RETRO_ML_TORCH_THREADS": str(n)}
+            with ThreadPoolExecutor(2) as pool:
+                runs = [work / f"c{n}-{i}" for i in (0, 1)]
+                both = list(pool.map(run_ours, runs, [config] * 2, [True] * 2, [env] * 2))
+            for r in both:
+                shutil.rmtree(r.pop("run"), ignore_errors=True)
+                fps[n].append(r["steps"] / r["seconds"])
+    print(f"\nPPO, two of our trainers at once, torch threads each ({args.reps} reps, median fps)")
+    for n in counts:
+        every = " ".join(f"{v:.0f}" for v in fps[n])
+        print(f"  {n} thread(s) each: {median(fps[n]):7.1f} per trainer   {every}")
+
+
 def _time_policy(policy: Any, batch: Any) -> dict[str, float]:
     """Seconds of one training step and of one acting forward pass: PPO's minibatch of 256
     and rollout of 8 envs, or DQN's batch of 32 and its single env."""
@@ -448,6 +481,40 @@ def bench_layout(args: argparse.Namespace) -> None:
         print(f"  {name:<22} NCHW {a * 1e3:7.2f}   channels-last {b * 1e3:7.2f}   {a / b:.2f}x")
 
 
+def bench_eval(args: argparse.Namespace) -> None:
+    """One evaluation of 10 games, one env at a time against side by side, alternating."""
+    from stable_baselines3 import PPO
+
+    from runstore.config import parse_config, resolve
+    from training.evaluation import eval_envs, make_eval_env, run_episodes
+
+    text = f"algo: ppo\nenv: {args.env}\nn_timesteps: 1000\nseed: {args.seed}\neval_episodes: 10"
+    config = resolve(parse_config(text.encode()))
+    ways = {"one at a time": 1, "side by side": eval_envs(config)}
+    seconds: dict[str, list[float]] = {way: [] for way in ways}
+    steps: dict[str, int] = {}
+    model = None
+    for rep in range(args.reps):
+        names = list(ways)[rep % 2 :] + list(ways)[: rep % 2]
+        for way in names:
+            env = make_eval_env(config, ways[way])
+            model = model or PPO("CnnPolicy", env, device="cpu", seed=args.seed)
+            started = time.perf_counter()
+            played = run_episodes(model, env, config.eval_episodes, seed=args.seed)
+            seconds[way].append(time.perf_counter() - started)
+            env.close()
+            assert played is not None
+            steps[way] = sum(played[1])
+    print(f"\nEvaluation, {args.env}, 10 games ({args.reps} reps, median seconds)")
+    base = median(seconds["one at a time"])
+    for way, n in ways.items():
+        took, every = median(seconds[way]), " ".join(f"{v:.1f}" for v in seconds[way])
+        print(
+            f"  {way:<14} {n:>2} env(s) {took:7.1f} s  {steps[way] / took:6.0f} game steps/s"
+            f"  {base / took:5.2f}x   {every}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="ALE/Pong-v5")
@@ -460,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="ppo,dqn,env",
-        help="comma-separated parts: ppo, dqn, env, threads, layout (default: ppo,dqn,env)",
+        help="comma-separated parts: ppo, dqn, env, threads, concurrent, layout, eval "
+        "(default: ppo,dqn,env)",
     )
     parser.add_argument("--extra", default="", help=argparse.SUPPRESS)  # config lines for ours
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -480,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(parts) - {"ppo", "dqn", "env", "threads", "layout"}
+    unknown = set(parts) - {"ppo", "dqn", "env", "threads", "concurrent", "layout", "eval"}
     if unknown:
         parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
     cores = len(os.sched_getaffinity(0))
@@ -496,8 +564,12 @@ def main(argv: list[str] | None = None) -> int:
             bench_env(args)
         if "threads" in parts:
             bench_threads(args, work)
+        if "concurrent" in parts:
+            bench_concurrent(args, work)
         if "layout" in parts:
             bench_layout(args)
+        if "eval" in parts:
+            bench_eval(args)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -21,6 +21,7 @@ import psutil
 from machine.nvml import gpus_by_free_memory
 from machine.probes import available_memory
 from runstore.config import Resources, RunConfig
+from runstore.config_schema import TORCH_THREADS_ENV
 from runstore.estimate import estimate_memory, preflight_problem
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -43,7 +44,17 @@ class Plan:
             parts.append(f"CUDA_VISIBLE_DEVICES={self.env['CUDA_VISIBLE_DEVICES']!r}")
         if "OMP_NUM_THREADS" in self.env:
             parts.append(f"{self.env['OMP_NUM_THREADS']} threads")
+        if TORCH_THREADS_ENV in self.env:
+            parts.append(f"{self.env[TORCH_THREADS_ENV]} torch thread(s)")
         return ", ".join(parts + self.notes)
+
+
+def shared_torch_threads(cores: int, share: int) -> int:
+    """Torch threads for a run that may share ``cores`` with ``share - 1`` others: its part of
+    them. Each trainer takes one thread per core by default, and two such trainers on 2 cores
+    ran at 63 steps/s each against 180 with one thread each (docs/performance.md): a pool
+    whose threads wait for a core that the other run holds stalls at every sync."""
+    return max(1, cores // max(1, share))
 
 
 def available_cores() -> list[int]:
@@ -58,8 +69,10 @@ def plan(
     resources: Resources,
     cores: list[int] | None = None,
     gpus: list[tuple[int, int]] | None | str = "probe",
+    share: int = 1,
 ) -> Plan:
-    """Concrete choices for this machine. ``cores`` and ``gpus`` default to probing it."""
+    """Concrete choices for this machine. ``cores`` and ``gpus`` default to probing it;
+    ``share`` is how many runs may train on these cores at once (``max_concurrent``)."""
     cores = available_cores() if cores is None else cores
     result = Plan(nice=resources.nice)
     if isinstance(resources.cpus, int):
@@ -80,6 +93,8 @@ def plan(
     if result.cpus is not None:
         threads = str(len(result.cpus))
         result.env.update(dict.fromkeys(THREAD_VARS, threads))
+    elif share > 1 and TORCH_THREADS_ENV not in os.environ:
+        result.env[TORCH_THREADS_ENV] = str(shared_torch_threads(len(cores), share))
     if resources.gpu == "none":
         result.env["CUDA_VISIBLE_DEVICES"] = ""
         return result
@@ -141,12 +156,13 @@ def _ranges(cores: list[int]) -> str:
     return ", ".join(out) or "none"
 
 
-def prepare(config: RunConfig) -> tuple[Plan, list[str]]:
-    """The resources plan of a run and the preflight warnings to record before it starts.
+def prepare(config: RunConfig, share: int = 1) -> tuple[Plan, list[str]]:
+    """The resources plan of a run that may share the cores with ``share - 1`` others, and
+    the preflight warnings to record before it starts.
 
     A memory estimate over the free RAM is a warning, not a refusal: the estimate is rounded
     up, swap may absorb the rest, and the user may know better."""
-    chosen = plan(config.resources)
+    chosen = plan(config.resources, share=share)
     warnings: list[str] = []
     problem = preflight_problem(estimate_memory(config), available_memory())
     if problem:

@@ -184,6 +184,14 @@ class Supervisor:
         return self.trainers.deadlines
 
     @property
+    def max_concurrent(self) -> int:
+        return self.trainers.max_concurrent
+
+    @max_concurrent.setter
+    def max_concurrent(self, value: int) -> None:
+        self.trainers.max_concurrent = value
+
+    @property
     def stop_grace(self) -> float:
         return self.trainers.stop_grace
 

@@ -42,6 +42,7 @@ class Trainers:
         self.handles = handles  # run id -> its trainer (shared with ``records``)
         self.deadlines: dict[str, float] = {}  # run id -> kill after (monotonic) when stopping
         self.stop_grace = 30.0
+        self.max_concurrent = 1  # runs training at once here: they share the cores
         #: With a Ray address, runs are placed on the cluster (``runner.cluster``); None: here.
         self.cluster: ClusterRuns | None = None
         self._told: set[str] = set()  # cluster runs this runner (without Ray) leaves alone
@@ -64,7 +65,9 @@ class Trainers:
         self.records.set_state(record, RunState.STARTING, "spawning the training process")
         _rotate(paths.trainer_log)
         try:  # cores, nice, GPU and the memory preflight (runner/resources.py)
-            plan, warnings = resources.prepare(self.store.read_config(record.id))
+            plan, warnings = resources.prepare(
+                self.store.read_config(record.id), share=self.max_concurrent
+            )
         except (ValueError, OSError) as exc:
             record.reason = f"cannot start: {exc}"
             self.records.set_state(record, RunState.FAILED, record.reason)

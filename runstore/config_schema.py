@@ -67,6 +67,9 @@ class AtariSettings(StrictModel):
 
 
 NICE_BY_PRIORITY = {"low": 10, "normal": 0, "high": -5}
+#: Torch intra-op threads of a trainer (default: one per core of its affinity). The runner
+#: sets it when runs share the cores (runner/resources.py); a user may set it for a busy machine.
+TORCH_THREADS_ENV = "RETRO_ML_TORCH_THREADS"
 
 
 class Resources(StrictModel):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.atari_wrappers import ClipRewardEnv, EpisodicLifeEnv
 from stable_baselines3.common.vec_env import VecEnvWrapper
@@ -18,7 +19,7 @@ from runstore.config import ConfigError, parse_config, resolve
 from runstore.metrics import load_scalars
 from runstore.store import RunStore
 from runstore.videos import list_clips
-from training.evaluation import make_eval_env, run_episodes
+from training.evaluation import episode_targets, make_eval_env, run_episodes
 from training.weights import WeightsError, check_compatible, resolve_init_from
 
 from .conftest import ROOT, cartpole
@@ -197,3 +198,36 @@ def test_evaluation_defaults() -> None:
     assert cart.eval_every == 0
     own = resolve({"algo": "ppo", "env": "CartPole-v1", "n_timesteps": 1000, "eval_every": 100})
     assert own.video_every == 100
+
+
+def test_episode_targets_share_the_games_out_evenly() -> None:
+    assert episode_targets(10, 10) == [1] * 10
+    assert episode_targets(7, 3) == [2, 2, 3]
+    assert episode_targets(1, 1) == [1]
+    assert all(sum(episode_targets(e, n)) == e for e in range(1, 30) for n in range(1, 11))
+
+
+def test_games_played_side_by_side_are_the_games_each_env_plays_alone() -> None:
+    """Batching is only a speed-up: env ``i`` of a batched evaluation plays exactly the games a
+    single env seeded ``seed + i`` plays, each counted once, env 0's first game first (the
+    filmed one). An env that has played its share plays on, uncounted."""
+    config = resolve(parse_config(b"algo: ppo\nenv: CartPole-v1\nn_timesteps: 1000\nseed: 1"))
+    venv = make_eval_env(config, 3)
+    assert venv.num_envs == 3
+    model = PPO("MlpPolicy", venv, n_steps=256, batch_size=64, device="cpu", seed=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny MLP: 2 threads on a loaded 2-core machine take 5x longer
+    try:
+        model.learn(1024)  # games of different lengths, not ten-step falls
+    finally:
+        torch.set_num_threads(threads)
+    returns, lengths = run_episodes(model, venv, 7, seed=50)
+    venv.close()
+    alone: list[float] = []
+    for i, share in enumerate(episode_targets(7, 3)):
+        single = make_eval_env(config)
+        games, _ = run_episodes(model, single, share, seed=50 + i)
+        single.close()
+        alone += games
+    assert returns == alone and lengths == [int(r) for r in alone]  # CartPole pays 1 a step
+    assert len(set(returns)) > 1

@@ -18,6 +18,7 @@ from runner import process, resources
 from runner.resources import Plan, ResourceError, plan
 from runstore import RunState
 from runstore.config import ConfigError, Resources, parse_config
+from runstore.config_schema import TORCH_THREADS_ENV
 from runstore.metrics import load_scalars
 from training.system_sampler import INTERVAL_ENV, SystemSampler
 
@@ -68,6 +69,41 @@ def test_run_is_pinned_niced_sampled_and_charted(runs: Runs, monkeypatch: pytest
     assert rss["value"].min() > 100
     steps = rss["step"].to_list()
     assert steps == sorted(steps) and steps[-1] > 0  # at the run's global step
+
+
+def test_runs_that_share_the_cores_share_the_torch_threads(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+):
+    """``--max-concurrent 2``: a real trainer gets its half of the cores as torch threads
+    (two trainers each taking every core ran about 3x slower: docs/performance.md)."""
+    monkeypatch.delenv(TORCH_THREADS_ENV, raising=False)
+    cores = len(resources.available_cores())
+    runs.runner("--max-concurrent", "2")
+    runs.submit(cartpole(steps=3_000, ckpt=100_000), "shared.yaml")
+    run_id = runs.only_run()
+    record = runs.wait_state(run_id, RunState.RUNNING, RunState.COMPLETED, timeout=90)
+    expected = str(max(1, cores // 2))
+    if record.state == RunState.RUNNING:
+        assert psutil.Process(record.pid).environ()[TORCH_THREADS_ENV] == expected
+    record = runs.wait_state(run_id, RunState.COMPLETED, RunState.FAILED, timeout=120)
+    assert record.state == RunState.COMPLETED, record.reason
+    kinds = {e.kind: e.detail for e in record.events}
+    assert kinds["resources"] == f"all cpus, nice 0, {expected} torch thread(s)"
+
+
+def test_plan_splits_torch_threads_only_between_runs_that_share_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.delenv(TORCH_THREADS_ENV, raising=False)
+    four = [0, 1, 2, 3]
+    assert plan(Resources(), cores=four, gpus=None, share=2).env[TORCH_THREADS_ENV] == "2"
+    assert plan(Resources(), cores=four, gpus=None, share=8).env[TORCH_THREADS_ENV] == "1"
+    assert TORCH_THREADS_ENV not in plan(Resources(), cores=four, gpus=None, share=1).env
+    # Pinned cores already decide the threads (the trainer counts its affinity).
+    assert TORCH_THREADS_ENV not in plan(Resources(cpus=2), cores=four, gpus=None, share=4).env
+    # The user's own setting in the runner's environment wins (inherited by the trainer).
+    monkeypatch.setenv(TORCH_THREADS_ENV, "3")
+    assert TORCH_THREADS_ENV not in plan(Resources(), cores=four, gpus=None, share=2).env
 
 
 def test_a_core_this_machine_lacks_fails_the_run_before_it_starts(runs: Runs):

@@ -44,7 +44,10 @@ log = logging.getLogger(__name__)
 
 # Every evaluation plays the same seeded games (comparable across steps), unlike training's.
 EVAL_SEED_OFFSET = 1_000_003
-PROGRESS_EVERY = 250  # env steps between heartbeats while evaluating
+PROGRESS_EVERY = 250  # game steps (all envs together) between heartbeats while evaluating
+#: Games played side by side: one forward pass for all of them costs little more than one
+#: for a single game (measured: docs/performance.md), so 10 games take about as long as 2-3.
+MAX_EVAL_ENVS = 10
 
 
 class VideoError(RuntimeError):
@@ -90,9 +93,16 @@ def _make_one(config: RunConfig) -> gym.Env:
     return atari_wrapper(make_env(config.env, **kwargs), settings, training=False)
 
 
-def make_eval_env(config: RunConfig) -> VecEnv:
-    """One environment, evaluation protocol, rendering full-colour frames."""
-    env: VecEnv = DummyVecEnv([functools.partial(_make_one, config)])
+def eval_envs(config: RunConfig) -> int:
+    """Games an evaluation plays side by side: all of them, up to ``MAX_EVAL_ENVS``."""
+    return max(1, min(config.eval_episodes, MAX_EVAL_ENVS))
+
+
+def make_eval_env(config: RunConfig, n_envs: int = 1) -> VecEnv:
+    """``n_envs`` environments, evaluation protocol, rendering full-colour frames (the first
+    one is filmed). Stepped in one process: training waits while it evaluates, and the gain
+    is the policy's forward pass over all games at once (docs/performance.md)."""
+    env: VecEnv = DummyVecEnv([functools.partial(_make_one, config)] * n_envs)
     stack = (config.atari or AtariSettings()).frame_stack if config.is_atari else None
     stack = stack or (config.hyperparams.frame_stack if config.hyperparams else None)
     if stack and stack > 1:
@@ -116,16 +126,23 @@ def run_episodes(
     progress: Callable[[], bool] | None = None,
     seed: int | None = None,
 ) -> tuple[list[float], list[int]] | None:
-    """Play ``episodes`` whole games; the first one goes to ``writer`` (up to its frame
-    bound). Returns None when ``progress`` asked to stop."""
+    """Play ``episodes`` whole games on ``env``'s envs side by side; env 0's first game goes
+    to ``writer`` (up to its frame bound). Returns None when ``progress`` asked to stop."""
     threads = torch.get_num_threads()
-    # One observation at a time: intra-op threads only add sync cost (measured 10x slower
-    # with 2 threads on a busy 2-core machine), so play on one and give them back after.
+    # At most MAX_EVAL_ENVS small frames a forward pass: intra-op threads only add sync cost
+    # (measured 10-16x slower with 2 threads on a busy 2-core machine, for 1 and for 10
+    # frames), so play on one and give them back after.
     torch.set_num_threads(1)
     try:
         return _play(model, env, episodes, deterministic, writer, progress, seed)
     finally:
         torch.set_num_threads(threads)
+
+
+def episode_targets(episodes: int, n_envs: int) -> list[int]:
+    """Games each env plays so that ``episodes`` are played in all: spread evenly and fixed in
+    advance, so short games do not crowd out long ones (as SB3's ``evaluate_policy``)."""
+    return [(episodes + i) // n_envs for i in range(n_envs)]
 
 
 def _play(
@@ -137,25 +154,31 @@ def _play(
     progress: Callable[[], bool] | None,
     seed: int | None,
 ) -> tuple[list[float], list[int]] | None:
+    """Every env plays its share of games; env ``i`` is seeded ``seed + i`` (VecEnv.seed),
+    so each evaluation plays the same games. Env 0's first game is the filmed one and comes
+    first in the returned lists (the clip's score is ``returns[0]``)."""
     if seed is not None:
         env.seed(seed)
     obs = env.reset()
-    returns: list[float] = []
-    lengths: list[int] = []
-    score, length, steps = 0.0, 0, 0
+    n = env.num_envs
+    targets = episode_targets(episodes, n)
+    returns: list[list[float]] = [[] for _ in range(n)]
+    lengths: list[list[int]] = [[] for _ in range(n)]
+    score, length = np.zeros(n), np.zeros(n, dtype=int)
+    steps = 0
     state = None
-    starts = np.ones((1,), dtype=bool)
+    starts = np.ones((n,), dtype=bool)
     inner = env.unwrapped if isinstance(env, VecEnvWrapper) else env
     base = inner.envs[0]  # type: ignore[attr-defined]
-    while len(returns) < episodes:
-        if writer is not None and not returns and not writer.full:
+    while any(len(r) < t for r, t in zip(returns, targets, strict=True)):
+        if writer is not None and not returns[0] and not writer.full:
             try:
                 frame = base.render()
             except Exception as exc:  # e.g. pygame missing for classic-control games
                 raise VideoError(f"{type(exc).__name__}: {exc}") from exc
             if frame is None:
                 raise VideoError("the environment rendered no frame (render_mode rgb_array?)")
-            writer.add(frame, episode=1, score=score)
+            writer.add(frame, episode=1, score=float(score[0]))
         action, state = model.predict(
             obs,  # type: ignore[arg-type]
             state=state,
@@ -165,17 +188,20 @@ def _play(
         obs, rewards, dones, infos = env.step(action)
         if isinstance(env, VecNormalize):
             rewards = env.get_original_reward()
-        score += float(rewards[0])
+        score += rewards
         length += 1
-        steps += 1
+        steps += n
         starts = dones
-        if dones[0]:
-            returns.append(score)
-            lengths.append(length)
-            score, length = 0.0, 0
-        if progress is not None and steps % PROGRESS_EVERY == 0 and not progress():
+        for i in np.flatnonzero(dones):
+            if len(returns[i]) < targets[i]:  # an env past its share plays on, uncounted
+                returns[i].append(float(score[i]))
+                lengths[i].append(int(length[i]))
+            score[i], length[i] = 0.0, 0
+        if progress is not None and steps % PROGRESS_EVERY < n and not progress():
             return None
-    return returns, lengths
+    return [r for env_returns in returns for r in env_returns], [
+        n for env_lengths in lengths for n in env_lengths
+    ]
 
 
 class Evaluator:
@@ -186,7 +212,7 @@ class Evaluator:
         self.paths = paths
         self.status = status
         self.train_env = train_env
-        self.env: VecEnv = make_eval_env(config)
+        self.env: VecEnv = make_eval_env(config, eval_envs(config))
         if isinstance(train_env, VecNormalize):
             self.env = VecNormalize(self.env, training=False, norm_reward=False)
         self.fps = clip_fps(config, self.env)

@@ -25,6 +25,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from machine.failures import Diagnosis, explain
 from runstore import checkpoints
 from runstore.config import RunConfig, read_run_config
+from runstore.config_schema import TORCH_THREADS_ENV
 from runstore.paths import RunPaths
 from runstore.trust import NOT_TRUSTED, NotTrustedError, SecretError
 from training.callbacks import RunCallback, StopReason, check_finite
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 TB_LOG_NAME = "train"
 DISK_RESERVE_BYTES = 256 * 1024
-TORCH_THREADS_ENV = "RETRO_ML_TORCH_THREADS"
 
 
 def torch_threads(cores: int | None = None) -> int:
@@ -49,7 +49,9 @@ def torch_threads(cores: int | None = None) -> int:
     The env and the network take turns (SB3 steps the env, then runs the policy), so our own
     env threads and torch do not compete. Other work on the machine does: on 2 busy cores one
     thread beat two (163 against 97 fps), on 2 quiet ones two won (about 245 against 175).
-    We take the quiet case; ``RETRO_ML_TORCH_THREADS=1`` helps on a machine kept busy."""
+    We take the quiet case; ``RETRO_ML_TORCH_THREADS=1`` helps on a machine kept busy, and the
+    runner sets it to each run's share of the cores when several train at once
+    (runner/resources.py)."""
     override = os.environ.get(TORCH_THREADS_ENV, "").strip()
     if override:
         return max(1, int(override))
