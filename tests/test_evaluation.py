@@ -202,7 +202,8 @@ def test_evaluation_defaults() -> None:
 
 def test_episode_targets_share_the_games_out_evenly() -> None:
     assert episode_targets(10, 10) == [1] * 10
-    assert episode_targets(7, 3) == [2, 2, 3]
+    assert episode_targets(7, 3) == [3, 2, 2]
+    assert episode_targets(3, 10) == [1, 1, 1] + [0] * 7  # env 0, the filmed one, plays
     assert episode_targets(1, 1) == [1]
     assert all(sum(episode_targets(e, n)) == e for e in range(1, 30) for n in range(1, 11))
 
