@@ -2,6 +2,7 @@
 
     python bench/bench_learn.py                          # CartPole to 475 (a few minutes)
     python bench/bench_learn.py --game Pong --cap 3h     # Pong to +18: hours on a CPU
+    python bench/bench_learn.py --game pong-fast         # Pong, fast: +18 in ~40 min, 2 cores
     python bench/bench_learn.py --game Pong --seeds 1,2 --device cuda
     make learn GAME=Pong                                 # the same, through make
 
@@ -66,7 +67,7 @@ PRESETS: dict[str, Preset] = {
         "examples/cartpole-ppo-zoo.yaml", (100, 200, 300, 400, 475), "10m", 10_000, 10
     ),
     "pong": Preset("examples/pong-ppo.yaml", (-15, -10, 0, 10, 18), "3h", 100_000, 10),
-    "pong-fast": Preset("examples/pong-ppo-fast.yaml", (-15, -10, 0, 10, 18), "90m", 100_000, 10),
+    "pong-fast": Preset("examples/pong-ppo-fast.yaml", (-15, -10, 0, 10, 18), "90m", 50_000, 10),
 }
 
 

@@ -233,9 +233,10 @@ def test_the_fast_pong_preset_comes_first_and_is_queued_as_written(folder: RunSt
     config = folder.read_queue_file(folder.queue_files()[0])
     hp = config.hyperparams
     # the preset's own choices, not the Zoo's that the form starts other Atari runs from
-    assert (hp.n_envs, hp.n_epochs, hp.batch_size, hp.clip_range) == (16, 3, 256, 0.2)
+    assert (hp.n_envs, hp.n_steps, hp.n_epochs, hp.batch_size) == (8, 128, 3, 32)
+    assert (hp.learning_rate, hp.clip_range) == (2.5e-4, 0.1)  # constant, not the Zoo's lin_
     assert config.atari is not None and config.atari.repeat_action_probability == 0.0
-    assert (config.stop_at_score, config.eval_every, config.eval_episodes) == (18, 100_000, 10)
+    assert (config.stop_at_score, config.eval_every, config.eval_episodes) == (18, 50_000, 10)
 
 
 def test_bad_form_shows_the_error_and_queues_nothing(folder: RunStore) -> None:
