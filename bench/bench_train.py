@@ -66,6 +66,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from runstore.config_schema import TORCH_THREADS_ENV  # noqa: E402
+
 LEARNED = re.compile(
     r"learned (\d+) steps in ([0-9.]+) s .*?, ([0-9.]+) CPU s, tracking ([0-9.]+) s"
 )
@@ -376,7 +378,7 @@ def bench_threads(args: argparse.Namespace, work: Path) -> None:
     for rep in range(args.reps):
         for n in counts[rep % len(counts) :] + counts[: rep % len(counts)]:
             config = our_config("ppo", args.env, args.ppo_steps, args.seed, args.device, "")
-            r = run_ours(work / f"threads-{n}", config, True, {"RETRO_ML_TORCH_THREADS": str(n)})
+            r = run_ours(work / f"threads-{n}", config, True, {TORCH_THREADS_ENV: str(n)})
             shutil.rmtree(r.pop("run"), ignore_errors=True)
             fps[n].append(r["steps"] / r["seconds"])
     print(f"\nPPO, our trainer, torch intra-op threads ({args.reps} reps, median fps)")
@@ -395,7 +397,7 @@ def bench_concurrent(args: argparse.Namespace, work: Path) -> None:
     for rep in range(args.reps):
         for n in counts[rep % len(counts) :] + counts[: rep % len(counts)]:
             config = our_config("ppo", args.env, args.ppo_steps, args.seed, args.device, "")
-            env = {"RETRO_ML_TORCH_THREADS": str(n)}
+            env = {TORCH_THREADS_ENV: str(n)}
             with ThreadPoolExecutor(2) as pool:
                 runs = [work / f"c{n}-{i}" for i in (0, 1)]
                 both = list(pool.map(run_ours, runs, [config] * 2, [True] * 2, [env] * 2))
