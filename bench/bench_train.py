@@ -41,8 +41,9 @@ forward pass of 8) in NCHW and channels-last layout, in this process.
 cores (``runner/resources.py``), alternating.
 
 ``--only eval`` times one evaluation (10 whole games, the evaluation protocol, an untrained
-PPO agent that loses every point, so the games are of similar length) with the games played
-one at a time and side by side (``training/evaluation.py``), alternating, in this process.
+PPO agent that loses every point, so the games are of similar length, or ``--eval-model`` with
+``--eval-config``: a run's checkpoint and config) with the games played one at a time and side
+by side (``training/evaluation.py``), alternating, in this process.
 
 The learning check of the native backend against ``backend: sb3`` is ``bench_parity.py``.
 """
@@ -491,7 +492,9 @@ def bench_eval(args: argparse.Namespace) -> None:
     from training.evaluation import eval_envs, make_eval_env, run_episodes
 
     text = f"algo: ppo\nenv: {args.env}\nn_timesteps: 1000\nseed: {args.seed}\neval_episodes: 10"
-    config = resolve(parse_config(text.encode()))
+    config = resolve(
+        parse_config(args.eval_config.read_bytes() if args.eval_config else text.encode())
+    )
     ways = {"one at a time": 1, "side by side": eval_envs(config)}
     seconds: dict[str, list[float]] = {way: [] for way in ways}
     steps: dict[str, int] = {}
@@ -500,14 +503,18 @@ def bench_eval(args: argparse.Namespace) -> None:
         names = list(ways)[rep % 2 :] + list(ways)[: rep % 2]
         for way in names:
             env = make_eval_env(config, ways[way])
-            model = model or PPO("CnnPolicy", env, device="cpu", seed=args.seed)
+            if model is None:
+                model = PPO("CnnPolicy", env, device="cpu", seed=args.seed)
+                if args.eval_model:  # weights only: SB3 reads no pickled data for this
+                    model.set_parameters(str(args.eval_model), device="cpu")
             started = time.perf_counter()
             played = run_episodes(model, env, config.eval_episodes, seed=args.seed)
             seconds[way].append(time.perf_counter() - started)
             env.close()
             assert played is not None
             steps[way] = sum(played[1])
-    print(f"\nEvaluation, {args.env}, 10 games ({args.reps} reps, median seconds)")
+    agent = args.eval_model or "an untrained agent"
+    print(f"\nEvaluation, {config.env}, 10 games of {agent} ({args.reps} reps, median seconds)")
     base = median(seconds["one at a time"])
     for way, n in ways.items():
         took, every = median(seconds[way]), " ".join(f"{v:.1f}" for v in seconds[way])
@@ -532,6 +539,10 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated parts: ppo, dqn, env, threads, concurrent, layout, eval "
         "(default: ppo,dqn,env)",
     )
+    parser.add_argument(
+        "--eval-config", type=Path, help="eval: a run's config.yaml (its env and atari block)"
+    )
+    parser.add_argument("--eval-model", type=Path, help="eval: a PPO model.zip to play with")
     parser.add_argument("--extra", default="", help=argparse.SUPPRESS)  # config lines for ours
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-steps", type=int, help=argparse.SUPPRESS)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from stable_baselines3 import PPO
 from stable_baselines3.common.atari_wrappers import ClipRewardEnv, EpisodicLifeEnv
 from stable_baselines3.common.vec_env import VecEnvWrapper
@@ -208,10 +210,13 @@ def test_episode_targets_share_the_games_out_evenly() -> None:
     assert all(sum(episode_targets(e, n)) == e for e in range(1, 30) for n in range(1, 11))
 
 
-def test_games_played_side_by_side_are_the_games_each_env_plays_alone() -> None:
+def test_games_played_side_by_side_are_the_games_each_env_plays_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Batching is only a speed-up: env ``i`` of a batched evaluation plays exactly the games a
     single env seeded ``seed + i`` plays, each counted once, env 0's first game first (the
-    filmed one). An env that has played its share plays on, uncounted."""
+    filmed one). An env that has played its share sits out: its game is not stepped while
+    the others finish theirs."""
     config = resolve(parse_config(b"algo: ppo\nenv: CartPole-v1\nn_timesteps: 1000\nseed: 1"))
     venv = make_eval_env(config, 3)
     assert venv.num_envs == 3
@@ -222,7 +227,17 @@ def test_games_played_side_by_side_are_the_games_each_env_plays_alone() -> None:
         model.learn(1024)  # games of different lengths, not ten-step falls
     finally:
         torch.set_num_threads(threads)
+    stepped: Counter[int] = Counter()
+    step = CartPoleEnv.step
+
+    def counted(self: CartPoleEnv, action: int) -> tuple:
+        stepped[id(self)] += 1
+        return step(self, action)
+
+    monkeypatch.setattr(CartPoleEnv, "step", counted)
     returns, lengths = run_episodes(model, venv, 7, seed=50)
+    games = [sum(lengths[:3]), sum(lengths[3:5]), sum(lengths[5:])]  # shares 3, 2, 2
+    assert [stepped[id(env.unwrapped)] for env in venv.envs] == games
     venv.close()
     alone: list[float] = []
     for i, share in enumerate(episode_targets(7, 3)):

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -82,6 +82,35 @@ class EvalResult:
         }
 
 
+class Parkable(gym.Wrapper):
+    """An evaluation env that can sit out: once it has played its share of games, stepping
+    it repeats its last observation (reward 0, not done) without running the game. Games
+    differ in length (an agent that keeps the ball in play can make one last many times
+    longer), and a vector env steps every env until the longest game ends."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.parked = False
+        self._last: Any = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.parked = False
+        obs, info = self.env.reset(**kwargs)
+        self._last = obs
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self.parked:
+            return self._last, 0.0, False, False, {}
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._last = obs
+        return obs, reward, terminated, truncated, info
+
+
+def _make_parkable(config: RunConfig) -> gym.Env:
+    return Parkable(_make_one(config))
+
+
 def _make_one(config: RunConfig) -> gym.Env:
     hp = config.hyperparams
     assert hp is not None
@@ -103,7 +132,7 @@ def make_eval_env(config: RunConfig, n_envs: int = 1) -> VecEnv:
     """``n_envs`` environments, evaluation protocol, rendering full-colour frames (the first
     one is filmed). Stepped in one process: training waits while it evaluates, and the gain
     is the policy's forward pass over all games at once (docs/performance.md)."""
-    env: VecEnv = DummyVecEnv([functools.partial(_make_one, config)] * n_envs)
+    env: VecEnv = DummyVecEnv([functools.partial(_make_parkable, config)] * n_envs)
     stack = (config.atari or AtariSettings()).frame_stack if config.is_atari else None
     stack = stack or (config.hyperparams.frame_stack if config.hyperparams else None)
     if stack and stack > 1:
@@ -173,7 +202,10 @@ def _play(
     starts = np.ones((n,), dtype=bool)
     inner = env.unwrapped if isinstance(env, VecEnvWrapper) else env
     base = inner.envs[0]  # type: ignore[attr-defined]
-    while any(len(r) < t for r, t in zip(returns, targets, strict=True)):
+    parked = np.array([t == 0 for t in targets])  # an env with no game to play sits out
+    for i in np.flatnonzero(parked):
+        inner.envs[i].parked = True  # type: ignore[attr-defined]
+    while not parked.all():
         if writer is not None and not returns[0] and not writer.full:
             try:
                 frame = base.render()
@@ -182,25 +214,30 @@ def _play(
             if frame is None:
                 raise VideoError("the environment rendered no frame (render_mode rgb_array?)")
             writer.add(frame, episode=1, score=float(score[0]))
+        playing = np.flatnonzero(~parked)
         action, state = model.predict(
-            obs,  # type: ignore[arg-type]
+            obs[playing],  # type: ignore[index]
             state=state,
-            episode_start=starts,
+            episode_start=starts[playing],
             deterministic=deterministic,
         )
-        obs, rewards, dones, infos = env.step(action)
+        actions = np.zeros((n, *np.shape(action)[1:]), dtype=np.asarray(action).dtype)
+        actions[playing] = action
+        obs, rewards, dones, infos = env.step(actions)
         if isinstance(env, VecNormalize):
             rewards = env.get_original_reward()
         score += rewards
         length += 1
-        steps += n
+        steps += len(playing)
         starts = dones
-        for i in np.flatnonzero(dones):
-            if len(returns[i]) < targets[i]:  # an env past its share plays on, uncounted
-                returns[i].append(float(score[i]))
-                lengths[i].append(int(length[i]))
+        for i in np.flatnonzero(dones & ~parked):
+            returns[i].append(float(score[i]))
+            lengths[i].append(int(length[i]))
             score[i], length[i] = 0.0, 0
-        if progress is not None and steps % PROGRESS_EVERY < n and not progress():
+            if len(returns[i]) == targets[i]:  # its share is played: it sits out the rest
+                parked[i] = True
+                inner.envs[i].parked = True  # type: ignore[attr-defined]
+        if progress is not None and steps % PROGRESS_EVERY < len(playing) and not progress():
             return None
     return list(itertools.chain(*returns)), list(itertools.chain(*lengths))
 
