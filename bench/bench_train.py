@@ -370,45 +370,47 @@ def bench_env(args: argparse.Namespace) -> None:
         print(f"  {names[kind]:<24} {value:>9.0f} {value / base:>10.2f}x   {every}")
 
 
+def fps_by_threads(
+    args: argparse.Namespace, work: Path, counts: list[int], at_once: int
+) -> dict[int, list[float]]:
+    """Our PPO trainer, ``at_once`` of them at the same time, with each torch thread count in
+    ``counts`` (``RETRO_ML_TORCH_THREADS``), alternating: steps/s of every trainer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = our_config("ppo", args.env, args.ppo_steps, args.seed, args.device, "")
+    fps: dict[int, list[float]] = {n: [] for n in counts}
+    for rep in range(args.reps):
+        for n in counts[rep % len(counts) :] + counts[: rep % len(counts)]:
+            play = functools.partial(
+                run_ours, config_text=config, tracking=True, env={TORCH_THREADS_ENV: str(n)}
+            )
+            with ThreadPoolExecutor(at_once) as pool:
+                results = list(pool.map(play, [work / f"threads-{n}-{i}" for i in range(at_once)]))
+            for r in results:
+                shutil.rmtree(r.pop("run"), ignore_errors=True)
+                fps[n].append(r["steps"] / r["seconds"])
+    return fps
+
+
 def bench_threads(args: argparse.Namespace, work: Path) -> None:
     """Our PPO trainer with 1 torch thread, all cores but one, and one per core (the
     default), alternating."""
     cores = len(os.sched_getaffinity(0))
-    counts = sorted({1, max(1, cores - 1), cores})
-    fps: dict[int, list[float]] = {n: [] for n in counts}
-    for rep in range(args.reps):
-        for n in counts[rep % len(counts) :] + counts[: rep % len(counts)]:
-            config = our_config("ppo", args.env, args.ppo_steps, args.seed, args.device, "")
-            r = run_ours(work / f"threads-{n}", config, True, {TORCH_THREADS_ENV: str(n)})
-            shutil.rmtree(r.pop("run"), ignore_errors=True)
-            fps[n].append(r["steps"] / r["seconds"])
+    fps = fps_by_threads(args, work, sorted({1, max(1, cores - 1), cores}), at_once=1)
     print(f"\nPPO, our trainer, torch intra-op threads ({args.reps} reps, median fps)")
-    for n in counts:
-        every = " ".join(f"{v:.0f}" for v in fps[n])
-        print(f"  {n} thread(s): {median(fps[n]):7.1f}   {every}")
+    for n, values in fps.items():
+        every = " ".join(f"{v:.0f}" for v in values)
+        print(f"  {n} thread(s): {median(values):7.1f}   {every}")
 
 
 def bench_concurrent(args: argparse.Namespace, work: Path) -> None:
     """Two trainers at once, each with torch threads = all cores against half of them."""
-    from concurrent.futures import ThreadPoolExecutor
-
     cores = len(os.sched_getaffinity(0))
-    counts = sorted({cores, max(1, cores // 2)}, reverse=True)
-    fps: dict[int, list[float]] = {n: [] for n in counts}
-    for rep in range(args.reps):
-        for n in counts[rep % len(counts) :] + counts[: rep % len(counts)]:
-            config = our_config("ppo", args.env, args.ppo_steps, args.seed, args.device, "")
-            env = {TORCH_THREADS_ENV: str(n)}
-            with ThreadPoolExecutor(2) as pool:
-                runs = [work / f"c{n}-{i}" for i in (0, 1)]
-                both = list(pool.map(run_ours, runs, [config] * 2, [True] * 2, [env] * 2))
-            for r in both:
-                shutil.rmtree(r.pop("run"), ignore_errors=True)
-                fps[n].append(r["steps"] / r["seconds"])
+    fps = fps_by_threads(args, work, sorted({cores, max(1, cores // 2)}, reverse=True), at_once=2)
     print(f"\nPPO, two of our trainers at once, torch threads each ({args.reps} reps, median fps)")
-    for n in counts:
-        every = " ".join(f"{v:.0f}" for v in fps[n])
-        print(f"  {n} thread(s) each: {median(fps[n]):7.1f} per trainer   {every}")
+    for n, values in fps.items():
+        every = " ".join(f"{v:.0f}" for v in values)
+        print(f"  {n} thread(s) each: {median(values):7.1f} per trainer   {every}")
 
 
 def _time_policy(policy: Any, batch: Any) -> dict[str, float]:
