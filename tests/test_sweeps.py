@@ -118,6 +118,9 @@ def test_a_sweep_file_runs_its_trials_as_ordinary_runs_and_tells_the_study(runs:
             )
             assert trial.value == evals.sort("step")["value"][-1], "told the final evaluation"
         else:  # pruned: stopped with the step, unless it completed before the stop landed
+            # The study is told at once; the run is stopped when its trainer has saved and
+            # exited, which on a loaded machine can come after the sweep is complete.
+            record = runs.wait_state(run_id, RunState.STOPPED, RunState.COMPLETED, timeout=90)
             assert record.state in (RunState.STOPPED, RunState.COMPLETED)
             if record.state == RunState.STOPPED:
                 assert record.pruned_at is not None and record.pruned_at > 0
