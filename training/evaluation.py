@@ -107,20 +107,16 @@ class Parkable(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def _make_parkable(config: RunConfig) -> gym.Env:
-    return Parkable(_make_one(config))
-
-
 def _make_one(config: RunConfig) -> gym.Env:
     hp = config.hyperparams
     assert hp is not None
     kwargs: dict[str, Any] = {**dict(hp.env_kwargs), "render_mode": "rgb_array"}
     if not config.is_atari:
-        return make_env(config.env, **kwargs)
+        return Parkable(make_env(config.env, **kwargs))
     register_atari()
     settings = config.atari or AtariSettings()
     kwargs = atari_env_kwargs(settings, kwargs)
-    return atari_wrapper(make_env(config.env, **kwargs), settings, training=False)
+    return Parkable(atari_wrapper(make_env(config.env, **kwargs), settings, training=False))
 
 
 def eval_envs(config: RunConfig) -> int:
@@ -132,7 +128,7 @@ def make_eval_env(config: RunConfig, n_envs: int = 1) -> VecEnv:
     """``n_envs`` environments, evaluation protocol, rendering full-colour frames (the first
     one is filmed). Stepped in one process: training waits while it evaluates, and the gain
     is the policy's forward pass over all games at once (docs/performance.md)."""
-    env: VecEnv = DummyVecEnv([functools.partial(_make_parkable, config)] * n_envs)
+    env: VecEnv = DummyVecEnv([functools.partial(_make_one, config)] * n_envs)
     stack = (config.atari or AtariSettings()).frame_stack if config.is_atari else None
     stack = stack or (config.hyperparams.frame_stack if config.hyperparams else None)
     if stack and stack > 1:
@@ -201,19 +197,19 @@ def _play(
     state = None
     starts = np.ones((n,), dtype=bool)
     inner = env.unwrapped if isinstance(env, VecEnvWrapper) else env
-    base = inner.envs[0]  # type: ignore[attr-defined]
-    parked = np.array([t == 0 for t in targets])  # an env with no game to play sits out
-    for i in np.flatnonzero(parked):
-        inner.envs[i].parked = True  # type: ignore[attr-defined]
-    while not parked.all():
+    envs: list[Parkable] = inner.envs  # type: ignore[attr-defined]
+    for env_i, target in zip(envs, targets, strict=True):
+        env_i.parked = target == 0  # an env with no game to play sits out
+    while not all(env_i.parked for env_i in envs):
         if writer is not None and not returns[0] and not writer.full:
             try:
-                frame = base.render()
+                frame = envs[0].render()
             except Exception as exc:  # e.g. pygame missing for classic-control games
                 raise VideoError(f"{type(exc).__name__}: {exc}") from exc
             if frame is None:
                 raise VideoError("the environment rendered no frame (render_mode rgb_array?)")
             writer.add(frame, episode=1, score=float(score[0]))
+        parked = np.array([env_i.parked for env_i in envs])
         playing = np.flatnonzero(~parked)
         action, state = model.predict(
             obs[playing],  # type: ignore[index]
@@ -234,9 +230,7 @@ def _play(
             returns[i].append(float(score[i]))
             lengths[i].append(int(length[i]))
             score[i], length[i] = 0.0, 0
-            if len(returns[i]) == targets[i]:  # its share is played: it sits out the rest
-                parked[i] = True
-                inner.envs[i].parked = True  # type: ignore[attr-defined]
+            envs[i].parked = len(returns[i]) == targets[i]  # its share played: it sits out
         if progress is not None and steps % PROGRESS_EVERY < len(playing) and not progress():
             return None
     return list(itertools.chain(*returns)), list(itertools.chain(*lengths))
