@@ -60,7 +60,7 @@ bench: $(STAMP)
 
 ## make learn GAME=Pong: time to a winning agent, ours against plain SB3 with the same
 ## settings (bench/bench_learn.py): minutes and steps to each milestone. GAME=CartPole takes
-## minutes; GAME=pong-fast about 40 on 2 cores for ours; GAME=Pong (the Zoo's) hours on a CPU.
+## minutes; GAME=pong-fast 20-40 on 2 cores; GAME=Pong (the Zoo's) hours on a CPU.
 ## SEEDS=1,2  CAP=90m  DEVICE=cuda
 GAME ?= CartPole
 SEEDS ?= 1

@@ -2,8 +2,8 @@
 
     python bench/bench_learn.py                          # CartPole to 475 (a few minutes)
     python bench/bench_learn.py --game Pong --cap 3h     # Pong to +18: hours on a CPU
-    python bench/bench_learn.py --game pong-fast         # Pong, fast: +18 in ~40 min, 2 cores
-    python bench/bench_learn.py --game pong-zoo --cap 37m --sides plain  # the Zoo baseline
+    python bench/bench_learn.py --game pong-fast         # Pong, fast: +18 in 20-40 min, 2 cores
+    python bench/bench_learn.py --game pong-zoo --sides plain --cap 20m  # the Zoo's baseline
     python bench/bench_learn.py --game Pong --seeds 1,2 --device cuda
     make learn GAME=Pong                                 # the same, through make
 
