@@ -63,6 +63,9 @@ class Preset:
         return self.milestones[-1]
 
 
+#: Pong's milestones: the last is the threshold, the Zoo's "solved" level.
+PONG_MARKS = (-15, -10, 0, 10, 18)
+
 #: ``--game`` -> the preset trained on both sides. Pong's threshold is the Zoo's "solved"
 #: level (+18 mean over 10 games, 21 is the cap); CartPole-v1's is Gymnasium's
 #: reward_threshold (475 of 500).
@@ -70,13 +73,13 @@ PRESETS: dict[str, Preset] = {
     "cartpole": Preset(
         "examples/cartpole-ppo-zoo.yaml", (100, 200, 300, 400, 475), "10m", 10_000, 10
     ),
-    "pong": Preset("examples/pong-ppo.yaml", (-15, -10, 0, 10, 18), "3h", 100_000, 10),
-    "pong-fast": Preset("examples/pong-ppo-fast.yaml", (-15, -10, 0, 10, 18), "90m", 50_000, 10),
+    "pong": Preset("examples/pong-ppo.yaml", PONG_MARKS, "3h", 100_000, 10),
+    "pong-fast": Preset("examples/pong-ppo-fast.yaml", PONG_MARKS, "90m", 50_000, 10),
     # The Zoo's settings as the published curves ran them (v4 games: no sticky actions), on
     # the fast preset's evaluation grid: the baseline to compare ``pong-fast`` with.
     "pong-zoo": Preset(
         "examples/pong-ppo.yaml",
-        (-15, -10, 0, 10, 18),
+        PONG_MARKS,
         "3h",
         50_000,
         10,

@@ -107,7 +107,7 @@ class Parkable(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def _make_one(config: RunConfig) -> gym.Env:
+def _make_one(config: RunConfig) -> Parkable:
     hp = config.hyperparams
     assert hp is not None
     kwargs: dict[str, Any] = {**dict(hp.env_kwargs), "render_mode": "rgb_array"}
@@ -115,8 +115,8 @@ def _make_one(config: RunConfig) -> gym.Env:
         return Parkable(make_env(config.env, **kwargs))
     register_atari()
     settings = config.atari or AtariSettings()
-    kwargs = atari_env_kwargs(settings, kwargs)
-    return Parkable(atari_wrapper(make_env(config.env, **kwargs), settings, training=False))
+    env = make_env(config.env, **atari_env_kwargs(settings, kwargs))
+    return Parkable(atari_wrapper(env, settings, training=False))
 
 
 def eval_envs(config: RunConfig) -> int:
@@ -200,7 +200,7 @@ def _play(
     envs: list[Parkable] = inner.envs  # type: ignore[attr-defined]
     for env_i, target in zip(envs, targets, strict=True):
         env_i.parked = target == 0  # an env with no game to play sits out
-    while not all(env_i.parked for env_i in envs):
+    while (playing := np.flatnonzero([not env_i.parked for env_i in envs])).size:
         if writer is not None and not returns[0] and not writer.full:
             try:
                 frame = envs[0].render()
@@ -209,8 +209,6 @@ def _play(
             if frame is None:
                 raise VideoError("the environment rendered no frame (render_mode rgb_array?)")
             writer.add(frame, episode=1, score=float(score[0]))
-        parked = np.array([env_i.parked for env_i in envs])
-        playing = np.flatnonzero(~parked)
         action, state = model.predict(
             obs[playing],  # type: ignore[index]
             state=state,
@@ -226,7 +224,7 @@ def _play(
         length += 1
         steps += len(playing)
         starts = dones
-        for i in np.flatnonzero(dones & ~parked):
+        for i in playing[dones[playing]]:  # a parked env's game is not stepped
             returns[i].append(float(score[i]))
             lengths[i].append(int(length[i]))
             score[i], length[i] = 0.0, 0
