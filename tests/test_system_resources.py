@@ -179,6 +179,30 @@ def test_sampler_reports_gpu_memory_of_its_own_processes():
     sampler.stop()
 
 
+def test_a_run_shorter_than_one_interval_still_gets_a_sample_at_its_end():
+    """The thread's first sample comes one interval after start; stop takes the last one,
+    flushes it to the writer, and a second stop adds nothing. A sampler never started
+    (no baseline) writes nothing."""
+    written: list[tuple[str, float, int]] = []
+    flushes: list[int] = []
+    writer = SimpleNamespace(
+        add_scalar=lambda tag, v, step: written.append((tag, v, step)),
+        flush=lambda: flushes.append(len(written)),
+    )
+    status = SimpleNamespace()
+    sampler = SystemSampler(lambda: 768, lambda: writer, status, interval=60).start()
+    sampler.stop()
+    assert sorted(t for t, _, _ in written) == ["system/cpu_percent", "system/rss_mb"]
+    assert {step for _, _, step in written} == {768} and flushes == [2]
+    assert status.rss_mb > 10 and status.processes >= 1
+    sampler.stop()
+    assert len(written) == 2 and flushes == [2]
+
+    never = SystemSampler(lambda: 0, lambda: writer, SimpleNamespace(), interval=60)
+    never.stop()
+    assert len(written) == 2
+
+
 def _fake_nvml(free_by_index: dict[int, int]) -> SimpleNamespace:
     return SimpleNamespace(
         nvmlInit=lambda: None,

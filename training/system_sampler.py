@@ -1,7 +1,8 @@
 """What a run costs the machine: CPU, memory and GPU of the trainer and its env workers.
 
 A daemon thread samples every ``interval`` seconds, off the training loop's hot path: the loop
-pays nothing per step. Each sample goes to TensorBoard under ``system/`` at the current global
+pays nothing per step; ``stop`` takes one last sample, so even a run shorter than an interval
+has one. Each sample goes to TensorBoard under ``system/`` at the current global
 step (``cpu_percent``, ``rss_mb``, ``gpu_util``, ``gpu_mem_mb``) and into the in-memory
 status, which the training loop's own once-a-second status write carries to status.json. The
 thread never writes status.json itself: one writer, one thread.
@@ -176,9 +177,22 @@ class SystemSampler:
         return self
 
     def stop(self) -> None:
+        """End the thread, then record one last sample: a run shorter than one interval still
+        has its cost (from the baseline taken at start), and every run's figures reach its
+        end. The writer is flushed, as nothing after the run's end would flush it."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=self.interval + 5)
+        if self._thread.ident is not None:  # started: there is a baseline to measure from
+            try:
+                self.record(self.take())
+                writer = self.writer()
+                if writer is not None:
+                    writer.flush()
+            except Exception:  # noqa: BLE001 - monitoring must never fail a run's end
+                log.debug("last system sample failed", exc_info=True)
         self.gpu.close()
 
     def _loop(self) -> None:
