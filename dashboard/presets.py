@@ -39,7 +39,7 @@ PRESETS: dict[str, Preset] = {
         "pong_fast",
         "pong-ppo-fast.yaml",
         "PPO tuned for wall-clock time on a small machine (minibatches of 32, no sticky "
-        "actions); stops at +18. Measured on a 2-core CPU: +18 in 19-37 minutes (3 runs).",
+        "actions); stops at +18. Measured on a 2-core CPU: +18 in 19-38 minutes (4 runs).",
     ),
     "Pong PPO (zoo)": Preset(
         "pong",

@@ -145,3 +145,48 @@ def test_ppo_cnn_policy_trains_on_it_without_transposing():
         assert model.num_timesteps == 32
     finally:
         env.close()
+
+
+def test_native_and_sb3_chains_play_the_same_pong_and_see_nearly_the_same_frames():
+    """Learning parity at its root (docs/performance.md, "Learning parity"): with no random
+    no-ops and no FIRE reset, the same seed and actions give the same game on both backends
+    (the same clipped rewards, the game over at the same step), and the same frames up to the
+    few pixels where max-pooling before or after the grayscale differs. ALE's resize is
+    OpenCV's INTER_AREA pixel for pixel: the first frame after reset is identical."""
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
+
+    from training.envs import atari_env_kwargs, atari_wrapper, register_atari
+
+    register_atari()
+    settings = AtariSettings(noop_max=0, repeat_action_probability=0.0, fire_reset=False)
+    native = NativeAtariVecEnv("ALE/Pong-v5", 1, settings)
+    chain = VecFrameStack(
+        DummyVecEnv(
+            [
+                lambda: atari_wrapper(
+                    gym.make("ALE/Pong-v5", **atari_env_kwargs(settings, {})), settings
+                )
+            ]
+        ),
+        settings.frame_stack,
+    )
+    try:
+        native.seed(0)
+        chain.seed(0)
+        np.testing.assert_array_equal(native.reset(), chain.reset().transpose(0, 3, 1, 2))
+        rewards, equal = np.zeros(2), []
+        for action in np.random.default_rng(0).integers(0, 6, (2000, 1)):
+            obs, reward, done, _ = native.step(action)
+            obs_sb3, reward_sb3, done_sb3, _ = chain.step(action)
+            assert reward[0] == reward_sb3[0] and done[0] == done_sb3[0]
+            rewards += reward[0], reward_sb3[0]
+            equal.append((obs == obs_sb3.transpose(0, 3, 1, 2)).mean())
+            if done[0]:
+                break
+        assert done[0], "a random policy loses a game of Pong within 2,000 steps"
+        assert rewards[0] == rewards[1] < -15
+        assert np.mean(equal) > 0.99  # measured: 99.8% of pixels; about 18 of 7,056 a frame
+    finally:
+        native.close()
+        chain.close()

@@ -29,10 +29,13 @@ the README's performance section too):
    as EpisodicLifeEnv does. Unlike the SB3 chain, no no-op/FIRE steps follow a lost life (the
    agent presses FIRE itself, as with envpool/CleanRL), and the frame stack is not cleared at a
    lost life (VecFrameStack zeroes it on every ``done``); at a real game over it restarts.
-3. The resize is ALE's own, so pixels may differ slightly from OpenCV's INTER_AREA resize.
-4. Seeding: ``seed(s)`` seeds env ``i`` with ``s + i`` as SB3 does, but the emulator's random
-   streams differ from gymnasium's, so the same seed does not give the same games as
-   ``backend: sb3``. Parity with plain SB3 is a property of ``backend: sb3``.
+3. ALE max-pools the last two skipped frames after the grayscale, SB3's MaxAndSkipEnv before
+   it (over RGB): a few pixels around moving objects differ. The resize is OpenCV's
+   INTER_AREA pixel for pixel (tests/test_atari_vec.py compares the two chains frame by frame).
+4. Seeding: ``seed(s)`` seeds env ``i`` with ``s + i`` as SB3 does, but the random no-ops draw
+   from the emulator's streams, not gymnasium's, and the FIRE reset differs (SB3 presses FIRE,
+   then action 2), so the same seed gives other games than ``backend: sb3`` (without either,
+   the same games). Parity with plain SB3 is a property of ``backend: sb3``.
 """
 
 from __future__ import annotations
