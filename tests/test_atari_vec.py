@@ -150,30 +150,20 @@ def test_ppo_cnn_policy_trains_on_it_without_transposing():
 def test_native_and_sb3_chains_play_the_same_pong_and_see_nearly_the_same_frames():
     """Learning parity at its root (docs/performance.md, "Learning parity"): with no random
     no-ops and no FIRE reset, the same seed and actions give the same game on both backends
-    (the same clipped rewards, the game over at the same step), and the same frames up to the
-    few pixels where max-pooling before or after the grayscale differs. ALE's resize is
-    OpenCV's INTER_AREA pixel for pixel: the first frame after reset is identical."""
-    import gymnasium as gym
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
-
-    from training.envs import atari_env_kwargs, atari_wrapper, register_atari
-
-    register_atari()
-    settings = AtariSettings(noop_max=0, repeat_action_probability=0.0, fire_reset=False)
-    native = NativeAtariVecEnv("ALE/Pong-v5", 1, settings)
-    chain = VecFrameStack(
-        DummyVecEnv(
-            [
-                lambda: atari_wrapper(
-                    gym.make("ALE/Pong-v5", **atari_env_kwargs(settings, {})), settings
-                )
-            ]
-        ),
-        settings.frame_stack,
+    as ``make_train_env`` builds them (the same clipped rewards, the game over at the same
+    step), and the same frames up to the few pixels where max-pooling before or after the
+    grayscale differs. ALE's resize is OpenCV's INTER_AREA pixel for pixel: the first frame
+    after reset is identical."""
+    same = (
+        "atari:\n  noop_max: 0\n  fire_reset: false\n  repeat_action_probability: 0.0\n"
+        "hyperparams:\n  n_envs: 1\n  batch_size: 64\n"
+    )
+    native, chain = (
+        make_train_env(parse_config(_config(f"backend: {b}\n{same}", env="ALE/Pong-v5")), seed=0)
+        for b in ("native", "sb3")
     )
     try:
-        native.seed(0)
-        chain.seed(0)
+        assert isinstance(native, NativeAtariVecEnv) and not isinstance(chain, NativeAtariVecEnv)
         np.testing.assert_array_equal(native.reset(), chain.reset().transpose(0, 3, 1, 2))
         rewards, equal = np.zeros(2), []
         for action in np.random.default_rng(0).integers(0, 6, (2000, 1)):
